@@ -1,0 +1,56 @@
+"""Platform settings, read from ``ECOSHARE_*`` environment variables.
+
+Only entrypoints (CLI, services) construct :class:`Settings`; everything below them
+receives plain values, so the domain never reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform. Unset connection URLs mean "start the embedded one"."""
+
+    model_config = SettingsConfigDict(env_prefix="ECOSHARE_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str | None = Field(
+        default=None, description="Kafka bootstrap servers; unset starts the embedded broker."
+    )
+    schema_registry_url: str | None = Field(
+        default=None, description="Schema registry URL; unset starts the embedded registry."
+    )
+    broker_port: int = Field(default=0, ge=0, le=65535, description="Embedded broker port, 0 = free.")
+    registry_port: int = Field(default=0, ge=0, le=65535, description="Embedded registry port.")
+    api_port: int = Field(default=0, ge=0, le=65535, description="HTTP API port, 0 = free.")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Worker metrics port.")
+    bind_host: str = Field(default="127.0.0.1", description="Interface the HTTP services bind.")
+    state_dir: Path = Field(default=Path(".ecoshare"), description="Runtime state directory.")
+    schemas_dir: Path = Field(default=REPO_ROOT / "schemas", description="Avro event catalog.")
+    topic_prefix: str = Field(default="", description="Prefix of every platform topic name.")
+    ingress_partitions: int = Field(default=4, ge=1, description="Partitions of ingress topics.")
+    replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")
+    workers: int = Field(default=2, ge=1, description="Governance worker processes in `up`.")
+    signing_secret: str | None = Field(
+        default=None,
+        description="Master secret from which partner signing keys derive; "
+        "unset generates one in the state directory.",
+    )
+    operator_key: str | None = Field(
+        default=None, description="Operator API key; unset generates one in the state directory."
+    )
+    max_event_bytes: int = Field(default=65536, ge=64, description="Largest accepted event.")
+    dedup_window_seconds: int = Field(default=86400, ge=1, description="Duplicate-id window.")
+    dedup_capacity: int = Field(
+        default=500_000, ge=1000, description="Event ids remembered per ingress partition."
+    )
+    batch_size: int = Field(default=2000, ge=1, description="Events per governance batch.")
+    kafka_transactions: bool = Field(
+        default=False, description="Use Kafka transactions (real Kafka only)."
+    )
+    log_level: str = Field(default="INFO", description="Log level of the services.")
