@@ -1,0 +1,1 @@
+"""Avro codec: Confluent wire framing, compiled field scanners and field encoders."""

@@ -1,0 +1,419 @@
+"""Control-plane records on compacted topics: format, writer, snapshots, reference reader.
+
+Partners, data-sharing agreements and consent records each live in one compacted
+control topic (see :class:`ecoshare.topics.TopicNames`). A record is
+
+- key: the record's id (``partner_id`` / ``agreement_id`` / ``consent_id``) as UTF-8;
+- value: a JSON object as UTF-8. Deletion is the JSON value ``{"deleted": true}``,
+  not a null tombstone: the embedded broker does not reliably deliver null values,
+  and a marker value keeps every change an ordinary, ordered record.
+
+This module holds what does not depend on Faust: the record format, the single-record
+writer, the immutable :class:`ControlSnapshot` the hot path reads, and an independent
+confluent-kafka reader that reads every control partition to its true end (the fetch
+response's high watermark, which the embedded broker reports right even where its
+ListOffsets answer is short). :mod:`ecoshare.governance.control_app` holds the Faust
+worker app that keeps the state live.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+
+from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.errors import EcoshareError
+from ecoshare.topics import TopicNames
+
+JsonObject = dict[str, Any]
+
+DELETION_MARKER: Mapping[str, Any] = MappingProxyType({"deleted": True})
+
+
+class ControlPlaneError(EcoshareError):
+    """Base of the control plane's errors."""
+
+
+class ControlRecordError(ControlPlaneError):
+    """A control record could not be encoded or decoded."""
+
+
+class ControlWriteError(ControlPlaneError):
+    """A control record was not acknowledged by the cluster."""
+
+
+class ControlPlaneNotRebuiltError(ControlPlaneError):
+    """The control-plane state did not catch up with its topics in time."""
+
+
+class ControlKind(StrEnum):
+    """The three kinds of control-plane records, each with its own topic."""
+
+    PARTNER = "partner"
+    AGREEMENT = "agreement"
+    CONSENT = "consent"
+
+    def topic(self, names: TopicNames) -> str:
+        return {
+            ControlKind.PARTNER: names.partners,
+            ControlKind.AGREEMENT: names.agreements,
+            ControlKind.CONSENT: names.consents,
+        }[self]
+
+
+def control_topic_kinds(names: TopicNames) -> dict[str, ControlKind]:
+    """Map each control topic name to its kind."""
+    return {kind.topic(names): kind for kind in ControlKind}
+
+
+def ensure_control_topics(
+    bootstrap_servers: str,
+    names: TopicNames,
+    *,
+    partitions: int = 1,
+    replication_factor: int = 1,
+) -> list[str]:
+    """Create the compacted control topics that do not exist yet; return those created."""
+    return ensure_topics(
+        bootstrap_servers,
+        [TopicSpec.compacted(kind.topic(names), partitions) for kind in ControlKind],
+        replication_factor=replication_factor,
+    )
+
+
+# -- record format -----------------------------------------------------------------------
+
+
+def encode_key(key: str) -> bytes:
+    if not key:
+        raise ControlRecordError("a control record needs a non-empty id as its key")
+    return key.encode("utf-8")
+
+
+def decode_key(raw: str | bytes | None) -> str:
+    if not raw:
+        raise ControlRecordError("control record without a key")
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ControlRecordError(f"control record key is not UTF-8: {raw!r}") from exc
+
+
+def encode_value(value: Mapping[str, Any]) -> bytes:
+    try:
+        return json.dumps(dict(value), separators=(",", ":"), sort_keys=True).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ControlRecordError(f"control record value is not JSON-serialisable: {exc}") from exc
+
+
+def is_deletion(value: Mapping[str, Any]) -> bool:
+    return value.get("deleted") is True
+
+
+def decode_value(raw: str | bytes | None) -> JsonObject | None:
+    """The record's JSON object, or None when the record deletes its key.
+
+    A null value (a Kafka tombstone written by some other tool) also counts as a deletion.
+    """
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ControlRecordError(f"control record value is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ControlRecordError(
+            f"control record value must be a JSON object, got {type(value).__name__}"
+        )
+    return None if is_deletion(value) else value
+
+
+# -- writer ------------------------------------------------------------------------------
+
+
+class ControlPlaneWriter:
+    """Writes control records one at a time, each acknowledged before the call returns.
+
+    Every call produces one record and flushes, so each produce request carries a
+    single record (the embedded broker reports watermarks right for those). The
+    producer is idempotent with ``acks=all``. The murmur2 partitioner places a key on
+    the same partition as Java clients and Faust would.
+
+    Not thread-safe: give each thread its own writer, or serialise calls.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        names: TopicNames,
+        *,
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        self._names = names
+        self._timeout_seconds = timeout_seconds
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 0,
+                "partitioner": "murmur2_random",
+                "log_level": 3,
+            }
+        )
+
+    def put(self, kind: ControlKind, key: str, value: Mapping[str, Any]) -> int:
+        """Write ``value`` for ``key``; return the record's offset in its partition."""
+        if is_deletion(value):
+            raise ControlRecordError(
+                f'a value with "deleted": true would delete {kind} {key!r}; use delete()'
+            )
+        return self._produce(ControlKind(kind), key, encode_value(value))
+
+    def delete(self, kind: ControlKind, key: str) -> int:
+        """Write the deletion marker for ``key``; return the record's offset."""
+        return self._produce(ControlKind(kind), key, encode_value(DELETION_MARKER))
+
+    def close(self) -> None:
+        self._producer.flush(self._timeout_seconds)
+
+    def __enter__(self) -> ControlPlaneWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _produce(self, kind: ControlKind, key: str, value: bytes) -> int:
+        topic = kind.topic(self._names)
+        outcome: list[tuple[KafkaError | None, int]] = []
+
+        def on_delivery(error: KafkaError | None, message: Any) -> None:
+            outcome.append((error, -1 if error else int(message.offset())))
+
+        try:
+            self._producer.produce(topic, key=encode_key(key), value=value, on_delivery=on_delivery)
+        except (KafkaException, BufferError) as exc:
+            raise ControlWriteError(f"could not write {kind} {key!r} to {topic}: {exc}") from exc
+        remaining = self._producer.flush(self._timeout_seconds)
+        if remaining or not outcome:
+            raise ControlWriteError(
+                f"{kind} {key!r} was not acknowledged by {topic} within "
+                f"{self._timeout_seconds:.0f}s"
+            )
+        error, offset = outcome[0]
+        if error is not None:
+            raise ControlWriteError(f"could not write {kind} {key!r} to {topic}: {error}")
+        return offset
+
+
+# -- snapshots ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeStamp:
+    """Where a key's last change came from, and when this process applied it.
+
+    ``applied_monotonic`` is ``time.monotonic()`` and ``applied_wall`` is ``time.time()``
+    (seconds), both taken in this process when the change entered the state; subtract
+    the writer's clock reading to measure change-to-enforcement delay.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    deleted: bool
+    applied_monotonic: float
+    applied_wall: float
+
+
+@dataclass(frozen=True, slots=True)
+class ControlChange:
+    """One applied change, as passed to subscribers."""
+
+    kind: ControlKind
+    key: str
+    value: JsonObject | None
+    stamp: ChangeStamp
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSnapshot:
+    """An immutable view of the whole control plane at one point.
+
+    Replaced as a whole on every applied change, so a reader holding one sees a
+    consistent state however long it keeps it. ``version`` counts the changes applied
+    since this process started (a snapshot covering several changes applied together
+    advances it by their number), so a higher version is always a later state.
+    Deleted keys are absent from the record mappings but keep a stamp in
+    ``applied_at``. Values are shared with the next snapshots: treat them as read-only.
+    """
+
+    version: int = 0
+    partners: Mapping[str, JsonObject] = field(default_factory=lambda: _EMPTY)
+    agreements: Mapping[str, JsonObject] = field(default_factory=lambda: _EMPTY)
+    consents: Mapping[str, JsonObject] = field(default_factory=lambda: _EMPTY)
+    applied_at: Mapping[ControlKind, Mapping[str, ChangeStamp]] = field(
+        default_factory=lambda: MappingProxyType(dict.fromkeys(ControlKind, _EMPTY))
+    )
+    positions: Mapping[tuple[str, int], int] = field(default_factory=lambda: MappingProxyType({}))
+    """Next offset to apply, per (topic, partition): everything before it is reflected."""
+
+    def records(self, kind: ControlKind) -> Mapping[str, JsonObject]:
+        return {
+            ControlKind.PARTNER: self.partners,
+            ControlKind.AGREEMENT: self.agreements,
+            ControlKind.CONSENT: self.consents,
+        }[ControlKind(kind)]
+
+    def stamp(self, kind: ControlKind, key: str) -> ChangeStamp | None:
+        return self.applied_at[ControlKind(kind)].get(key)
+
+
+# -- independent reader ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceRecord:
+    """The last record of a key as found by reading its partition from the start."""
+
+    kind: ControlKind
+    key: str
+    topic: str
+    partition: int
+    offset: int
+    value: JsonObject | None
+
+    def newer_than(self, stamp: ChangeStamp | None) -> bool:
+        """Whether a state whose last change of this key is ``stamp`` lacks this record.
+
+        Offsets order records within one partition only; a key found on two partitions
+        (written with different partitioners) is not compared across them.
+        """
+        if stamp is None:
+            return self.value is not None
+        if (stamp.topic, stamp.partition) != (self.topic, self.partition):
+            return False
+        return stamp.offset < self.offset
+
+
+@dataclass(frozen=True, slots=True)
+class ControlTopicsContents:
+    """Everything the control topics held when each partition was read to its end."""
+
+    last_offsets: Mapping[tuple[str, int], int]
+    """Offset of the last record per (topic, partition); absent for an empty partition."""
+    ends: Mapping[tuple[str, int], int]
+    """High watermark per (topic, partition) at the moment its end was reached."""
+    latest: Mapping[ControlKind, Mapping[str, ReferenceRecord]]
+    undecodable: int = 0
+
+
+def read_control_topics(
+    bootstrap_servers: str,
+    names: TopicNames,
+    *,
+    timeout_seconds: float = 30.0,
+) -> ControlTopicsContents:
+    """Read every control-topic partition from its start to its end, with confluent-kafka.
+
+    The end of a partition is where the fetch response says it is (partition EOF), not
+    what ListOffsets says, so the result is complete on brokers whose ListOffsets
+    under-reports. Uses ``assign()``, so it neither joins nor disturbs any group, and
+    commits nothing. Raises :class:`ControlPlaneNotRebuiltError` on timeout.
+    """
+    kinds = control_topic_kinds(names)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"ecoshare-control-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 100,
+            "log_level": 3,
+        }
+    )
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        partitions = _control_partitions(consumer, list(kinds), timeout_seconds)
+        consumer.assign(
+            [TopicPartition(topic, partition, OFFSET_BEGINNING) for topic, partition in partitions]
+        )
+        pending = set(partitions)
+        ends: dict[tuple[str, int], int] = {}
+        last_offsets: dict[tuple[str, int], int] = {}
+        latest: dict[ControlKind, dict[str, ReferenceRecord]] = {kind: {} for kind in ControlKind}
+        undecodable = 0
+        while pending:
+            if time.monotonic() > deadline:
+                raise ControlPlaneNotRebuiltError(
+                    f"control topics were not read to their end within {timeout_seconds:.0f}s;"
+                    f" still reading {sorted(pending)}"
+                )
+            for message in consumer.consume(num_messages=1000, timeout=0.2):
+                tp = (str(message.topic()), _number(message.partition()))
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        if tp in pending:
+                            ends[tp] = _number(message.offset())
+                            pending.discard(tp)
+                        continue
+                    raise ControlPlaneNotRebuiltError(f"reading {tp}: {error}")
+                if tp not in pending:
+                    continue  # written after this partition's end was reached
+                offset = _number(message.offset())
+                last_offsets[tp] = offset
+                kind = kinds[tp[0]]
+                try:
+                    key = decode_key(message.key())
+                    value = decode_value(message.value())
+                except ControlRecordError:
+                    undecodable += 1
+                    continue
+                latest[kind][key] = ReferenceRecord(kind, key, tp[0], tp[1], offset, value)
+        return ControlTopicsContents(last_offsets, ends, latest, undecodable)
+    except KafkaException as exc:
+        raise ControlPlaneNotRebuiltError(f"could not read the control topics: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def _number(value: int | None) -> int:
+    if value is None:
+        raise ControlPlaneNotRebuiltError("the consumer returned a record without a position")
+    return value
+
+
+def _control_partitions(
+    consumer: Consumer, topics: list[str], timeout_seconds: float
+) -> list[tuple[str, int]]:
+    found: list[tuple[str, int]] = []
+    for topic in topics:
+        metadata = consumer.list_topics(topic, timeout=timeout_seconds).topics.get(topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            raise ControlPlaneNotRebuiltError(
+                f"control topic {topic!r} does not exist; create it with ensure_control_topics"
+            )
+        found.extend((topic, partition) for partition in sorted(metadata.partitions))
+    return found

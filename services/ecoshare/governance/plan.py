@@ -1,0 +1,270 @@
+"""Delivery plans: an agreement compiled against a writer schema, once per version.
+
+A plan turns a scanned event body (see :mod:`ecoshare.codec.layout`) into the bytes of
+the subscriber's projected record without decoding it: runs of fields that pass
+unchanged are copied as one slice, personal fields are copied or nulled depending on
+consent, and only transformed fields (mask, hash, generalise) are decoded, changed and
+re-encoded. ``tests/unit/test_plan_equivalence.py`` proves a plan's output decodes to
+exactly what the reference projection (:func:`ecoshare.domain.projection.project_record`)
+computes, for generated events, agreements and consents.
+"""
+
+from __future__ import annotations
+
+import copy
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ecoshare.codec.layout import RecordLayout, encode_long, encode_string
+from ecoshare.domain import projection
+from ecoshare.domain.agreements import Agreement, FieldAction, FieldRule
+from ecoshare.domain.classification import Classification
+
+Render = Callable[[bytes, Sequence[int], frozenset[str]], bytes]
+RowPredicate = Callable[[bytes, Sequence[int]], bool]
+_DOUBLE = struct.Struct("<d")
+_FLOAT = struct.Struct("<f")
+_NULL = b"\x00"
+_SECOND_BRANCH = b"\x02"
+
+
+def _is_nullable(avro_type: Any) -> bool:
+    return isinstance(avro_type, list) and len(avro_type) == 2 and avro_type[0] == "null"
+
+
+def _non_null(avro_type: Any) -> Any:
+    return avro_type[1] if _is_nullable(avro_type) else avro_type
+
+
+def _base_name(avro_type: Any) -> str:
+    if isinstance(avro_type, dict):
+        return str(avro_type.get("type"))
+    return str(avro_type)
+
+
+def _default_of(avro_type: Any) -> Any:
+    """A default that lets a field be added or removed compatibly in either direction."""
+    if _is_nullable(avro_type):
+        return None
+    base = _base_name(avro_type)
+    if base in ("int", "long"):
+        return 0
+    if base in ("float", "double"):
+        return 0.0
+    if base == "boolean":
+        return False
+    if base == "enum":
+        return avro_type["symbols"][0]
+    return ""
+
+
+def delivery_field_type(writer_type: Any, rule: FieldRule, personal: bool) -> Any:
+    """The Avro type of a granted field in the subscriber's schema.
+
+    Fields keep their published type, except: mask and hash make text; a personal
+    field (and anything derived from one) is nullable, because it is null whenever
+    consent is missing.
+    """
+    nullable = _is_nullable(writer_type) or personal
+    inner = _non_null(writer_type)
+    if rule.action in (FieldAction.MASK, FieldAction.HASH):
+        inner = "string"
+    return ["null", inner] if nullable else inner
+
+
+def delivery_schema(
+    event_schema: Mapping[str, Any],
+    agreement: Agreement,
+    classification: Mapping[str, Classification],
+) -> dict[str, Any]:
+    """The Avro schema of what the agreement's subscriber receives.
+
+    Granted fields in catalog order, with their doc and classification, each with a
+    default, so adding or removing a granted field is a FULL-compatible change; a
+    changed field type (e.g. deliver → hash of a number) is not, and the registry
+    refuses it.
+    """
+    fields: list[dict[str, Any]] = []
+    for field in event_schema["fields"]:
+        name = field["name"]
+        rule = agreement.fields.get(name)
+        if rule is None or not rule.grants:
+            continue
+        personal = classification.get(name) is Classification.PERSONAL
+        avro_type = delivery_field_type(copy.deepcopy(field["type"]), rule, personal)
+        projected: dict[str, Any] = {"name": name, "type": avro_type}
+        projected["default"] = _default_of(avro_type)
+        for attribute in ("doc", "classification"):
+            if attribute in field:
+                projected[attribute] = field[attribute]
+        if rule.action is not FieldAction.DELIVER:
+            projected["ecoshare.action"] = rule.action.value
+        fields.append(projected)
+    namespace = f"nl.ecoshare.deliver.{agreement.subscriber.replace('-', '_')}"
+    return {
+        "type": "record",
+        "name": str(event_schema["name"]).rsplit(".", 1)[-1],
+        "namespace": namespace,
+        "doc": f"{event_schema['name']} as delivered under agreement "
+        f"{agreement.agreement_id} v{agreement.version}",
+        "ecoshare.agreement": f"{agreement.agreement_id}:{agreement.version}",
+        "fields": fields,
+    }
+
+
+def _encoder_for(avro_type: Any) -> Callable[[Any], bytes]:
+    nullable = _is_nullable(avro_type)
+    base = _base_name(_non_null(avro_type))
+    encode: Callable[[Any], bytes]
+    if base == "string":
+        encode = encode_string
+    elif base in ("int", "long"):
+        encode = encode_long
+    elif base == "double":
+        encode = _DOUBLE.pack
+    elif base == "float":
+        encode = _FLOAT.pack
+    elif base == "boolean":
+        encode = lambda value: b"\x01" if value else b"\x00"  # noqa: E731
+    elif base == "enum":
+        symbols = list(_non_null(avro_type)["symbols"])
+        encode = lambda value: encode_long(symbols.index(value))  # noqa: E731
+    else:
+        raise ValueError(f"cannot transform a field of type {base}")
+    if not nullable:
+        return encode
+    return lambda value: _NULL if value is None else _SECOND_BRANCH + encode(value)
+
+
+def _transform_for(rule: FieldRule, hash_key: bytes) -> Callable[[Any], Any]:
+    if rule.action is FieldAction.MASK:
+        keep = rule.keep_last
+        return lambda value: None if value is None else projection.mask_value(value, keep)
+    if rule.action is FieldAction.HASH:
+        return lambda value: None if value is None else projection.hash_value(value, hash_key)
+    if rule.truncate_to is not None:
+        unit = rule.truncate_to
+        return lambda value: (
+            None if value is None else projection.generalise_timestamp(value, unit)
+        )
+    decimals = rule.decimals if rule.decimals is not None else 0
+    return lambda value: None if value is None else projection.generalise_number(value, decimals)
+
+
+@dataclass(frozen=True)
+class DeliveryPlan:
+    """One agreement version compiled for one writer schema."""
+
+    agreement: Agreement
+    schema: dict[str, Any]
+    personal_fields: tuple[str, ...]
+    fields_delivered: tuple[str, ...]
+    fields_dropped: tuple[str, ...]
+    fields_transformed: tuple[tuple[str, str], ...]
+    render: Render
+    row_filter: RowPredicate | None
+    filter_fields: tuple[str, ...]
+
+
+def compile_plan(
+    layout: RecordLayout,
+    event_schema: Mapping[str, Any],
+    agreement: Agreement,
+    classification: Mapping[str, Classification],
+    hash_key: bytes,
+) -> DeliveryPlan:
+    """Compile ``agreement`` against the writer schema ``layout`` was compiled from."""
+    schema = delivery_schema(event_schema, agreement, classification)
+    index = layout.field_index
+    writer_types = layout.field_types
+    parts: list[str] = []
+    scope: dict[str, Any] = {}
+    run_start: int | None = None
+    run_end = -1
+
+    def close_run() -> None:
+        nonlocal run_start
+        if run_start is not None:
+            parts.append(f"body[o[{run_start}]:o[{run_end + 1}]]")
+            run_start = None
+
+    personal: list[str] = []
+    transformed: list[tuple[str, str]] = []
+    for field in schema["fields"]:
+        name = field["name"]
+        rule = agreement.fields[name]
+        is_personal = classification.get(name) is Classification.PERSONAL
+        if is_personal:
+            personal.append(name)
+        position = index.get(name)
+        if position is None:  # granted, but this writer version lacks the field
+            close_run()
+            parts.append(repr(_NULL))
+            continue
+        writer_type = writer_types[name]
+        plain = rule.action is FieldAction.DELIVER
+        same_shape = writer_type == field["type"]
+        if plain and not is_personal and same_shape:
+            if run_start is not None and position == run_end + 1:
+                run_end = position
+            else:
+                close_run()
+                run_start = run_end = position
+            continue
+        close_run()
+        span = f"o[{position}], o[{position + 1}]"
+        if plain:
+            expression = (
+                f"body[o[{position}]:o[{position + 1}]]"
+                if same_shape
+                else f"b'\\x02' + body[o[{position}]:o[{position + 1}]]"
+            )
+        else:
+            transformed.append((name, rule.action.value))
+            reader = layout.readers[name]
+            transform = _transform_for(rule, hash_key)
+            encode = _encoder_for(field["type"])
+            scope[f"_r{position}"] = reader
+            scope[f"_t{position}"] = transform
+            scope[f"_e{position}"] = encode
+            expression = f"_e{position}(_t{position}(_r{position}(body, {span})))"
+        if is_personal:
+            expression = f"({expression} if {name!r} in allowed else {_NULL!r})"
+        parts.append(expression)
+    close_run()
+    source = "def render(body, o, allowed):\n    return b''.join((" + ", ".join(parts) + ",))\n"
+    exec(compile(source, f"<plan {agreement.agreement_id}:{agreement.version}>", "exec"), scope)  # noqa: S102 - source built above from validated field names
+    delivered = tuple(field["name"] for field in schema["fields"])
+    return DeliveryPlan(
+        agreement=agreement,
+        schema=schema,
+        personal_fields=tuple(personal),
+        fields_delivered=delivered,
+        fields_dropped=tuple(name for name in layout.field_names if name not in delivered),
+        fields_transformed=tuple(transformed),
+        render=scope["render"],
+        row_filter=_compile_row_filter(layout, agreement),
+        filter_fields=tuple(sorted({item.field for item in agreement.row_filters})),
+    )
+
+
+def _compile_row_filter(layout: RecordLayout, agreement: Agreement) -> RowPredicate | None:
+    if not agreement.row_filters:
+        return None
+    readable = [
+        (name, layout.field_index[name], layout.readers[name])
+        for name in sorted({item.field for item in agreement.row_filters})
+        if name in layout.readers
+    ]
+    filters = agreement.row_filters
+
+    def passes(body: bytes, offsets: Sequence[int]) -> bool:
+        record = {
+            name: reader(body, offsets[position], offsets[position + 1])
+            for name, position, reader in readable
+        }
+        return all(item.matches(record) for item in filters)
+
+    return passes

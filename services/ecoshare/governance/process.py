@@ -1,0 +1,141 @@
+"""Entry of a governance worker process: ``ecoshare worker`` and ``ecoshare up`` run this."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from prometheus_client import CollectorRegistry
+
+from ecoshare import __version__
+from ecoshare.adapters.kafka_admin import ensure_topics
+from ecoshare.adapters.metrics import GovernanceMetrics, register_build_info, start_metrics_server
+from ecoshare.catalog import load_catalog
+from ecoshare.domain.state import GovernanceState
+from ecoshare.governance.control_app import create_control_app
+from ecoshare.governance.live_state import LiveGovernanceState
+from ecoshare.governance.worker import GovernanceWorker, WorkerConfig, governed_topics
+from ecoshare.topics import EVENT_TYPES, TopicNames
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerProcessOptions:
+    bootstrap_servers: str
+    schema_registry_url: str
+    topic_prefix: str
+    master_secret: bytes
+    schemas_dir: Path
+    data_dir: Path
+    ingress_partitions: int = 4
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    batch_size: int = 2000
+    max_event_bytes: int = 65536
+    dedup_window_seconds: int = 86400
+    dedup_capacity: int = 500_000
+    group_id: str | None = None
+    metrics_port_file: Path | None = None
+
+
+class ConsentEnforcementClock:
+    """Observes withdrawal → enforcement delay: the first batch run under a withdrawal."""
+
+    def __init__(self, metrics: GovernanceMetrics | None) -> None:
+        self._metrics = metrics
+        self._withdrawn: set[str] = set()
+        self.delays_seconds: list[float] = []
+
+    def prime(self, state: GovernanceState) -> None:
+        self._withdrawn = {c.consent_id for c in state.consents if c.withdrawn_at is not None}
+
+    def __call__(self, state: GovernanceState) -> None:
+        now = datetime.now(UTC)
+        for consent in state.consents:
+            if consent.withdrawn_at is None or consent.consent_id in self._withdrawn:
+                continue
+            self._withdrawn.add(consent.consent_id)
+            delay = max(0.0, (now - consent.withdrawn_at).total_seconds())
+            self.delays_seconds.append(delay)
+            if self._metrics is not None:
+                self._metrics.consent_enforcement_delay_seconds.observe(delay)
+
+
+def run_worker_process(options: WorkerProcessOptions) -> None:
+    """Run one governance worker until SIGTERM or SIGINT."""
+    names = TopicNames(options.topic_prefix)
+    catalog = load_catalog(options.schemas_dir)
+    event_types = tuple(t for t in EVENT_TYPES if t in catalog.event_types)
+    ensure_topics(
+        options.bootstrap_servers, governed_topics(names, event_types, options.ingress_partitions)
+    )
+    registry = CollectorRegistry()
+    metrics = GovernanceMetrics(registry)
+    register_build_info(registry, "worker", __version__)
+    _, port = start_metrics_server(registry, options.metrics_host, options.metrics_port)
+    if options.metrics_port_file is not None:
+        options.metrics_port_file.write_text(str(port))
+    log.info("worker metrics on http://%s:%d/metrics", options.metrics_host, port)
+
+    (options.data_dir / "control").mkdir(parents=True, exist_ok=True)
+    group = options.group_id or f"{options.topic_prefix}ecoshare-governance"
+    control = create_control_app(
+        f"{group}-control-{uuid.uuid4().hex[:8]}",
+        options.bootstrap_servers,
+        names,
+        data_dir=options.data_dir / "control",
+    )
+    control.start_in_thread()
+    snapshot = control.wait_until_rebuilt(60.0)
+    live = LiveGovernanceState()
+    live.follow(snapshot)
+
+    def current_state() -> GovernanceState:
+        state = live.follow(control.snapshot())
+        metrics.governance_state_version.set(live.snapshot_version)
+        return state
+
+    clock = ConsentEnforcementClock(metrics)
+    clock.prime(live.state)
+    worker = GovernanceWorker(
+        WorkerConfig(
+            bootstrap_servers=options.bootstrap_servers,
+            schema_registry_url=options.schema_registry_url,
+            names=names,
+            event_types=event_types,
+            master_secret=options.master_secret,
+            ingress_partitions=options.ingress_partitions,
+            group_id=group,
+            batch_size=options.batch_size,
+            max_event_bytes=options.max_event_bytes,
+            dedup_window_ms=options.dedup_window_seconds * 1000,
+            dedup_capacity=options.dedup_capacity,
+            data_dir=options.data_dir,
+        ),
+        catalog,
+        current_state,
+        metrics,
+        on_consent_enforced=clock,
+    )
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    started = time.monotonic()
+    try:
+        worker.run()
+    finally:
+        log.info(
+            "worker stopping after %.1fs: %d events in %d batches",
+            time.monotonic() - started, worker.events, worker.batches,
+        )
+        control.stop_thread()

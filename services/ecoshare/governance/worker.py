@@ -1,0 +1,416 @@
+"""A governance worker process: Faust keeps the control plane, confluent-kafka the hot path.
+
+The Faust app (in its own thread) holds partners, agreements and consents as tables
+fed by the compacted control topics. The hot path runs in the main thread on a plain
+confluent-kafka consumer in the ``ecoshare-governance`` group (so Kafka spreads the
+ingress partitions over the workers), governs batches with the engine, produces the
+outputs, waits for their acknowledgement, appends a checkpoint per partition and only
+then commits offsets. See :mod:`ecoshare.governance.progress` for why a killed worker
+neither loses nor repeats a delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.adapters.metrics import GovernanceMetrics
+from ecoshare.catalog import Catalog
+from ecoshare.domain.classification import Classification
+from ecoshare.domain.state import GovernanceState
+from ecoshare.governance.dedup import DedupWindow
+from ecoshare.governance.engine import BatchResult, GovernanceEngine, Produce
+from ecoshare.governance.live_state import LiveGovernanceState
+from ecoshare.governance.progress import (
+    SOURCE_HEADER,
+    Checkpoint,
+    PartitionHistory,
+    load_partition_histories,
+    progress_key,
+)
+from ecoshare.governance.schemas import RegistrySchemaLookup, register_schema
+from ecoshare.topics import TopicNames, value_subject
+
+log = logging.getLogger(__name__)
+MARKER_HEADER = "ecoshare-marker"
+
+
+class WorkerCrashed(RuntimeError):
+    """Outputs were not acknowledged; the worker stops without committing."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    bootstrap_servers: str
+    schema_registry_url: str
+    names: TopicNames
+    event_types: tuple[str, ...]
+    master_secret: bytes
+    ingress_partitions: int
+    group_id: str = "ecoshare-governance"
+    batch_size: int = 2000
+    batch_timeout_seconds: float = 0.005
+    max_event_bytes: int = 65536
+    dedup_window_ms: int = 86_400_000
+    dedup_capacity: int = 500_000
+    session_timeout_ms: int = 6000
+    data_dir: Path = Path(".ecoshare/worker")
+
+
+def governed_topics(names: TopicNames, event_types: Iterable[str], partitions: int) -> list[TopicSpec]:
+    """Topics the governance data plane needs (delivery topics are created on demand)."""
+    specs = [TopicSpec(names.ingress(event_type), partitions) for event_type in event_types]
+    specs += [
+        TopicSpec(names.audit, partitions),
+        TopicSpec(names.quarantine, partitions),
+        TopicSpec(names.progress, partitions),
+    ]
+    specs += [TopicSpec.compacted(topic) for topic in names.control_topics()]
+    return specs
+
+
+class GovernanceWorker:
+    """One worker's hot loop. ``state_source`` returns the current GovernanceState."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        catalog: Catalog,
+        state_source: Callable[[], GovernanceState],
+        metrics: GovernanceMetrics | None = None,
+        on_consent_enforced: Callable[[GovernanceState], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._state_source = state_source
+        self._metrics = metrics
+        self._stop = threading.Event()
+        self._registry = SchemaRegistryClient({"url": config.schema_registry_url})
+        names = config.names
+        self._ingress = {names.ingress(event_type): event_type for event_type in config.event_types}
+        self._created_topics: set[str] = set()
+        classification = {
+            event_type: catalog.classification(event_type) for event_type in config.event_types
+        }
+        self.engine = GovernanceEngine(
+            schemas=RegistrySchemaLookup(self._registry, self._ingress),
+            classification=classification,
+            master_secret=config.master_secret,
+            delivery_topic=names.delivery,
+            audit_topic=names.audit,
+            quarantine_topic=names.quarantine,
+            register_delivery_schema=self._prepare_delivery_topic,
+            max_event_bytes=config.max_event_bytes,
+            dedup_window_ms=config.dedup_window_ms,
+            dedup_capacity=config.dedup_capacity,
+        )
+        self._producer = Producer(
+            {
+                "bootstrap.servers": config.bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 1,
+                "batch.num.messages": 10000,
+                "queue.buffering.max.messages": 2_000_000,
+                "queue.buffering.max.kbytes": 1_048_576,
+                "log_level": 3,
+            }
+        )
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": config.bootstrap_servers,
+                "group.id": config.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": config.session_timeout_ms,
+                "heartbeat.interval.ms": max(500, config.session_timeout_ms // 6),
+                "max.poll.interval.ms": 300_000,
+                "fetch.min.bytes": 1,
+                "fetch.wait.max.ms": 5,
+                "queued.max.messages.kbytes": 262_144,
+                "partition.assignment.strategy": "range",
+                "log_level": 3,
+            }
+        )
+        self._output_ends: dict[tuple[str, int], dict[str, int]] = {}
+        self._delivery_errors: list[str] = []
+        self._assigned: set[tuple[str, int]] = set()
+        self._on_consent_enforced = on_consent_enforced
+        self.batches = 0
+        self.events = 0
+
+    # -- topics and schemas --------------------------------------------------------
+
+    def _prepare_delivery_topic(self, topic: str, schema: dict[str, Any]) -> int:
+        if topic not in self._created_topics:
+            ensure_topics(
+                self.config.bootstrap_servers,
+                [TopicSpec(topic, self.config.ingress_partitions)],
+            )
+            self._created_topics.add(topic)
+        return register_schema(self._registry, value_subject(topic), schema)
+
+    # -- partition life cycle --------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        state = self._state_source()
+        now_ms = int(time.time() * 1000)
+        names = self.config.names
+        histories = load_partition_histories(
+            self.config.bootstrap_servers,
+            names.progress,
+            [
+                (
+                    tp.topic,
+                    tp.partition,
+                    [
+                        *(
+                            names.delivery(sub, self._ingress[tp.topic])
+                            for sub in state.candidate_subscribers(self._ingress[tp.topic])
+                        ),
+                        names.audit,
+                        names.quarantine,
+                    ],
+                )
+                for tp in partitions
+            ],
+        )
+        for tp in partitions:
+            self._recover(tp, histories[(tp.topic, tp.partition)], now_ms)
+            self._assigned.add((tp.topic, tp.partition))
+        consumer.assign(partitions)
+        log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.engine.release_partition(tp.topic, tp.partition)
+            self._output_ends.pop((tp.topic, tp.partition), None)
+            self._assigned.discard((tp.topic, tp.partition))
+            if self._metrics is not None:
+                self._metrics.forget_partition(tp.topic, tp.partition)
+        consumer.unassign()
+
+    def _recover(self, tp: TopicPartition, history: PartitionHistory, now_ms: int) -> None:
+        window = DedupWindow(self.config.dedup_window_ms, self.config.dedup_capacity)
+        for checkpoint in history.checkpoints:
+            window.add_all(checkpoint.event_ids, checkpoint.at_ms)
+        window.expire(now_ms)
+        self.engine.adopt_partition(
+            tp.topic, tp.partition, window, history.written_after_checkpoint
+        )
+        last = history.last
+        if last is None:
+            ends = self._mark_shared_outputs(tp.topic, tp.partition)
+            committed = self._consumer.committed([TopicPartition(tp.topic, tp.partition)], 10)[0]
+            start = committed.offset if committed.offset >= 0 else 0
+            self._write_checkpoints({(tp.topic, tp.partition): Checkpoint(start, ends, (), now_ms)})
+            tp.offset = start
+        else:
+            self._output_ends[(tp.topic, tp.partition)] = dict(last.outputs)
+            tp.offset = last.next_offset
+        log.info(
+            "recovered %s[%d]: resume at %d, %d ids in the duplicate window, outputs already "
+            "written after the last checkpoint: %s",
+            tp.topic, tp.partition, tp.offset, len(window),
+            {topic: len(ids) for topic, ids in history.written_after_checkpoint.items()},
+        )
+
+    def _mark_shared_outputs(self, topic: str, partition: int) -> dict[str, int]:
+        """Write a marker to the shared outputs so the first checkpoint knows their ends."""
+        names = self.config.names
+        ends: dict[str, int] = {}
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is None:
+                ends[message.topic()] = message.offset() + 1
+
+        for shared in (names.audit, names.quarantine):
+            self._producer.produce(
+                shared,
+                value=b"",
+                partition=partition,
+                headers=[(MARKER_HEADER, b"1"), (SOURCE_HEADER, f"{topic}:{partition}".encode())],
+                on_delivery=on_delivery,
+            )
+        self._flush()
+        self._output_ends[(topic, partition)] = dict(ends)
+        return ends
+
+    # -- the loop ------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Consume, govern, produce, checkpoint, commit, until :meth:`stop`."""
+        self._consumer.subscribe(
+            list(self._ingress), on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        last_state: GovernanceState | None = None
+        try:
+            while not self._stop.is_set():
+                messages = self._consumer.consume(
+                    self.config.batch_size, self.config.batch_timeout_seconds
+                )
+                batch = [m for m in messages if m.error() is None]
+                for message in messages:
+                    error = message.error()
+                    if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("consumer error: %s", error)
+                if not batch:
+                    continue
+                started = time.perf_counter()
+                state = self._state_source()
+                if state is not last_state:
+                    if last_state is not None and self._on_consent_enforced is not None:
+                        self._on_consent_enforced(state)
+                    last_state = state
+                now = datetime.now(UTC)
+                now_ms = int(now.timestamp() * 1000)
+                result = self.engine.govern(batch, state, now, now_ms)
+                self._emit(result)
+                self._checkpoint_and_commit(result, now_ms)
+                self.batches += 1
+                self.events += len(batch)
+                if self._metrics is not None:
+                    self._observe(result, len(batch), time.perf_counter() - started)
+        finally:
+            self._close()
+
+    def _emit(self, result: BatchResult) -> None:
+        outputs = result.outputs
+        last_index: dict[tuple[str, int], int] = {}
+        for index, output in enumerate(outputs):
+            last_index[(output.topic, output.partition)] = index
+        final = set(last_index.values())
+        produce = self._producer.produce
+        on_error = self._on_error
+        for index, output in enumerate(outputs):
+            callback = self._tracker(output) if index in final else on_error
+            while True:
+                try:
+                    produce(
+                        output.topic,
+                        value=output.value,
+                        key=output.key,
+                        partition=output.partition,
+                        headers=output.headers,
+                        on_delivery=callback,
+                    )
+                    break
+                except BufferError:
+                    self._producer.poll(0.01)
+        self._flush()
+
+    def _on_error(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._delivery_errors.append(f"{message.topic()}[{message.partition()}]: {error}")
+
+    def _tracker(self, output: Produce) -> Callable[[KafkaError | None, Message], None]:
+        source = next(
+            (value.decode() for name, value in output.headers if name == SOURCE_HEADER), None
+        )
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is not None:
+                self._on_error(error, message)
+            elif source is not None:
+                topic, _, partition = source.rpartition(":")
+                ends = self._output_ends.setdefault((topic, int(partition)), {})
+                ends[message.topic()] = message.offset() + 1
+
+        return on_delivery
+
+    def _flush(self) -> None:
+        while self._producer.flush(30.0):
+            log.warning("outputs still unacknowledged after 30 s; waiting")
+        if self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors, []
+            raise WorkerCrashed(f"{len(errors)} outputs failed, first: {errors[0]}")
+
+    def _checkpoint_and_commit(self, result: BatchResult, now_ms: int) -> None:
+        checkpoints = {
+            source: Checkpoint(
+                batch.next_offset,
+                dict(self._output_ends.get(source, {})),
+                tuple(batch.new_event_ids),
+                now_ms,
+            )
+            for source, batch in result.partitions.items()
+        }
+        self._write_checkpoints(checkpoints)
+        offsets = [
+            TopicPartition(topic, partition, checkpoint.next_offset)
+            for (topic, partition), checkpoint in checkpoints.items()
+        ]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:  # the checkpoint is the truth; a lost commit is harmless
+            log.warning("offset commit failed: %s", exc)
+
+    def _write_checkpoints(self, checkpoints: dict[tuple[str, int], Checkpoint]) -> None:
+        progress = self.config.names.progress
+        for (topic, partition), checkpoint in checkpoints.items():
+            self._producer.produce(
+                progress,
+                key=progress_key(topic, partition),
+                value=checkpoint.encode(),
+                partition=partition,
+                on_delivery=self._on_error,
+            )
+        self._flush()
+
+    def _observe(self, result: BatchResult, events: int, seconds: float) -> None:
+        metrics = self._metrics
+        assert metrics is not None
+        counts = result.counts
+        for (publisher, event_type), count in counts.received.items():
+            metrics.events_received.labels(publisher, event_type).inc(count)
+        for (subscriber, event_type), count in counts.subscriber_received.items():
+            metrics.subscriber_events_received.labels(subscriber, event_type).inc(count)
+        for (subscriber, event_type), count in counts.delivered.items():
+            metrics.events_delivered.labels(subscriber, event_type).inc(count)
+        for (subscriber, event_type, reason), count in counts.withheld.items():
+            metrics.events_withheld.labels(subscriber, event_type, reason).inc(count)
+        for (event_type, reason), count in counts.quarantined.items():
+            metrics.events_quarantined.labels(event_type, reason).inc(count)
+        for (subscriber, event_type), count in counts.subscriber_quarantined.items():
+            metrics.subscriber_quarantined.labels(subscriber, event_type).inc(count)
+        for (publisher, event_type), published_ms in counts.latest_published_ms.items():
+            gauge = metrics.last_event_timestamp_seconds.labels(publisher, event_type)
+            gauge.set(max(published_ms / 1000.0, gauge._value.get()))
+        acked = time.time()
+        for subscriber, published in counts.delivered_published_ms.items():
+            histogram = metrics.delivery_latency_seconds.labels(subscriber)
+            for published_ms in published:
+                histogram.observe(max(0.0, acked - published_ms / 1000.0))
+        metrics.batch_processing_seconds.observe(seconds)
+        if events:
+            metrics.event_processing_seconds.observe(seconds / events)
+
+    def _close(self) -> None:
+        try:
+            self._producer.flush(10.0)
+        finally:
+            self._consumer.close()
+
+
+def classification_of(catalog: Catalog, event_type: str) -> dict[str, Classification]:
+    return dict(catalog.classification(event_type))

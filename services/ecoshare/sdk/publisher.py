@@ -1,0 +1,167 @@
+"""Publish catalog events to the platform's ingress topics."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import fastavro
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from fastavro.validation import ValidationError, validate
+
+from ecoshare.codec.wire import frame
+from ecoshare.domain.events import CatalogEvent
+from ecoshare.domain.identity import PUBLISHER_HEADER, SIGNATURE_HEADER, sign_event
+from ecoshare.sdk._schemas import RegistrySchemas
+from ecoshare.sdk.exceptions import EventValidationError, PublishError
+from ecoshare.topics import TopicNames, value_subject
+
+
+def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
+    """Settings every platform producer shares.
+
+    ``murmur2_random`` is the Java client's partitioner, so a location's events land on
+    the same partition whichever client (Java, Faust, this SDK) publishes them.
+    """
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        "enable.idempotence": True,
+        "acks": "all",
+        "partitioner": "murmur2_random",
+        "linger.ms": 5,
+        "compression.type": "none",
+        "log_level": 3,
+    }
+    config.update(overrides)
+    return config
+
+
+class Publisher:
+    """Signs, validates, encodes and produces events as one partner.
+
+    ``publish`` validates the whole event before anything is produced: an event that
+    does not match its schema raises :class:`EventValidationError` naming the field,
+    and nothing of it is sent. The key is the location id.
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        schema_registry_url: str,
+        partner_id: str,
+        signing_key: bytes,
+        schemas_dir: Path,
+        topic_prefix: str = "",
+        producer_overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.partner_id = partner_id
+        self._signing_key = signing_key
+        self._names = TopicNames(topic_prefix)
+        self._registry = RegistrySchemas(schema_registry_url)
+        self._schemas_dir = schemas_dir
+        self._writers: dict[str, tuple[int, Any]] = {}
+        self._failures: list[str] = []
+        self._producer = Producer(producer_config(bootstrap_servers, **(producer_overrides or {})))
+
+    def _writer(self, event_type: str) -> tuple[int, Any]:
+        writer = self._writers.get(event_type)
+        if writer is None:
+            from ecoshare.catalog import load_catalog  # noqa: PLC0415 - avoid a cycle
+
+            schema = load_catalog(self._schemas_dir).event_schema(event_type)
+            schema_id = self._registry.register(
+                value_subject(self._names.ingress(event_type)), schema
+            )
+            writer = (schema_id, fastavro.parse_schema(schema, _write_hint=False))
+            self._writers[event_type] = writer
+        return writer
+
+    def encode(self, event: CatalogEvent | Mapping[str, Any], event_type: str | None = None) -> tuple[str, bytes, bytes]:
+        """(event type, key, framed value) of an event, validated against its schema."""
+        if isinstance(event, CatalogEvent):
+            event_type = event.event_type
+            record = event.to_avro()
+        elif event_type is None:
+            raise ValueError("event_type is required when publishing a mapping")
+        else:
+            record = dict(event)
+        schema_id, parsed = self._writer(event_type)
+        try:
+            validate(record, parsed, raise_errors=True, strict=True)
+        except ValidationError as exc:
+            field, message = _first_validation_error(exc, str(parsed["name"]))
+            raise EventValidationError(event_type, field, message) from exc
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, parsed, record)
+        key = str(record.get("location_id", "")).encode()
+        return event_type, key, frame(schema_id, buffer.getvalue())
+
+    def publish(self, event: CatalogEvent | Mapping[str, Any], event_type: str | None = None) -> None:
+        """Queue one event for delivery (call :meth:`flush` to wait for acknowledgement)."""
+        event_type, key, value = self.encode(event, event_type)
+        self.produce_encoded(event_type, key, value)
+
+    def produce_encoded(self, event_type: str, key: bytes, value: bytes) -> None:
+        headers = [
+            (PUBLISHER_HEADER, self.partner_id.encode()),
+            (SIGNATURE_HEADER, sign_event(self._signing_key, event_type, value)),
+        ]
+        topic = self._names.ingress(event_type)
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failures.append(f"{message.topic()}: {error.str()}")
+
+    def flush(self, timeout_seconds: float = 30.0) -> None:
+        """Wait until every queued event is acknowledged; PublishError otherwise."""
+        try:
+            remaining = self._producer.flush(timeout_seconds)
+        except KafkaException as exc:
+            raise PublishError(str(exc)) from exc
+        if remaining:
+            raise PublishError(f"{remaining} events not acknowledged within {timeout_seconds}s")
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise PublishError(f"{len(failures)} events failed: {failures[0]}")
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+
+
+def _first_validation_error(exc: ValidationError, record_name: str) -> tuple[str, str]:
+    """The field path (relative to the record) and message of fastavro's first error."""
+    for item in exc.errors:
+        path = str(getattr(item, "field", "") or "")
+        if path.startswith(record_name + "."):
+            path = path[len(record_name) + 1 :]
+        datum = getattr(item, "datum", None)
+        expected = getattr(item, "schema", None)
+        if path:
+            return path, f"{datum!r} is not a valid {expected}"
+        return "?", str(item)
+    return "?", str(exc)
