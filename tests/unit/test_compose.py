@@ -109,14 +109,19 @@ def environment_of(service: dict[str, Any]) -> dict[str, str]:
     return {str(key): "" if value is None else str(value) for key, value in raw.items()}
 
 
+def with_defaults(text: str) -> str:
+    """``text`` as compose sees it when no variable is set: ``${VAR:-default}`` -> default."""
+    return re.sub(r"(?<!\$)\$\{[A-Z0-9_]+:?-([^}]*)\}", r"\1", text)
+
+
 def bind_mounts(service: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(host path, container path) of every bind mount of a service."""
     for volume in service.get("volumes") or []:
         if isinstance(volume, dict):
             if volume.get("type") == "bind":
-                yield str(volume["source"]), str(volume["target"])
+                yield with_defaults(str(volume["source"])), str(volume["target"])
             continue
-        source, _, rest = str(volume).partition(":")
+        source, _, rest = with_defaults(str(volume)).partition(":")
         if source.startswith((".", "/", "~")):
             yield source, rest.split(":", 1)[0]
 
@@ -127,7 +132,7 @@ def named_volumes(service: dict[str, Any]) -> Iterator[str]:
             if volume.get("type") == "volume":
                 yield str(volume["source"])
             continue
-        source, _, rest = str(volume).partition(":")
+        source, _, rest = with_defaults(str(volume)).partition(":")
         if rest and not source.startswith((".", "/", "~")):
             yield source
 
@@ -361,6 +366,18 @@ def test_mounted_host_paths_exist(
         for volume in named_volumes(service):
             assert volume in declared, f"{name}: volume {volume} is not declared"
     assert mounts >= 5
+
+
+def test_init_applies_a_valid_governance_file(services: dict[str, dict[str, Any]]) -> None:
+    from ecoshare.governance_file import load_governance_file
+
+    init = services["ecoshare-init"]
+    applied = re.search(r"ecoshare apply -f (\S+)", " ".join(service_command(init)))
+    assert applied
+    mounts = {target: source for source, target in bind_mounts(init)}
+    governance = load_governance_file(REPO / mounts[applied.group(1)])
+    assert governance.document.partners
+    assert governance.document.agreements
 
 
 def test_dependencies_wait_for_health_or_completion(services: dict[str, dict[str, Any]]) -> None:

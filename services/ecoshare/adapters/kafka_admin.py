@@ -25,13 +25,14 @@ class TopicSpec:
         return cls(name, partitions, {"cleanup.policy": "compact"})
 
 
-def admin_client(bootstrap_servers: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
+def admin_client(bootstrap_servers: str, *, quiet: bool = False) -> AdminClient:
+    # While waiting for a starting broker, refused connections are expected: keep quiet.
+    return AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0 if quiet else 3})
 
 
 def wait_for_cluster(bootstrap_servers: str, *, timeout_seconds: float = 20.0) -> None:
     """Block until the cluster answers a metadata request, or raise BrokerUnavailableError."""
-    admin = admin_client(bootstrap_servers)
+    admin = admin_client(bootstrap_servers, quiet=True)
     deadline = time.monotonic() + timeout_seconds
     last_error: Exception | None = None
     while time.monotonic() < deadline:

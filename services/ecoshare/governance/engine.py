@@ -326,7 +326,9 @@ class GovernanceEngine:
             verdict = self._admit(message, compiled, batch, now_ms)
             if len(verdict) == 5:
                 reason, detail, event_id, publisher_id, redacted = verdict  # type: ignore[misc]
-                batch.audit_quarantined.append([offset, event_id, reason.value, detail])
+                batch.audit_quarantined.append(
+                    [offset, event_id, reason.value, detail, publisher_id]
+                )
                 _bump(counts.quarantined, (batch.event_type, reason.value))
                 for route in compiled.routes(batch.event_type, publisher_id or ""):
                     _bump(counts.subscriber_quarantined, (route.subscriber_id, batch.event_type))
@@ -345,10 +347,11 @@ class GovernanceEngine:
             if published_ms > counts.latest_published_ms.get(latest_key, 0):
                 counts.latest_published_ms[latest_key] = published_ms
             batch.new_event_ids.append(event_id)
-            row: list[Any] = [offset, event_id, publisher_id]
+            location_id = layout.read("location_id", body, offsets)
+            key = location_id.encode()
+            row: list[Any] = [offset, event_id, publisher_id, location_id, published_ms]
             subject: str | None = None
             subject_read = False
-            key: bytes | None = None
             for route in compiled.routes(event_type, publisher_id):
                 subscriber_id = route.subscriber_id
                 _bump(counts.subscriber_received, (subscriber_id, event_type))
@@ -422,8 +425,6 @@ class GovernanceEngine:
                         allowed, consent_ids = _consented_fields(
                             state, plan, subject, publisher_id, subscriber_id, now
                         )
-                if key is None:
-                    key = layout.read("location_id", body, offsets).encode()
                 delivery_topic = self._delivery_topic(subscriber_id, event_type)
                 if skip is None or offset not in skip.get(delivery_topic, ()):
                     outputs.append(

@@ -342,8 +342,10 @@ class _MetricsMiddleware:
             self.metrics.observe(method, route, status, time.perf_counter() - started)
 
 
-async def _registry_error(_request: Request, exc: Exception) -> Response:
+async def _registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
+    if exc.http_status >= 500:
+        logger.error("%s %s failed: %s", request.method, request.url.path, exc.message)
     return RegistryResponse(exc.to_body(), status_code=exc.http_status)
 
 

@@ -10,10 +10,14 @@ decides (see :mod:`ecoshare.registry.state`).
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
+
+import avro.schema
 
 from ecoshare.registry.avro_schemas import AVRO, ParsedSchema, parse_schema
 from ecoshare.registry.compatibility import (
@@ -52,9 +56,11 @@ T = TypeVar("T")
 VersionSpec = int | Literal["latest"]
 
 _MAX_VERSION = 2**31 - 1
-# A registration loses only to a concurrent registration by another instance; a few
-# rounds settle any realistic race.
-_MAX_REGISTRATION_ATTEMPTS = 5
+# A registration loses only to a concurrent registration by another instance. Two
+# instances in lock-step could keep colliding, so a loser waits a random, growing moment
+# before its next attempt; that breaks the symmetry within a few rounds.
+_MAX_REGISTRATION_ATTEMPTS = 20
+_BACKOFF_STEP_SECONDS = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,23 +185,31 @@ class SchemaRegistry:
         """
         parsed = request.parse()
         with self._mutations:
-            for _ in range(_MAX_REGISTRATION_ATTEMPTS):
+            for attempt in range(_MAX_REGISTRATION_ATTEMPTS):
+                if attempt:
+                    time.sleep(random.uniform(0, _BACKOFF_STEP_SECONDS * attempt))
                 self._store.catch_up()
                 with self._store.read() as state:
                     for record in state.versions(subject):
                         known = state.schema(record.schema_id)
                         if known is not None and known.identity == parsed.identity:
                             return self._registered(state, record)
-                    self._require_compatible(state, subject, parsed)
+                    level = state.effective_level(subject)
+                    previous = self._schemas_of(state, state.versions(subject))
                     schema_id = state.id_for(parsed.identity)
-                    known = state.schema(schema_id) if schema_id is not None else None
+                    elsewhere = state.schema(schema_id) if schema_id is not None else None
                     candidate = SchemaVersion(
                         subject=subject,
                         version=state.next_version(subject),
                         schema_id=schema_id if schema_id is not None else state.next_id,
                         # The first spelling registered stays the stored one.
-                        schema=known.text if known is not None else parsed.text,
+                        schema=elsewhere.text if elsewhere is not None else parsed.text,
                     )
+                # Checked outside the state lock: transitive checks over a long history
+                # would otherwise hold up the tailer and every reader.
+                problems = compatibility_problems(parsed.avro, previous, level)
+                if problems:
+                    raise IncompatibleSchemaError(subject, problems)
                 self._store.write(candidate.key(), candidate.value())
                 self._store.catch_up()
                 with self._store.read() as state:
@@ -206,7 +220,7 @@ class SchemaRegistry:
                     if (
                         held is not None
                         and stored is not None
-                        and stored.identity == (parsed.identity)
+                        and stored.identity == parsed.identity
                     ):
                         return self._registered(state, held)
                 if held is not None:
@@ -221,25 +235,16 @@ class SchemaRegistry:
             "to concurrent registrations; retry"
         )
 
-    def _require_compatible(self, state: RegistryState, subject: str, parsed: ParsedSchema) -> None:
-        level = state.effective_level(subject)
-        messages = self._problems(state, parsed, level, state.versions(subject))
-        if messages:
-            raise IncompatibleSchemaError(subject, messages)
-
     @staticmethod
-    def _problems(
-        state: RegistryState,
-        parsed: ParsedSchema,
-        level: CompatibilityLevel,
-        against: list[SchemaVersion],
-    ) -> list[str]:
-        previous = {
+    def _schemas_of(
+        state: RegistryState, versions: list[SchemaVersion]
+    ) -> dict[int, avro.schema.Schema]:
+        """The parsed schemas of ``versions``, keyed by version number."""
+        return {
             record.version: known.avro
-            for record in against
+            for record in versions
             if (known := state.schema(record.schema_id)) is not None
         }
-        return compatibility_problems(parsed.avro, previous, level)
 
     def lookup(
         self, subject: str, request: SchemaRequest, *, include_deleted: bool = False
@@ -398,16 +403,18 @@ class SchemaRegistry:
         """
         parsed = request.parse()
 
-        def check(state: RegistryState) -> list[str]:
-            level = state.effective_level(subject)
+        def gather(
+            state: RegistryState,
+        ) -> tuple[CompatibilityLevel, dict[int, avro.schema.Schema]]:
             live = state.versions(subject)
             if version is None or (version == "latest" and not live):
                 against = live
             else:
                 against = [self._resolve(state, subject, version, include_deleted=False)]
-            return self._problems(state, parsed, level, against)
+            return state.effective_level(subject), self._schemas_of(state, against)
 
-        return self._query(check)
+        level, previous = self._query(gather)
+        return compatibility_problems(parsed.avro, previous, level)
 
     def global_level(self) -> CompatibilityLevel:
         with self._store.read() as state:

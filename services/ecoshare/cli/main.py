@@ -1,0 +1,242 @@
+"""The ``ecoshare`` command: run the platform and govern the ecosystem from a shell.
+
+Every command reads settings from ECOSHARE_* variables; commands that talk to a running
+platform find it through ``.ecoshare/endpoints.json`` written by ``ecoshare up``.
+Errors print a one-line message to stderr and exit non-zero (2 for bad input, 1 for
+a failure of the platform).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ecoshare.errors import ConfigurationError, EcoshareError
+from ecoshare.settings import Settings
+
+# The registry client imports authlib's httpx integration, which warns on import.
+warnings.filterwarnings("ignore", module="authlib.*")
+warnings.filterwarnings("ignore", message=".*httpx2.*")
+
+app = typer.Typer(
+    name="ecoshare",
+    help="Governed, audited sharing of live business events between ecosystem partners.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+schemas_app = typer.Typer(help="The Avro event catalog and the schema registry.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+
+console = Console()
+errors = Console(stderr=True)
+OutputOption = Annotated[str, typer.Option("--output", "-o", help="table or json")]
+
+
+def settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError names the variable
+        raise ConfigurationError(f"invalid ECOSHARE_* setting: {exc}") from exc
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def check_output(output: str) -> None:
+    if output not in ("table", "json"):
+        raise typer.BadParameter("must be 'table' or 'json'", param_hint="--output")
+
+
+@app.command()
+def up(
+    workers: Annotated[int | None, typer.Option(help="Governance worker processes.")] = None,
+    api: Annotated[bool, typer.Option(help="Start the HTTP API.")] = True,
+) -> None:
+    """Run the embedded platform in the foreground until Ctrl-C or SIGTERM."""
+    from ecoshare.platform import Platform  # noqa: PLC0415 - keeps `--help` fast
+
+    base = settings()
+    if workers is not None:
+        base = base.model_copy(update={"workers": workers})
+    logging.basicConfig(level=base.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with console.status("starting the platform…"):
+        platform = Platform(base, start_api=api).start()
+    try:
+        endpoints = platform.endpoints()
+        table = Table(title="ecoshare is up", show_header=False)
+        for name, value in endpoints.items():
+            table.add_row(name, json.dumps(value) if isinstance(value, dict) else str(value))
+        console.print(table)
+        console.print(f"endpoints written to {base.state_dir / 'endpoints.json'}; Ctrl-C stops")
+        while not stop.wait(0.5):
+            for index, worker in enumerate(platform.workers):
+                if not worker.alive():
+                    errors.print(f"worker-{index} exited; restarting it (see {worker.log_path})")
+                    worker.start(wait=False)
+    finally:
+        with console.status("stopping…"):
+            platform.stop()
+    console.print("stopped")
+
+
+@app.command()
+def demo(
+    locations: Annotated[int, typer.Option(help="Service points and shops to simulate.")] = 400,
+) -> None:
+    """Run the PostNL lockdown-day scenario, governed, end to end (about a minute)."""
+    from ecoshare.demo.runner import run_demo  # noqa: PLC0415
+
+    base = settings()
+    if base.bootstrap_servers is None:
+        # The demo owns its embedded platform; keep its state apart from `ecoshare up`.
+        base = base.model_copy(update={"state_dir": base.state_dir / "demo"})
+    run_demo(base, locations=locations, console=console)
+
+
+@app.command()
+def worker() -> None:
+    """Run one governance worker (needs ECOSHARE_BOOTSTRAP_SERVERS and _SCHEMA_REGISTRY_URL)."""
+    from ecoshare.governance.__main__ import main as worker_main  # noqa: PLC0415
+
+    raise typer.Exit(worker_main())
+
+
+@app.command()
+def registry(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8081,
+    topic: Annotated[str, typer.Option(help="Compacted topic holding the schemas.")] = "_schemas",
+) -> None:
+    """Run the Confluent-compatible schema registry against ECOSHARE_BOOTSTRAP_SERVERS."""
+    base = settings()
+    if not base.bootstrap_servers:
+        raise ConfigurationError("the registry needs ECOSHARE_BOOTSTRAP_SERVERS")
+    from ecoshare.registry.__main__ import main as registry_main  # noqa: PLC0415
+
+    raise typer.Exit(
+        registry_main(
+            [
+                "--bootstrap-servers", base.bootstrap_servers,
+                "--host", base.bind_host,
+                "--port", str(port),
+                "--topic", topic,
+            ]
+        )
+    )
+
+
+def registry_url(base: Settings) -> str:
+    if base.schema_registry_url:
+        return base.schema_registry_url
+    from ecoshare.platform import read_endpoints  # noqa: PLC0415
+
+    return str(read_endpoints(base.state_dir)["schema_registry_url"])
+
+
+@schemas_app.command("register")
+def schemas_register(output: OutputOption = "table") -> None:
+    """Register the catalog (idempotent: unchanged schemas keep their ids)."""
+    check_output(output)
+    from ecoshare.catalog import load_catalog  # noqa: PLC0415
+    from ecoshare.schema_catalog import register_catalog  # noqa: PLC0415
+    from ecoshare.topics import TopicNames  # noqa: PLC0415
+
+    base = settings()
+    registered = register_catalog(
+        load_catalog(base.schemas_dir), registry_url(base), TopicNames(base.topic_prefix)
+    )
+    if output == "json":
+        print_json([entry.__dict__ if hasattr(entry, "__dict__") else {
+            "subject": entry.subject, "id": entry.schema_id, "record": entry.record
+        } for entry in registered])
+        return
+    table = Table(title="registered schemas")
+    for column in ("subject", "id", "record"):
+        table.add_column(column)
+    for entry in registered:
+        table.add_row(entry.subject, str(entry.schema_id), entry.record)
+    console.print(table)
+
+
+@schemas_app.command("list")
+def schemas_list(output: OutputOption = "table") -> None:
+    """The catalog's schemas and their field classifications."""
+    check_output(output)
+    from ecoshare.catalog import load_catalog  # noqa: PLC0415
+
+    catalog = load_catalog(settings().schemas_dir)
+    rows = [
+        {
+            "event_type": event_type,
+            "version": catalog.version(event_type),
+            "fields": len(catalog.classification(event_type)),
+            "personal": [
+                name
+                for name, level in catalog.classification(event_type).items()
+                if level.value == "personal"
+            ],
+        }
+        for event_type in catalog.event_types
+    ]
+    if output == "json":
+        print_json(rows)
+        return
+    table = Table(title=f"event catalog ({catalog.directory})")
+    for column in ("event type", "version", "fields", "personal fields"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["event_type"]), str(row["version"]), str(row["fields"]),
+            ", ".join(row["personal"]),  # type: ignore[arg-type]
+        )
+    console.print(table)
+
+
+@schemas_app.command("show")
+def schemas_show(event_type: str) -> None:
+    """Print one event type's Avro schema (JSON)."""
+    from ecoshare.catalog import load_catalog  # noqa: PLC0415
+
+    print_json(load_catalog(settings().schemas_dir).event_schema(event_type))
+
+
+def main() -> None:
+    """Console entry: run the app, turning the platform's errors into exit codes."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        errors.print("aborted")
+        sys.exit(130)
+    except ConfigurationError as exc:
+        errors.print(f"error: {exc}")
+        sys.exit(2)
+    except EcoshareError as exc:
+        errors.print(f"error: {exc}")
+        sys.exit(1)
+    except Exception as exc:
+        import click  # noqa: PLC0415
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
