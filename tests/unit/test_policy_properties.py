@@ -122,7 +122,7 @@ def test_withdrawing_every_consent_removes_every_personal_value(scenario: Scenar
     state = scenario.state
     for consent in list(state.consents):
         state = state.with_consent(consent.model_copy(update={"withdrawn_at": scenario.now}))
-    withdrawn = Scenario(**{**scenario.__dict__, "state": state})
+    withdrawn = scenario.with_state(state)
     for decision in _evaluate(withdrawn):
         assert decision.consent_ids == ()
         for name, value in (decision.record or {}).items():

@@ -329,6 +329,10 @@ class Agreement(BaseModel):
             )
         return self
 
+    def __hash__(self) -> int:
+        # Equal agreements share id and version; ``fields`` (a dict) is not hashable.
+        return hash((self.agreement_id, self.version))
+
     @property
     def effective_consent_purpose(self) -> str:
         """The purpose a consent must name for personal fields under this agreement."""

@@ -260,10 +260,11 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 class ControlSnapshot:
     """An immutable view of the whole control plane at one point.
 
-    Replaced as a whole on every applied change, so a reader holding one sees a
-    consistent state however long it keeps it. ``version`` counts the changes applied
-    since this process started (a snapshot covering several changes applied together
-    advances it by their number), so a higher version is always a later state.
+    A new snapshot replaces the previous one after every applied change (changes that
+    arrive back to back, as in a rebuild, are published together), so a reader holding
+    one sees a consistent state however long it keeps it. ``version`` counts the changes
+    applied since this process started (a snapshot covering several changes advances it
+    by their number), so a higher version is always a later state.
     Deleted keys are absent from the record mappings but keep a stamp in
     ``applied_at``. Values are shared with the next snapshots: treat them as read-only.
     """
