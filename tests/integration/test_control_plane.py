@@ -195,8 +195,7 @@ def test_every_worker_holds_all_partitions_and_follows_changes(
 
     first = start_app(app_id, partitions=3)
     first.wait_until_rebuilt(30)
-    # A second worker joins the group: the first one goes through a rebalance, after
-    # which Faust reads the control topics again from their start.
+    # A second worker joins the group, so the first one goes through a rebalance.
     second = start_app(app_id, partitions=3)
     workers = [first, second]
     for worker in workers:

@@ -87,10 +87,11 @@ class CatalogEvent(BaseModel):
         millisecond precision, which fastavro's ``timestamp-millis`` writes and reads
         back unchanged.
         """
-        return {
-            name: value.value if isinstance(value, StrEnum) else value
-            for name, value in ((name, getattr(self, name)) for name in type(self).model_fields)
-        }
+        record: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            record[name] = value.value if isinstance(value, StrEnum) else value
+        return record
 
     @classmethod
     def from_avro(cls, record: Mapping[str, Any]) -> Self:

@@ -122,20 +122,18 @@ def apply_field_rule(value: object, rule: FieldRule, hash_key: bytes | None) -> 
 
     Raises :class:`HashKeyMissingError` for a hash rule without a key, whatever the value.
     """
-    if rule.action is FieldAction.HASH and hash_key is None:
-        raise HashKeyMissingError("a hash rule needs the subscriber's hash key")
+    if rule.action is FieldAction.HASH:
+        if hash_key is None:
+            raise HashKeyMissingError("a hash rule needs the subscriber's hash key")
+        return None if value is None else hash_value(value, hash_key)
     if value is None:
         return None
     if rule.action is FieldAction.MASK:
         return mask_value(value, rule.keep_last)
-    if rule.action is FieldAction.HASH:
-        assert hash_key is not None
-        return hash_value(value, hash_key)
     if rule.action is FieldAction.GENERALISE:
         if rule.decimals is not None:
             return generalise_number(value, rule.decimals)
-        assert rule.truncate_to is not None
-        if isinstance(value, datetime | int):
+        if rule.truncate_to is not None and isinstance(value, datetime | int):
             return generalise_timestamp(value, rule.truncate_to)
         raise FieldRuleMismatchError(f"cannot truncate a {type(value).__name__}")
     if rule.action is FieldAction.DROP:

@@ -5,8 +5,9 @@ Each control topic is the changelog of a Faust ``GlobalTable`` with
 every member of the group every partition of the topic, both as an active (recovered
 at start) and as a standby (kept reading afterwards), so every worker holds the whole
 control plane whichever ingress partitions it owns, and keeps following it live. (A
-plain ``GlobalTable`` leaves one member with actives only, and Faust never resumes an
-active-only changelog partition after recovery: faust-streaming issue #283.)
+plain ``GlobalTable`` leaves the member that owns a partition with it as an active
+only, and Faust pauses active-only changelog partitions after recovery unless the
+recovery buffer is one record: faust-streaming issue #283.)
 
 The tables are only read here; nothing in this process writes to them. Changes come
 from :class:`~ecoshare.governance.control_plane.ControlPlaneWriter` (or any Kafka
@@ -15,14 +16,16 @@ calls for every changelog record, during recovery and as a standby alike. That h
 also keeps the bookkeeping the hot path needs and publishes a new immutable
 :class:`~ecoshare.governance.control_plane.ControlSnapshot` after each change.
 
-Three Faust behaviours are corrected on the way (all in ``ControlTable`` / the ledger):
+Faust behaviours handled on the way (in ``ControlTable`` and the ledger):
 
 - the partition assignor looks a global table's changelog up by the *default*
   changelog name (``{app_id}-{table}-changelog``), not the topic given as
   ``changelog_topic``; the table reports its real topic name instead;
-- after every rebalance Faust forgets its changelog positions and reads each partition
-  again from the start, which would briefly turn keys back to older values; records at
-  or below the offset already applied are skipped;
+- Faust seeks changelog partitions back to their start on some paths (standbys after
+  every recovery; a partition revoked and assigned again) and relies on its own
+  offset bookkeeping to drop what it already applied. The ledger also skips any record
+  at or below the offset it has applied, so a key can never turn back to an older
+  value, whatever Faust replays;
 - recovery stops at the end ListOffsets reports, which the embedded broker
   under-reports after multi-record batches; the records after it then arrive through
   the same active-partition path and wait in the recovery buffer until 1000 of them
@@ -152,7 +155,7 @@ class _ControlLedger:
             tp = (str(message.topic), int(message.partition))
             offset = int(message.offset)
             if offset < self.positions.get(tp, 0):
-                continue  # Faust replays a partition from its start after a rebalance
+                continue  # already applied: Faust re-read the partition from its start
             self.positions[tp] = offset + 1
             try:
                 key = decode_key(message.key)

@@ -1,0 +1,158 @@
+"""Who is calling: the operator key, or one partner's API key.
+
+The operator key (``secrets.operator_key``) acts for the whole ecosystem. A partner key
+acts for its partner only: resources of another partner answer 403. No key, an unknown,
+wrong or revoked key answer 401; a disabled partner's keys answer 403. Every verified
+key is charged against its own rate limit (429 with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from dataclasses import dataclass
+
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+
+from ecoshare.api.compacted import CompactedTopicError, CompactedTopicFollower
+from ecoshare.api.errors import ApiError
+from ecoshare.api.limits import RateLimiter, retry_after_header
+from ecoshare.credentials import ApiKeyRecord, key_id_of, key_matches
+from ecoshare.domain.partners import Partner
+
+_BEARER = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ecoshare"'}
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The verified caller: the operator, or a partner (``partner_id``) by key ``key_id``."""
+
+    operator: bool
+    partner_id: str | None = None
+    key_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "operator" if self.operator else f"partner {self.partner_id}"
+
+    def may_act_for(self, partner_id: str) -> bool:
+        return self.operator or self.partner_id == partner_id
+
+    def require(self, partner_id: str) -> None:
+        """403 unless the caller is the operator or ``partner_id`` itself."""
+        if not self.may_act_for(partner_id):
+            raise ApiError(403, f"the key of {self.name} may not access {partner_id!r}'s resources")
+
+    def require_operator(self) -> None:
+        if not self.operator:
+            raise ApiError(403, "this operation needs the operator key")
+
+
+class Authenticator:
+    """Verifies presented keys against the operator key and the followed key records."""
+
+    def __init__(
+        self,
+        *,
+        operator_key: str,
+        follower: CompactedTopicFollower,
+        keys_topic: str,
+        partners_topic: str,
+        partner_limiter: RateLimiter,
+        operator_limiter: RateLimiter,
+    ) -> None:
+        self._operator_key = operator_key.encode()
+        self._follower = follower
+        self._keys_topic = keys_topic
+        self._partners_topic = partners_topic
+        self._partner_limiter = partner_limiter
+        self._operator_limiter = operator_limiter
+        # key id -> sha256 of the key that passed scrypt once; spares scrypt per request.
+        self._verified: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, presented: str | None) -> Caller:
+        if not presented:
+            raise ApiError(
+                401,
+                "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key`",
+                headers=_CHALLENGE,
+            )
+        if hmac.compare_digest(presented.encode(), self._operator_key):
+            self._charge(self._operator_limiter, "operator")
+            return Caller(operator=True)
+        record = self._record(presented)
+        if record is None or not self._matches(record, presented):
+            raise ApiError(401, "the API key is not valid", headers=_CHALLENGE)
+        if record.revoked:
+            raise ApiError(401, f"the API key {record.key_id} has been revoked", headers=_CHALLENGE)
+        partner_json = self._follower.get(self._partners_topic, record.partner_id)
+        try:
+            partner = Partner.model_validate(partner_json) if partner_json else None
+        except ValidationError:
+            partner = None
+        if partner is None:
+            raise ApiError(403, f"partner {record.partner_id!r} is not known to the platform",
+                           code="partner_unknown")
+        if not partner.enabled:
+            raise ApiError(403, f"partner {record.partner_id!r} is disabled",
+                           code="partner_disabled")
+        self._charge(self._partner_limiter, record.key_id)
+        return Caller(operator=False, partner_id=record.partner_id, key_id=record.key_id)
+
+    def _record(self, presented: str) -> ApiKeyRecord | None:
+        key_id = key_id_of(presented)
+        if key_id is None:
+            return None
+        found = self._follower.get(self._keys_topic, key_id)
+        if found is None:
+            # Issued a moment ago by the CLI or another API instance: catch up once.
+            try:
+                self._follower.catch_up(3.0)
+            except CompactedTopicError:
+                return None
+            found = self._follower.get(self._keys_topic, key_id)
+        if found is None:
+            return None
+        try:
+            return ApiKeyRecord.model_validate(found)
+        except ValidationError:
+            return None
+
+    def _matches(self, record: ApiKeyRecord, presented: str) -> bool:
+        digest = hashlib.sha256(presented.encode()).digest()
+        with self._lock:
+            cached = self._verified.get(record.key_id)
+        if cached is not None:
+            return hmac.compare_digest(cached, digest)
+        if not key_matches(record, presented):
+            return False
+        with self._lock:
+            self._verified[record.key_id] = digest
+        return True
+
+    @staticmethod
+    def _charge(limiter: RateLimiter, key: str) -> None:
+        wait = limiter.acquire(key)
+        if wait is not None:
+            raise ApiError(
+                429,
+                "rate limit of this key exceeded; retry later",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+
+
+def current_caller(
+    request: Request,
+    bearer: HTTPAuthorizationCredentials | None = Security(_BEARER),
+    header: str | None = Security(_HEADER),
+) -> Caller:
+    """FastAPI dependency: the verified caller of this request."""
+    presented = bearer.credentials if bearer is not None else header
+    authenticator: Authenticator = request.app.state.context.auth
+    return authenticator.authenticate(presented)

@@ -1,0 +1,38 @@
+"""Ecosystem health: reciprocity, coverage, freshness and agreement use, computed
+continuously from the audit trail and the control plane.
+
+- :class:`EcosystemHealth` is the pure model (time passed in);
+- :class:`HealthMonitor` follows the topics and keeps :class:`HealthMetrics` set;
+- :func:`render_report` prints a report for a person.
+"""
+
+from ecoshare.health.feed import audit_observations
+from ecoshare.health.model import (
+    DEFAULT_BUCKET,
+    DEFAULT_FRESHNESS_SLA,
+    DEFAULT_IDLE_AFTER,
+    DEFAULT_MAX_LOCATIONS_PER_STREAM,
+    DEFAULT_UNLISTED_SLA,
+    DEFAULT_WINDOW,
+    AcceptedEvent,
+    EcosystemHealth,
+    HealthObservation,
+)
+from ecoshare.health.monitor import HealthMonitor
+from ecoshare.health.render import format_age, render_report
+
+__all__ = [
+    "DEFAULT_BUCKET",
+    "DEFAULT_FRESHNESS_SLA",
+    "DEFAULT_IDLE_AFTER",
+    "DEFAULT_MAX_LOCATIONS_PER_STREAM",
+    "DEFAULT_UNLISTED_SLA",
+    "DEFAULT_WINDOW",
+    "AcceptedEvent",
+    "EcosystemHealth",
+    "HealthMonitor",
+    "HealthObservation",
+    "audit_observations",
+    "format_age",
+    "render_report",
+]

@@ -1,0 +1,181 @@
+"""Helpers to run governance workers against the session's real broker and registry."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError
+
+from ecoshare.adapters.kafka_admin import ensure_topics
+from ecoshare.domain.agreements import Agreement
+from ecoshare.domain.consent import ConsentRecord
+from ecoshare.domain.identity import partner_signing_key
+from ecoshare.domain.partners import Partner, Role
+from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
+from ecoshare.governance.supervisor import WorkerProcess
+from ecoshare.governance.worker import governed_topics
+from ecoshare.schema_catalog import register_catalog
+from ecoshare.catalog import load_catalog
+from ecoshare.sdk import Publisher, Subscriber
+from ecoshare.settings import REPO_ROOT
+from ecoshare.topics import EVENT_TYPES, TopicNames
+
+SECRET = "integration-secret"
+SCHEMAS = REPO_ROOT / "schemas"
+PARTITIONS = 4
+
+
+@dataclass
+class GovernedPlatform:
+    bootstrap_servers: str
+    registry_url: str
+    names: TopicNames
+    state_dir: Path
+
+    @classmethod
+    def prepare(cls, bootstrap_servers: str, registry_url: str, state_dir: Path) -> GovernedPlatform:
+        names = TopicNames(f"g{uuid.uuid4().hex[:8]}.")
+        ensure_topics(bootstrap_servers, governed_topics(names, EVENT_TYPES, PARTITIONS))
+        register_catalog(load_catalog(SCHEMAS), registry_url, names)
+        return cls(bootstrap_servers, registry_url, names, state_dir)
+
+    def worker(self, index: int = 0) -> WorkerProcess:
+        return WorkerProcess(
+            bootstrap_servers=self.bootstrap_servers,
+            schema_registry_url=self.registry_url,
+            signing_secret=SECRET,
+            state_dir=self.state_dir,
+            topic_prefix=self.names.prefix,
+            ingress_partitions=PARTITIONS,
+            log_path=self.state_dir / f"worker-{self.names.prefix}{index}-{uuid.uuid4().hex[:4]}.log",
+        )
+
+    def control(self) -> ControlPlaneWriter:
+        return ControlPlaneWriter(self.bootstrap_servers, self.names)
+
+    def publisher(self, partner_id: str, *, signer: str | None = None) -> Publisher:
+        return Publisher(
+            bootstrap_servers=self.bootstrap_servers,
+            schema_registry_url=self.registry_url,
+            partner_id=partner_id,
+            signing_key=partner_signing_key(SECRET.encode(), signer or partner_id, 1),
+            schemas_dir=SCHEMAS,
+            topic_prefix=self.names.prefix,
+        )
+
+    def subscriber(self, subscriber_id: str, event_type: str = "StoreStatusChanged") -> Subscriber:
+        return Subscriber(
+            bootstrap_servers=self.bootstrap_servers,
+            schema_registry_url=self.registry_url,
+            subscriber_id=subscriber_id,
+            event_type=event_type,
+            topic_prefix=self.names.prefix,
+        )
+
+
+def put_all(writer: ControlPlaneWriter, partners: Iterable[Partner] = (), agreements: Iterable[Agreement] = (), consents: Iterable[ConsentRecord] = ()) -> None:
+    for partner in partners:
+        writer.put(ControlKind.PARTNER, partner.partner_id, partner.model_dump(mode="json"))
+    for agreement in agreements:
+        writer.put(ControlKind.AGREEMENT, agreement.agreement_id, agreement.model_dump(mode="json"))
+    for consent in consents:
+        writer.put(ControlKind.CONSENT, consent.consent_id, consent.model_dump(mode="json"))
+
+
+def partner(partner_id: str, *roles: Role) -> Partner:
+    return Partner(partner_id=partner_id, name=partner_id.title(), roles=frozenset(roles))
+
+
+def agreement(agreement_id: str, subscriber: str, fields: dict[str, Any], **extra: Any) -> Agreement:
+    return Agreement.model_validate(
+        {
+            "agreement_id": agreement_id,
+            "version": 1,
+            "publishers": ["*"],
+            "subscriber": subscriber,
+            "event_types": ["StoreStatusChanged"],
+            "purpose": "parcel-delivery",
+            "valid_from": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+            "fields": fields,
+            **extra,
+        }
+    )
+
+
+def read_all(subscriber: Subscriber, expected: int, timeout_seconds: float = 60.0) -> list[Any]:
+    """Deliveries until ``expected`` arrived, then one more second to catch extras."""
+    got: list[Any] = []
+    deadline = time.monotonic() + timeout_seconds
+    extra_until: float | None = None
+    while time.monotonic() < deadline:
+        delivery = subscriber.poll(0.2)
+        if delivery is not None:
+            got.append(delivery)
+        if len(got) >= expected:
+            extra_until = extra_until or time.monotonic() + 1.0
+            if time.monotonic() > extra_until:
+                break
+    return got
+
+
+def read_topic(bootstrap_servers: str, topic: str, expected: int, timeout_seconds: float = 30.0) -> Iterator[Any]:
+    """Raw messages of every partition of ``topic`` (no group), until ``expected`` seen."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "topic.metadata.refresh.interval.ms": 1000,
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        while seen < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None or message.error() is not None:
+                if message is not None and message.error().code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(str(message.error()))
+                continue
+            if any(name == "ecoshare-marker" for name, _ in message.headers() or ()):
+                continue  # position markers the workers write; they carry nothing
+            seen += 1
+            yield message
+    finally:
+        consumer.close()
+
+
+def store_status(number: int, *, publisher_id: str = "postnl", postal_code: str = "1012 AB", subject: str | None = "owner-1", published_at: datetime | None = None) -> dict[str, Any]:
+    now = published_at or datetime.now(UTC)
+    millis = int(now.timestamp() * 1000)
+    return {
+        "event_id": str(uuid.UUID(int=number, version=4)),
+        "publisher_id": publisher_id,
+        "location_id": f"sp-{number % 50:04d}",
+        "location_name": f"PostNL-punt {number}",
+        "status": ("OPEN", "CLOSED", "TEMPORARILY_CLOSED", "LIMITED")[number % 4],
+        "reason": "lockdown",
+        "opening_hours_today": "09:00-17:30",
+        "effective_from": millis,
+        "effective_until": None,
+        "street": "Damrak",
+        "house_number": str(number),
+        "postal_code": postal_code,
+        "city": "Amsterdam",
+        "latitude": 52.3731234,
+        "longitude": 4.8924567,
+        "contact_subject_id": subject,
+        "contact_name": "Anna de Vries" if subject else None,
+        "contact_phone": "+31 6 12345678" if subject else None,
+        "occurred_at": millis,
+        "published_at": millis,
+    }
