@@ -223,7 +223,7 @@ FIELDS: dict[str, Any] = {
 }
 
 
-def test_projected_schema_has_granted_nullable_fields_in_catalog_order() -> None:
+def test_projected_schema_has_granted_fields_in_catalog_order_with_defaults() -> None:
     schema = projected_schema(STORE, _agreement(FIELDS), "carrier-x")
     fastavro.parse_schema(schema)
     assert schema["name"] == "StoreStatusChanged"
@@ -236,19 +236,22 @@ def test_projected_schema_has_granted_nullable_fields_in_catalog_order() -> None
         "location_id", "status", "effective_until", "latitude", "contact_phone", "occurred_at",
     ]  # fmt: skip
     for field in schema["fields"]:
-        assert field["type"][0] == "null"
-        assert field["default"] is None
+        assert "default" in field
         assert field["doc"]
         assert field["classification"] == STORE_CLASSES[field["name"]].value
-    assert by_name["location_id"]["type"] == ["null", "string"]
+    # Published types are kept; hash and mask make text; personal and nullable stay nullable.
+    assert by_name["location_id"]["type"] == "string"
+    assert by_name["location_id"]["default"] == ""
     assert by_name["contact_phone"]["type"] == ["null", "string"]
-    assert by_name["latitude"]["type"] == ["null", "double"]
+    assert by_name["contact_phone"]["default"] is None
+    assert by_name["latitude"]["type"] == "double"
     assert by_name["effective_until"]["type"] == [
         "null", {"type": "long", "logicalType": "timestamp-millis"},
     ]  # fmt: skip
-    status = by_name["status"]["type"][1]
+    status = by_name["status"]["type"]
     assert status["name"] == "StoreStatus"
     assert status["namespace"] == "nl.ecoshare.events"
+    assert by_name["status"]["default"] == "OPEN"
     assert by_name["latitude"]["transform"] == {"action": "generalise", "decimals": 2}
     assert "transform" not in by_name["status"]
 
@@ -296,7 +299,8 @@ def test_named_types_stay_defined_once() -> None:
     only_b = projected_schema(schema, _agreement({"b": "deliver"}), "carrier-x")
     assert only_b["fields"][0]["type"][1]["type"] == "enum"
     both = projected_schema(schema, _agreement({"b": "deliver", "c": "deliver"}), "carrier-x")
-    assert both["fields"][1]["type"] == ["null", "nl.ecoshare.events.Colour"]
+    assert both["fields"][1]["type"] == "nl.ecoshare.events.Colour"
+    assert both["fields"][1]["default"] == "RED"
     fastavro.parse_schema(only_b)
     fastavro.parse_schema(both)
 

@@ -11,7 +11,7 @@ and "received = delivered + withheld + quarantined" over to the fast path.
 
 from __future__ import annotations
 
-from hypothesis import given, note, settings
+from hypothesis import event, given, note, settings
 
 from ecoshare.audit import DecisionRecord, decode_audit_block
 from ecoshare.domain.partners import Role
@@ -74,6 +74,12 @@ def test_engine_agrees_with_the_reference_policy(scenario: Scenario) -> None:
     }
     for expected, actual in zip(reference, decisions, strict=True):
         note(f"subscriber {expected.subscriber_id}: {expected}")
+        event(f"{expected.outcome}:{expected.reason or ''}")
+        if expected.delivered and any(
+            expected.record.get(name) is not None  # type: ignore[union-attr]
+            for name in ("contact_name", "contact_phone")
+        ):
+            event("delivered with consented personal values")
         assert actual.outcome == expected.outcome
         assert actual.reason == (expected.reason.value if expected.reason else None)
         assert actual.agreement_id == expected.agreement_id

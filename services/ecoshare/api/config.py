@@ -56,6 +56,7 @@ class ApiConfig:
     operator_key: str
     signing_secret: bytes
     schemas_dir: Path
+    ingress_partitions: int
     limits: ApiLimits
 
     @classmethod
@@ -71,5 +72,6 @@ class ApiConfig:
             operator_key=operator_key(settings),
             signing_secret=signing_secret(settings),
             schemas_dir=settings.schemas_dir,
+            ingress_partitions=settings.ingress_partitions,
             limits=limits or ApiLimits(),
         )

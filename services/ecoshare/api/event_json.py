@@ -300,3 +300,28 @@ def to_json_value(value: Any) -> Any:
     if isinstance(value, Decimal | uuid.UUID):
         return str(value)
     return value
+
+
+def delivery_to_json(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    headers: Mapping[str, bytes],
+    record: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A governed delivery as the HTTP interfaces (SSE, webhooks) hand it out."""
+
+    def header(name: str) -> str | None:
+        raw = headers.get(name)
+        return raw.decode(errors="replace") if raw else None
+
+    return {
+        "delivery_id": f"{topic}:{partition}:{offset}",
+        "event_id": header("ecoshare-event-id"),
+        "agreement": header("ecoshare-agreement"),
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "record": to_json_value(dict(record)),
+    }

@@ -55,6 +55,9 @@ class WithholdReason(StrEnum):
     RATE_LIMITED = "rate_limited"
     PUBLISHER_DISABLED = "publisher_disabled"
     SUBSCRIBER_DISABLED = "subscriber_disabled"
+    # Raised by the data plane, never by evaluate_event: the registry refused the
+    # subscriber's delivery schema for this agreement version (an incompatible change).
+    DELIVERY_SCHEMA_REFUSED = "delivery_schema_refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -352,19 +352,44 @@ def _standalone_type(
     return copy.deepcopy(dict(avro_type))
 
 
+def _is_nullable(avro_type: Any) -> bool:
+    return isinstance(avro_type, list) and "null" in avro_type
+
+
+def _zero_value(avro_type: Any, named: Mapping[str, Mapping[str, Any]]) -> Any:
+    """A default for a non-null field: the type's zero value, or an enum's first symbol."""
+    base = avro_type.get("type") if isinstance(avro_type, dict) else avro_type
+    if isinstance(base, str) and base in named:
+        return _zero_value(named[base], named)
+    if base in ("int", "long"):
+        return 0
+    if base in ("float", "double"):
+        return 0.0
+    if base == "boolean":
+        return False
+    if base == "enum":
+        return avro_type["symbols"][0]
+    if base in ("string", "bytes"):
+        return ""
+    raise FieldRuleMismatchError(f"no default for a granted field of type {base!r}")
+
+
 def projected_schema(
     event_schema: Mapping[str, Any], agreement: Agreement, subscriber_id: str
 ) -> dict[str, Any]:
     """The Avro schema of what ``subscriber_id`` receives of this event type.
 
     A record named like the event type in namespace ``nl.ecoshare.deliver`` whose fields
-    are the granted fields in catalog order, each ``["null", T]`` with default null, where
-    T is the field's non-null type (``string`` under mask and hash). Field ``doc`` and
-    ``classification`` are kept; transformed fields carry a ``transform`` attribute; the
-    record carries ``agreement_id``, ``agreement_version`` and ``subscriber_id``.
-
-    Because every field is optional, granting or revoking a field changes the schema in
-    a FULL-compatible way. Raises :class:`FieldRuleMismatchError` when a rule does not
+    are the granted fields in catalog order. Each keeps its published type, so that a
+    subscriber reads ``location_id`` as a plain string and the hot path can copy the
+    published bytes unchanged, except that mask and hash make text, and a personal field
+    (null whenever consent is missing) or a field that was nullable is ``["null", T]``.
+    Every field has a default (null for nullable fields, else the type's zero value or
+    first enum symbol), so granting or revoking a field changes the schema in a
+    FULL-compatible way; changing a field's type (deliver → hash of a number) does not.
+    Field ``doc`` and ``classification`` are kept; transformed fields carry a
+    ``transform`` attribute; the record carries ``agreement_id``, ``agreement_version``
+    and ``subscriber_id``. Raises :class:`FieldRuleMismatchError` when a rule does not
     fit its field's type.
     """
     problems = field_rule_problems(event_schema, agreement)
@@ -389,8 +414,18 @@ def projected_schema(
                 _standalone_type(branch, record_namespace, named, emitted)
                 for branch in _non_null_branches(field["type"])
             ]
-        projected: dict[str, Any] = {"name": field["name"], "type": ["null", *branches]}
-        projected["default"] = None
+        nullable = (
+            _is_nullable(field["type"])
+            or field.get("classification") == Classification.PERSONAL.value
+            or len(branches) != 1
+        )
+        projected: dict[str, Any] = {"name": field["name"]}
+        if nullable:
+            projected["type"] = ["null", *branches]
+            projected["default"] = None
+        else:
+            projected["type"] = branches[0]
+            projected["default"] = _zero_value(branches[0], named)
         if "doc" in field:
             projected["doc"] = field["doc"]
         if "classification" in field:

@@ -11,6 +11,7 @@ and renders each delivery with a compiled :class:`~ecoshare.governance.plan.Deli
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,7 @@ from ecoshare.governance.progress import (
     SOURCE_OFFSETS_HEADER,
 )
 
+log = logging.getLogger(__name__)
 AGREEMENT_HEADER = "ecoshare-agreement"
 REASON_HEADER = "ecoshare-reason"
 DETAIL_HEADER = "ecoshare-detail"
@@ -268,19 +270,23 @@ class GovernanceEngine:
         key = (agreement.agreement_id, agreement.version, writer.schema_id)
         found = self._plans.get(key)
         if found is None:
-            plan = compile_plan(
-                writer.layout,
-                writer.schema,
-                agreement,
-                self._classification[writer.event_type],
-                self.hash_key(agreement.subscriber),
-            )
             topic = self._delivery_topic(agreement.subscriber, writer.event_type)
             try:
+                plan = compile_plan(
+                    writer.layout,
+                    writer.schema,
+                    agreement,
+                    self._classification[writer.event_type],
+                    self.hash_key(agreement.subscriber),
+                )
                 schema_id = self._register(topic, plan.schema)
                 found = (plan, header_for(schema_id))
-            except Exception as exc:  # the registry's refusal, e.g. incompatible
-                found = f"delivery schema for {topic} refused: {exc}"
+            except Exception as exc:  # a rule that does not fit, or the registry's refusal
+                found = (
+                    f"agreement {agreement.agreement_id} v{agreement.version}: delivery "
+                    f"schema for {topic} refused: {exc}"
+                )
+                log.error("%s; its events are withheld as delivery_schema_refused", found)
             self._plans[key] = found
         return found
 
@@ -377,15 +383,20 @@ class GovernanceEngine:
                         reason_code = WithholdReason.AGREEMENT_NOT_IN_FORCE
                         closest = route.covering[0]
                     else:
+                        refused: Agreement | None = None
                         for agreement in in_force:
                             compiled_plan = self.plan(agreement, writer)
                             if isinstance(compiled_plan, str):
+                                refused = refused or agreement
                                 continue
                             predicate = compiled_plan[0].row_filter
                             if predicate is None or predicate(body, offsets):
                                 chosen, chosen_plan = agreement, compiled_plan
                                 break
-                        if chosen is None:
+                        if chosen is None and refused is not None:
+                            reason_code = WithholdReason.DELIVERY_SCHEMA_REFUSED
+                            closest = refused
+                        elif chosen is None:
                             reason_code = WithholdReason.ROW_FILTER
                             closest = in_force[0]
                         elif chosen.limits is not None and not limiter.try_acquire(

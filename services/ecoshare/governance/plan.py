@@ -44,76 +44,6 @@ def _base_name(avro_type: Any) -> str:
     return str(avro_type)
 
 
-def _default_of(avro_type: Any) -> Any:
-    """A default that lets a field be added or removed compatibly in either direction."""
-    if _is_nullable(avro_type):
-        return None
-    base = _base_name(avro_type)
-    if base in ("int", "long"):
-        return 0
-    if base in ("float", "double"):
-        return 0.0
-    if base == "boolean":
-        return False
-    if base == "enum":
-        return avro_type["symbols"][0]
-    return ""
-
-
-def delivery_field_type(writer_type: Any, rule: FieldRule, personal: bool) -> Any:
-    """The Avro type of a granted field in the subscriber's schema.
-
-    Fields keep their published type, except: mask and hash make text; a personal
-    field (and anything derived from one) is nullable, because it is null whenever
-    consent is missing.
-    """
-    nullable = _is_nullable(writer_type) or personal
-    inner = _non_null(writer_type)
-    if rule.action in (FieldAction.MASK, FieldAction.HASH):
-        inner = "string"
-    return ["null", inner] if nullable else inner
-
-
-def delivery_schema(
-    event_schema: Mapping[str, Any],
-    agreement: Agreement,
-    classification: Mapping[str, Classification],
-) -> dict[str, Any]:
-    """The Avro schema of what the agreement's subscriber receives.
-
-    Granted fields in catalog order, with their doc and classification, each with a
-    default, so adding or removing a granted field is a FULL-compatible change; a
-    changed field type (e.g. deliver → hash of a number) is not, and the registry
-    refuses it.
-    """
-    fields: list[dict[str, Any]] = []
-    for field in event_schema["fields"]:
-        name = field["name"]
-        rule = agreement.fields.get(name)
-        if rule is None or not rule.grants:
-            continue
-        personal = classification.get(name) is Classification.PERSONAL
-        avro_type = delivery_field_type(copy.deepcopy(field["type"]), rule, personal)
-        projected: dict[str, Any] = {"name": name, "type": avro_type}
-        projected["default"] = _default_of(avro_type)
-        for attribute in ("doc", "classification"):
-            if attribute in field:
-                projected[attribute] = field[attribute]
-        if rule.action is not FieldAction.DELIVER:
-            projected["ecoshare.action"] = rule.action.value
-        fields.append(projected)
-    namespace = f"nl.ecoshare.deliver.{agreement.subscriber.replace('-', '_')}"
-    return {
-        "type": "record",
-        "name": str(event_schema["name"]).rsplit(".", 1)[-1],
-        "namespace": namespace,
-        "doc": f"{event_schema['name']} as delivered under agreement "
-        f"{agreement.agreement_id} v{agreement.version}",
-        "ecoshare.agreement": f"{agreement.agreement_id}:{agreement.version}",
-        "fields": fields,
-    }
-
-
 def _encoder_for(avro_type: Any) -> Callable[[Any], bytes]:
     nullable = _is_nullable(avro_type)
     base = _base_name(_non_null(avro_type))
@@ -176,7 +106,7 @@ def compile_plan(
     hash_key: bytes,
 ) -> DeliveryPlan:
     """Compile ``agreement`` against the writer schema ``layout`` was compiled from."""
-    schema = delivery_schema(event_schema, agreement, classification)
+    schema = projection.projected_schema(event_schema, agreement, agreement.subscriber)
     index = layout.field_index
     writer_types = layout.field_types
     parts: list[str] = []
@@ -205,7 +135,9 @@ def compile_plan(
             continue
         writer_type = writer_types[name]
         plain = rule.action is FieldAction.DELIVER
-        same_shape = writer_type == field["type"]
+        # The bytes of a value are the same whatever its named types are called; what
+        # differs is the union index a nullable delivered field puts in front.
+        same_shape = _is_nullable(writer_type) == _is_nullable(field["type"])
         if plain and not is_personal and same_shape:
             if run_start is not None and position == run_end + 1:
                 run_end = position

@@ -38,6 +38,8 @@ the time the platform decided (the audit block's ``at_ms``), so memory is bounde
 ``window / bucket`` buckets of bounded keys. A count covers every decision in
 ``[now - window, now]`` and may include up to one bucket of older ones: it never
 undercounts. Decisions timed after ``now`` (a worker clock slightly ahead) are counted.
+Buckets behind the newest decision recorded are dropped as records arrive, so ``now``
+must not be earlier than the decisions already recorded (a live clock never is).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.partners import Partner
 from ecoshare.governance.control_plane import ControlRecordError, decode_key, decode_value
 from ecoshare.health.feed import audit_observations
-from ecoshare.health.model import DEFAULT_WINDOW, EcosystemHealth
+from ecoshare.health.model import DEFAULT_WINDOW, EcosystemHealth, HealthObservation
 from ecoshare.topics import TopicNames
 
 __all__ = ["HealthMonitor"]
@@ -213,8 +213,7 @@ class HealthMonitor:
                     self._note_error(f"consume failed: {exc}")
                     continue
                 if messages:
-                    with self._lock:
-                        self._apply(messages)
+                    self._apply(messages)
                 if self._caught_up.is_set() and time.monotonic() >= next_export:
                     with self._lock:
                         self._exported_at = self._now()
@@ -249,41 +248,57 @@ class HealthMonitor:
         return None
 
     def _apply(self, messages: list[Any]) -> None:
-        """Feed one consumed batch to the model (the lock is held)."""
+        """Feed one consumed batch to the model, in order.
+
+        Audit blocks are decoded before the lock is taken, so :meth:`report` waits only
+        for the model's bookkeeping, not for JSON parsing.
+        """
         audit = self._names.audit
+        decoded: list[list[HealthObservation] | None] = []
         for message in messages:
-            topic = str(message.topic())
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    self._reached_end((topic, int(message.partition())))
-                else:
-                    self._last_error = f"reading {topic}: {error}"
-                    log.warning("health monitor: %s", self._last_error)
-                continue
-            if topic == audit:
-                self._audit_messages += 1
+            if message.error() is None and message.topic() == audit:
                 try:
-                    self._model.record_all(audit_observations(message.value()))
+                    decoded.append(audit_observations(message.value()))
                 except AuditFormatError as exc:
-                    self._undecodable_audit_messages += 1
-                    log.warning("audit message at %s@%s skipped: %s", topic, message.offset(), exc)
-                continue
-            records = self._agreements if topic == self._names.agreements else self._partners
-            try:
-                key = decode_key(message.key())
-                value = decode_value(message.value())
-            except ControlRecordError as exc:
-                records.invalid += 1
-                log.error("control record at %s@%s ignored: %s", topic, message.offset(), exc)
-                continue
-            records.apply(key, value)
-        if self._agreements.changed:
-            self._model.set_agreements(self._agreements.valid.values())
-            self._agreements.changed = False
-        if self._partners.changed:
-            self._model.set_partners(self._partners.valid.values())
-            self._partners.changed = False
+                    log.warning("audit message at %s@%s skipped: %s", audit, message.offset(), exc)
+                    decoded.append(None)
+        with self._lock:
+            blocks = iter(decoded)
+            for message in messages:
+                topic = str(message.topic())
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        self._reached_end((topic, int(message.partition())))
+                    else:
+                        self._last_error = f"reading {topic}: {error}"
+                        log.warning("health monitor: %s", self._last_error)
+                elif topic == audit:
+                    self._audit_messages += 1
+                    observations = next(blocks)
+                    if observations is None:
+                        self._undecodable_audit_messages += 1
+                    else:
+                        self._model.record_all(observations)
+                else:
+                    self._apply_control(topic, message)
+            if self._agreements.changed:
+                self._model.set_agreements(self._agreements.valid.values())
+                self._agreements.changed = False
+            if self._partners.changed:
+                self._model.set_partners(self._partners.valid.values())
+                self._partners.changed = False
+
+    def _apply_control(self, topic: str, message: Any) -> None:
+        records = self._agreements if topic == self._names.agreements else self._partners
+        try:
+            key = decode_key(message.key())
+            value = decode_value(message.value())
+        except ControlRecordError as exc:
+            records.invalid += 1
+            log.error("control record at %s@%s ignored: %s", topic, message.offset(), exc)
+            return
+        records.apply(key, value)
 
     def _reached_end(self, partition: tuple[str, int]) -> None:
         pending = self._pending_partitions

@@ -7,6 +7,7 @@ so it prints a report fetched over HTTP as well as one computed in-process.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -16,20 +17,30 @@ __all__ = ["format_age", "render_report"]
 
 
 def format_age(seconds: float | None) -> str:
-    """A duration in seconds as ``"2d 3h"``, ``"3h 12m"``, ``"4m 05s"`` or ``"12s"``."""
+    """A duration in seconds, to its two largest units: ``"2d 3h"``, ``"3h 12m"``,
+    ``"4m 05s"``, ``"15m"``, ``"12s"``; ``None`` is ``"never"``."""
     if seconds is None:
         return "never"
-    whole = int(seconds)
-    days, rest = divmod(whole, 86_400)
+    days, rest = divmod(max(0, int(seconds)), 86_400)
     hours, rest = divmod(rest, 3_600)
     minutes, secs = divmod(rest, 60)
     if days:
-        return f"{days}d {hours}h"
+        return f"{days}d {hours}h" if hours else f"{days}d"
     if hours:
-        return f"{hours}h {minutes:02d}m"
+        return f"{hours}h {minutes:02d}m" if minutes else f"{hours}h"
     if minutes:
-        return f"{minutes}m {secs:02d}s"
+        return f"{minutes}m {secs:02d}s" if secs else f"{minutes}m"
     return f"{secs}s"
+
+
+def _ago(moment: str | None, now: str | None) -> str:
+    """How long before the report ``moment`` was, both ISO 8601; ``"never"`` for None."""
+    if moment is None:
+        return "never"
+    if now is None:
+        return moment
+    elapsed = datetime.fromisoformat(now) - datetime.fromisoformat(moment)
+    return f"{format_age(elapsed.total_seconds())} ago"
 
 
 def _ratio(value: float | None) -> str:
@@ -67,7 +78,7 @@ def render_report(report: Mapping[str, Any], console: Console) -> None:
     _partners(report.get("partners", ()), console)
     _stale(report.get("freshness", ()), console)
     _coverage(report.get("coverage", ()), console)
-    _idle(report.get("agreements", ()), console)
+    _idle(report.get("agreements", ()), report.get("generated_at"), console)
     _reasons("withheld", report.get("withheld", ()), console)
     _reasons("quarantined", report.get("quarantined", ()), console)
     if status.get("last_error"):
@@ -136,7 +147,7 @@ def _coverage(rows: Sequence[Mapping[str, Any]], console: Console) -> None:
     console.print(table)
 
 
-def _idle(rows: Sequence[Mapping[str, Any]], console: Console) -> None:
+def _idle(rows: Sequence[Mapping[str, Any]], now: str | None, console: Console) -> None:
     idle = [row for row in rows if row.get("idle")]
     if not idle:
         if rows:
@@ -154,7 +165,7 @@ def _idle(rows: Sequence[Mapping[str, Any]], console: Console) -> None:
             row["subscriber"],
             ", ".join(row["publishers"]),
             ", ".join(row["event_types"]),
-            row.get("last_delivered_at") or "never",
+            _ago(row.get("last_delivered_at"), now),
         )
     console.print(table)
 
@@ -162,7 +173,7 @@ def _idle(rows: Sequence[Mapping[str, Any]], console: Console) -> None:
 def _reasons(kind: str, rows: Sequence[Mapping[str, Any]], console: Console) -> None:
     if not rows:
         return
-    table = Table(title=f"{kind} in the window, by reason")
+    table = Table(title=f"{kind} by reason")
     table.add_column("reason")
     table.add_column("events", justify="right")
     for row in sorted(rows, key=lambda item: (-int(item["events"]), item["reason"])):

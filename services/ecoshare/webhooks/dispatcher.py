@@ -1,0 +1,317 @@
+"""Pushing governed deliveries to webhooks, one background thread per webhook.
+
+Each webhook consumes its subscriber's delivery topic in its own consumer group
+(``<prefix>ecoshare-webhook-<id>``), from the start of the topic, in order per
+partition. A delivery is committed only after the receiver answered 2xx, or after it
+was moved to the dead-letter topic: at least once, never silently lost. A failed
+attempt is retried after ``backoff * 2**(attempt - 1)`` seconds (capped), up to
+``max_attempts`` attempts. Several API instances share a webhook's partitions through
+the group; the counters of :class:`WebhookState` are those of this instance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+
+from ecoshare.api.decoding import FramedDecoder, MessageDecodeError
+from ecoshare.api.event_json import delivery_to_json
+from ecoshare.topics import TopicNames
+from ecoshare.webhooks.registration import (
+    ATTEMPT_HEADER,
+    DELIVERY_ID_HEADER,
+    SIGNATURE_HEADER,
+    WEBHOOK_ID_HEADER,
+    WebhookRecord,
+    dead_letter_topic,
+    sign_body,
+    webhook_secret,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WebhookPolicy:
+    max_attempts: int = 6
+    backoff_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    timeout_seconds: float = 5.0
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.backoff_max_seconds, self.backoff_seconds * 2 ** (attempt - 1)))
+
+
+@dataclass
+class WebhookState:
+    """What one webhook's deliveries did, as seen by this API instance."""
+
+    status: str = "starting"
+    delivered: int = 0
+    failed_attempts: int = 0
+    consecutive_failures: int = 0
+    dead_lettered: int = 0
+    last_error: str | None = None
+    last_status_code: int | None = None
+    last_attempt_at: datetime | None = None
+    last_delivered_at: datetime | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "status": self.status,
+                "delivered": self.delivered,
+                "failed_attempts": self.failed_attempts,
+                "consecutive_failures": self.consecutive_failures,
+                "dead_lettered": self.dead_lettered,
+                "last_error": self.last_error,
+                "last_status_code": self.last_status_code,
+                "last_attempt_at": self.last_attempt_at,
+                "last_delivered_at": self.last_delivered_at,
+            }
+
+
+class _WebhookWorker:
+    def __init__(self, dispatcher: WebhookDispatcher, record: WebhookRecord) -> None:
+        self.record = record
+        self.state = WebhookState()
+        self._dispatcher = dispatcher
+        self._secret = webhook_secret(dispatcher.master_secret, record)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"webhook-{record.webhook_id}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _set(self, **changes: Any) -> None:
+        with self.state.lock:
+            for name, value in changes.items():
+                setattr(self.state, name, value)
+
+    def _run(self) -> None:
+        dispatcher = self._dispatcher
+        topic = dispatcher.names.delivery(self.record.subscriber, self.record.event_type)
+        consumer = Consumer(
+            {
+                "bootstrap.servers": dispatcher.bootstrap_servers,
+                "group.id": f"{dispatcher.names.prefix}ecoshare-webhook-{self.record.webhook_id}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 1000,
+                # The delivery topic appears with the first record governed for it.
+                "topic.metadata.refresh.interval.ms": 1000,
+                "max.poll.interval.ms": 600_000,
+                "log_level": 3,
+            }
+        )
+        client = httpx.Client(timeout=dispatcher.policy.timeout_seconds, follow_redirects=False)
+        try:
+            consumer.subscribe([topic])
+            self._set(status="waiting")
+            while not self._stop.is_set():
+                message = consumer.poll(0.5)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() not in (
+                        KafkaError._PARTITION_EOF,
+                        KafkaError.UNKNOWN_TOPIC_OR_PART,
+                    ):
+                        log.warning("webhook %s: %s", self.record.webhook_id, error)
+                    continue
+                if self._deliver(client, message):
+                    consumer.commit(message=message, asynchronous=False)
+        except KafkaException as exc:
+            self._set(status="failed", last_error=f"Kafka: {exc}")
+            log.error("webhook %s stopped: %s", self.record.webhook_id, exc)
+        finally:
+            client.close()
+            with contextlib.suppress(KafkaException, RuntimeError):
+                consumer.close()
+            with self.state.lock:
+                if self.state.status != "failed":
+                    self.state.status = "stopped"
+
+    def _body(self, message: Message) -> bytes | str:
+        headers = {name: value for name, value in (message.headers() or ()) if value is not None}
+        try:
+            record = self._dispatcher.decoder.decode(message.value())
+        except MessageDecodeError as exc:
+            return str(exc)
+        payload = {
+            "webhook_id": self.record.webhook_id,
+            "subscriber": self.record.subscriber,
+            "event_type": self.record.event_type,
+            **delivery_to_json(
+                topic=str(message.topic()),
+                partition=int(message.partition() or 0),
+                offset=int(message.offset() or 0),
+                headers=headers,
+                record=record,
+            ),
+        }
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+    def _deliver(self, client: httpx.Client, message: Message) -> bool:
+        """True once the delivery is settled (2xx or dead-lettered); False if stopped."""
+        policy = self._dispatcher.policy
+        delivery_id = f"{message.topic()}:{message.partition()}:{message.offset()}"
+        body = self._body(message)
+        if isinstance(body, str):
+            self._dead_letter(message, delivery_id, None, f"undecodable delivery: {body}", 0)
+            return True
+        signature = sign_body(self._secret, body)
+        last_error = ""
+        for attempt in range(1, policy.max_attempts + 1):
+            self._set(status="delivering", last_attempt_at=datetime.now(UTC))
+            status_code: int | None = None
+            try:
+                response = client.post(
+                    self.record.url,
+                    content=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        SIGNATURE_HEADER: signature,
+                        WEBHOOK_ID_HEADER: self.record.webhook_id,
+                        DELIVERY_ID_HEADER: delivery_id,
+                        ATTEMPT_HEADER: str(attempt),
+                        "User-Agent": "ecoshare-webhooks",
+                    },
+                )
+                status_code = response.status_code
+                if 200 <= status_code < 300:
+                    with self.state.lock:
+                        self.state.delivered += 1
+                        self.state.consecutive_failures = 0
+                        self.state.last_status_code = status_code
+                        self.state.last_delivered_at = datetime.now(UTC)
+                        self.state.status = "waiting"
+                    return True
+                last_error = f"HTTP {status_code} from the receiver"
+            except httpx.HTTPError as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+            with self.state.lock:
+                self.state.failed_attempts += 1
+                self.state.consecutive_failures += 1
+                self.state.last_error = last_error
+                self.state.last_status_code = status_code
+                self.state.status = "retrying"
+            if attempt < policy.max_attempts and self._stop.wait(policy.backoff(attempt)):
+                return False
+        self._dead_letter(message, delivery_id, body, last_error, policy.max_attempts)
+        return True
+
+    def _dead_letter(
+        self, message: Message, delivery_id: str, body: bytes | None, error: str, attempts: int
+    ) -> None:
+        value = {
+            "webhook_id": self.record.webhook_id,
+            "subscriber": self.record.subscriber,
+            "event_type": self.record.event_type,
+            "url": self.record.url,
+            "delivery_id": delivery_id,
+            "attempts": attempts,
+            "last_error": error,
+            "dead_lettered_at": datetime.now(UTC).isoformat(),
+            "body": json.loads(body) if body else None,
+        }
+        self._dispatcher.dead_letter(self.record.webhook_id, value)
+        with self.state.lock:
+            self.state.dead_lettered += 1
+            self.state.last_error = error
+            self.state.status = "waiting"
+
+
+class WebhookDispatcher:
+    """Runs one delivery thread per registered webhook; :meth:`reconcile` follows changes."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        names: TopicNames,
+        decoder: FramedDecoder,
+        master_secret: bytes,
+        policy: WebhookPolicy,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.names = names
+        self.decoder = decoder
+        self.master_secret = master_secret
+        self.policy = policy
+        self._workers: dict[str, _WebhookWorker] = {}
+        self._retired: list[_WebhookWorker] = []
+        self._states: dict[str, WebhookState] = {}
+        self._lock = threading.Lock()
+        self._producer = Producer(
+            {"bootstrap.servers": bootstrap_servers, "acks": "all", "log_level": 3}
+        )
+        self._producer_lock = threading.Lock()
+
+    def reconcile(self, records: Iterable[WebhookRecord]) -> None:
+        """Run exactly the given webhooks: start new ones, stop removed or changed ones."""
+        wanted = {record.webhook_id: record for record in records}
+        with self._lock:
+            for webhook_id, worker in list(self._workers.items()):
+                if wanted.get(webhook_id) != worker.record:
+                    worker.request_stop()
+                    self._retired.append(worker)
+                    del self._workers[webhook_id]
+            for webhook_id, record in wanted.items():
+                if webhook_id not in self._workers:
+                    worker = _WebhookWorker(self, record)
+                    self._workers[webhook_id] = worker
+                    self._states[webhook_id] = worker.state
+                    worker.start()
+            for webhook_id in list(self._states):
+                if webhook_id not in wanted:
+                    del self._states[webhook_id]
+
+    def state(self, webhook_id: str) -> WebhookState | None:
+        with self._lock:
+            return self._states.get(webhook_id)
+
+    def dead_letter(self, webhook_id: str, value: dict[str, Any]) -> None:
+        """Keep a refused delivery on the dead-letter topic (keyed by webhook id)."""
+        headers = [("ecoshare-webhook-id", webhook_id.encode())]
+        with self._producer_lock:
+            self._producer.produce(
+                dead_letter_topic(self.names),
+                key=webhook_id.encode(),
+                value=json.dumps(value, default=str).encode(),
+                headers=headers,
+            )
+            self._producer.flush(10)
+
+    def stop(self) -> None:
+        with self._lock:
+            workers = [*self._workers.values(), *self._retired]
+            self._workers.clear()
+            self._retired.clear()
+        for worker in workers:
+            worker.request_stop()
+        for worker in workers:
+            worker.join(10)
+        with self._producer_lock:
+            self._producer.flush(5)
