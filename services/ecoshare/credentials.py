@@ -15,7 +15,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,7 +24,7 @@ from ecoshare.domain.timestamps import UtcTimestamp
 from ecoshare.topics import TopicNames
 
 KEY_PREFIX = "esk"
-SCRYPT_ALGORITHM = "scrypt-n16384-r8-p1"
+SCRYPT_ALGORITHM: Final = "scrypt-n16384-r8-p1"
 _SCRYPT_N = 2**14
 _SCRYPT_R = 8
 _SCRYPT_P = 1

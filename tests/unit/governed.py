@@ -14,7 +14,6 @@ from typing import Any
 
 import fastavro
 
-from ecoshare.codec.layout import compile_layout
 from ecoshare.codec.wire import frame
 from ecoshare.domain.identity import PUBLISHER_HEADER, SIGNATURE_HEADER, partner_signing_key, sign_event
 from ecoshare.governance.engine import GovernanceEngine, WriterSchema
@@ -93,8 +92,8 @@ def make_engine(registry: RecordingRegistry, **overrides: Any) -> GovernanceEngi
     schemas = StaticSchemas()
     for event_type, schema_id in WRITER_IDS.items():
         schema = CATALOG.event_schema(event_type)
-        schemas.writers[(NAMES.ingress(event_type), schema_id)] = WriterSchema(
-            schema_id, event_type, schema, compile_layout(schema)
+        schemas.writers[(NAMES.ingress(event_type), schema_id)] = WriterSchema.compile(
+            schema_id, event_type, schema
         )
     options: dict[str, Any] = {
         "schemas": schemas,

@@ -17,7 +17,7 @@ from ecoshare.audit import DecisionRecord, QuarantineRecord
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.timestamps import to_epoch_millis
-from ecoshare.health import AcceptedEvent, EcosystemHealth
+from ecoshare.health import AcceptedEvent, DecisionTally, EcosystemHealth
 
 T0 = datetime(2026, 3, 23, 8, 0, tzinfo=UTC)
 SSC = "StoreStatusChanged"
@@ -150,6 +150,29 @@ def test_reciprocity_counts_events_once_as_contributed_and_deliveries_as_receive
     assert totals["events_contributed"] == 8
     assert totals["deliveries"] == 14
     assert (totals["active_publishers"], totals["active_subscribers"]) == (2, 3)
+
+
+def test_a_tally_counts_as_that_many_decisions() -> None:
+    one_by_one, tallied = EcosystemHealth(), EcosystemHealth()
+    events = [event("shop-a", T0, location=f"l-{n}") for n in range(3)]
+    for ev in events:
+        one_by_one.record_all(
+            [
+                ev,
+                decision(ev, "carrier-b"),
+                decision(ev, "app-c", outcome="withheld", reason="row-filter", agreement=None),
+            ]
+        )
+    tallied.record_all(events)
+    tallied.record_all(
+        [
+            DecisionTally(SSC, "carrier-b", "delivered", None, "agr-1", ms(T0), 3),
+            DecisionTally(SSC, "app-c", "withheld", "row-filter", None, ms(T0), 3),
+        ]
+    )
+
+    later = T0 + timedelta(minutes=5)
+    assert tallied.report(later) == one_by_one.report(later)
 
 
 def test_a_registered_partner_without_activity_is_reported_without_a_ratio() -> None:

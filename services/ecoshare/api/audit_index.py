@@ -119,9 +119,7 @@ FlowKey = tuple[str, str, str]  # (publisher, subscriber, event type)
 class AuditIndex:
     """Follows the audit topic; see the module docstring."""
 
-    def __init__(
-        self, bootstrap_servers: str, topic: str, *, max_events: int = 100_000
-    ) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, *, max_events: int = 100_000) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._topic = topic
         self._max_events = max_events

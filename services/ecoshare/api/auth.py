@@ -97,11 +97,15 @@ class Authenticator:
         except ValidationError:
             partner = None
         if partner is None:
-            raise ApiError(403, f"partner {record.partner_id!r} is not known to the platform",
-                           code="partner_unknown")
+            raise ApiError(
+                403,
+                f"partner {record.partner_id!r} is not known to the platform",
+                code="partner_unknown",
+            )
         if not partner.enabled:
-            raise ApiError(403, f"partner {record.partner_id!r} is disabled",
-                           code="partner_disabled")
+            raise ApiError(
+                403, f"partner {record.partner_id!r} is disabled", code="partner_disabled"
+            )
         self._charge(self._partner_limiter, record.key_id)
         return Caller(operator=False, partner_id=record.partner_id, key_id=record.key_id)
 

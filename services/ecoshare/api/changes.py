@@ -102,9 +102,18 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def display_json(model: BaseModel) -> dict[str, Any]:
-    """The model as JSON with set-valued fields sorted, for stable display and diffs."""
-    return dict(_normalise(model.model_dump(mode="json")))
+def display_json(model: BaseModel, *, compact: bool = False) -> dict[str, Any]:
+    """The model as JSON with set-valued fields sorted, for stable display and diffs.
+
+    ``compact`` leaves out values equal to their defaults, as a governance file would.
+    """
+    return dict(_normalise(model.model_dump(mode="json", exclude_defaults=compact)))
+
+
+def _model_diff(before: BaseModel, after: BaseModel) -> tuple[FieldChange, ...]:
+    changes = diff_values(display_json(before, compact=True), display_json(after, compact=True))
+    # The version change is shown with the record, not as one of its fields.
+    return tuple(change for change in changes if change.path != "version")
 
 
 def diff_values(before: Any, after: Any, path: str = "") -> list[FieldChange]:
@@ -120,6 +129,17 @@ def diff_values(before: Any, after: Any, path: str = "") -> list[FieldChange]:
             else:
                 changes.extend(diff_values(before[key], after[key], sub))
         return changes
+    if (
+        isinstance(before, list)
+        and isinstance(after, list)
+        and len(before) == len(after)
+        and any(isinstance(item, dict) for item in [*before, *after])
+    ):
+        return [
+            change
+            for index, (old, new) in enumerate(zip(before, after, strict=True))
+            for change in diff_values(old, new, f"{path}[{index}]")
+        ]
     if before != after:
         return [FieldChange(path or "(record)", before, after)]
     return []
@@ -130,9 +150,7 @@ def agreement_update_problem(current: Agreement | None, proposed: Agreement) -> 
     if current is None:
         return None
     if proposed.version < current.version:
-        return (
-            f"version {proposed.version} is lower than the applied version {current.version}"
-        )
+        return f"version {proposed.version} is lower than the applied version {current.version}"
     if proposed.version == current.version and proposed != current:
         return (
             f"its content changed but its version did not (version {current.version} is "
@@ -163,26 +181,29 @@ def plan_changes(
         if current is None:
             changes.append(Change("partner", partner.partner_id, "add", None, partner))
         elif current != partner:
-            fields = tuple(diff_values(display_json(current), display_json(partner)))
-            changes.append(Change("partner", partner.partner_id, "change", current, partner, fields))
+            fields = _model_diff(current, partner)
+            changes.append(
+                Change("partner", partner.partner_id, "change", current, partner, fields)
+            )
     for index, agreement in enumerate(agreements):
         where = f"{source}: agreements[{index}] ({agreement.agreement_id})"
-        for problem in agreement_schema_problems(agreement, event_schemas):
-            problems.append(f"{where}: {problem}")
+        problems.extend(
+            f"{where}: {problem}" for problem in agreement_schema_problems(agreement, event_schemas)
+        )
         for publisher in sorted(agreement.publishers):
             if publisher != "*" and publisher not in desired_partners:
                 problems.append(f"{where}.publishers: unknown partner {publisher!r}")
-        current = current_agreements.get(agreement.agreement_id)
-        problem = agreement_update_problem(current, agreement)
-        if problem is not None:
-            problems.append(f"{where}.version: {problem}")
+        applied = current_agreements.get(agreement.agreement_id)
+        refusal = agreement_update_problem(applied, agreement)
+        if refusal is not None:
+            problems.append(f"{where}.version: {refusal}")
             continue
-        if current is None:
+        if applied is None:
             changes.append(Change("agreement", agreement.agreement_id, "add", None, agreement))
-        elif current != agreement:
-            fields = tuple(diff_values(display_json(current), display_json(agreement)))
+        elif applied != agreement:
+            fields = _model_diff(applied, agreement)
             changes.append(
-                Change("agreement", agreement.agreement_id, "change", current, agreement, fields)
+                Change("agreement", agreement.agreement_id, "change", applied, agreement, fields)
             )
     desired_agreements = {agreement.agreement_id for agreement in agreements}
     for key in sorted(current_agreements):

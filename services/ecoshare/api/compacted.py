@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
 TopicPosition = tuple[str, int]
+Written = tuple[TopicPosition, int]
+"""Where a record was written: ((topic, partition), offset)."""
 
 
 class CompactedTopicError(EcoshareError):
@@ -69,17 +71,17 @@ class CompactedTopicWriter:
             }
         )
 
-    def put(self, topic: str, key: str, value: Mapping[str, Any]) -> TopicPosition:
+    def put(self, topic: str, key: str, value: Mapping[str, Any]) -> Written:
         """Write ``value`` under ``key``; the (topic, partition) and offset written."""
         if value.get("deleted") is True:
             raise ControlRecordError(f'a value with "deleted": true would delete {key!r}')
         return self._produce(topic, key, encode_value(value))
 
-    def delete(self, topic: str, key: str) -> TopicPosition:
+    def delete(self, topic: str, key: str) -> Written:
         """Write the deletion marker for ``key``."""
         return self._produce(topic, key, encode_value(DELETION_MARKER))
 
-    def _produce(self, topic: str, key: str, value: bytes) -> TopicPosition:
+    def _produce(self, topic: str, key: str, value: bytes) -> Written:
         outcome: list[tuple[KafkaError | None, int, int]] = []
 
         def on_delivery(error: KafkaError | None, message: Any) -> None:
@@ -271,7 +273,9 @@ class CompactedTopicFollower:
                         if _apply(self._records, position[0], message.key(), message.value()):
                             key = decode_key(message.key())
                             changes.append(
-                                FollowedChange(position[0], key, self._records[position[0]].get(key))
+                                FollowedChange(
+                                    position[0], key, self._records[position[0]].get(key)
+                                )
                             )
                     self.version += 1
                     self._condition.notify_all()
@@ -317,7 +321,7 @@ class CompactedTopicFollower:
                 self._condition.wait(min(remaining, 0.1))
         return True
 
-    def wait_for_write(self, written: tuple[TopicPosition, int], timeout_seconds: float = 5.0) -> bool:
+    def wait_for_write(self, written: Written, timeout_seconds: float = 5.0) -> bool:
         """Wait until a record this process wrote (position, offset) is applied."""
         position, offset = written
         return self.wait_for({position: offset + 1}, timeout_seconds)

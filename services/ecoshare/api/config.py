@@ -43,7 +43,9 @@ class ApiLimits(BaseSettings):
 
     @property
     def allowed_webhook_hosts(self) -> frozenset[str]:
-        return frozenset(host.strip().lower() for host in self.webhook_allowed_hosts.split(",") if host.strip())
+        return frozenset(
+            host.strip().lower() for host in self.webhook_allowed_hosts.split(",") if host.strip()
+        )
 
 
 @dataclass(frozen=True)

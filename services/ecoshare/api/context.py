@@ -59,7 +59,7 @@ class HealthHook:
         self.monitor: Any = None
         self.unavailable_reason = "the health monitor (ecoshare.health) is not installed"
         try:
-            from ecoshare.health.monitor import HealthMonitor  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+            from ecoshare.health.monitor import HealthMonitor  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:
             if getattr(exc, "name", "") not in ("ecoshare.health", "ecoshare.health.monitor"):
                 log.exception("the health monitor could not be imported")
@@ -94,7 +94,13 @@ class ApiContext:
         self.catalog: Catalog = load_catalog(config.schemas_dir)
         self.follower = CompactedTopicFollower(
             config.bootstrap_servers,
-            [names.partners, names.agreements, names.consents, self.keys_topic, self.webhooks_topic],
+            [
+                names.partners,
+                names.agreements,
+                names.consents,
+                self.keys_topic,
+                self.webhooks_topic,
+            ],
             name="api-state",
         )
         self.writer = CompactedTopicWriter(config.bootstrap_servers)
@@ -107,7 +113,9 @@ class ApiContext:
             keys_topic=self.keys_topic,
             partners_topic=names.partners,
             partner_limiter=RateLimiter(limits.rate_per_second, limits.rate_burst),
-            operator_limiter=RateLimiter(limits.operator_rate_per_second, limits.operator_rate_burst),
+            operator_limiter=RateLimiter(
+                limits.operator_rate_per_second, limits.operator_rate_burst
+            ),
         )
         self.webhooks = WebhookDispatcher(
             bootstrap_servers=config.bootstrap_servers,

@@ -40,6 +40,8 @@ class FramedDecoder:
             found = self._client.get_schema(schema_id)
         except SchemaRegistryError as exc:
             raise MessageDecodeError(f"schema id {schema_id}: {exc.error_message}") from exc
+        if not found.schema_str:
+            raise MessageDecodeError(f"schema id {schema_id} has no schema text")
         parsed = fastavro.parse_schema(json.loads(found.schema_str), _write_hint=False)
         with self._lock:
             self._parsed[schema_id] = parsed

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from ecoshare.domain.timestamps import from_epoch_millis, to_utc_millis
+from ecoshare.sdk import EventValidationError, Publisher
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
@@ -35,10 +36,14 @@ class FieldProblem:
         return {"field": self.field, "message": self.message}
 
 
-class _Problems(Exception):
+class _ProblemsError(Exception):
     def __init__(self, problems: list[FieldProblem]) -> None:
         super().__init__(problems)
         self.problems = problems
+
+
+def _problem(path: str, message: str) -> _ProblemsError:
+    return _ProblemsError([FieldProblem(path, message)])
 
 
 def _join(path: str, name: str) -> str:
@@ -106,7 +111,7 @@ class _Converter:
                 return self._primitive(avro_type, value, path)
             named = self.named.get(avro_type) or self.named.get(f"{namespace}.{avro_type}")
             if named is None:
-                raise _Problems([FieldProblem(path or "(event)", f"unknown type {avro_type}")])
+                raise _problem(path or "(event)", f"unknown type {avro_type}")
             return self.convert(named, value, path, namespace)
         kind = avro_type.get("type")
         logical = avro_type.get("logicalType")
@@ -114,7 +119,7 @@ class _Converter:
             try:
                 return parse_timestamp(value)
             except ValueError as exc:
-                raise _Problems([FieldProblem(path, str(exc))]) from exc
+                raise _problem(path, str(exc)) from exc
         if kind == "record":
             inner = self.register(avro_type, namespace)
             return self._record(avro_type, value, path, inner)
@@ -122,19 +127,17 @@ class _Converter:
             self.register(avro_type, namespace)
             symbols = list(avro_type["symbols"])
             if not isinstance(value, str) or value not in symbols:
-                raise _Problems(
-                    [FieldProblem(path, f"{value!r} is not one of {', '.join(symbols)}")]
-                )
+                raise _problem(path, f"{value!r} is not one of {', '.join(symbols)}")
             return value
         if kind == "fixed":
             self.register(avro_type, namespace)
             raw = self._bytes(value, path)
             if len(raw) != avro_type["size"]:
-                raise _Problems([FieldProblem(path, f"needs exactly {avro_type['size']} bytes")])
+                raise _problem(path, f"needs exactly {avro_type['size']} bytes")
             return raw
         if kind == "array":
             if not isinstance(value, list):
-                raise _Problems([FieldProblem(path, f"expected an array, got {_json_kind(value)}")])
+                raise _problem(path, f"expected an array, got {_json_kind(value)}")
             return self._each(
                 [(f"{path}[{index}]", item) for index, item in enumerate(value)],
                 avro_type["items"],
@@ -142,7 +145,7 @@ class _Converter:
             )
         if kind == "map":
             if not isinstance(value, dict):
-                raise _Problems([FieldProblem(path, f"expected an object, got {_json_kind(value)}")])
+                raise _problem(path, f"expected an object, got {_json_kind(value)}")
             converted = self._each(
                 [(_join(path, str(key)), item) for key, item in value.items()],
                 avro_type["values"],
@@ -151,7 +154,7 @@ class _Converter:
             return dict(zip(value.keys(), converted, strict=True))
         if kind in _PRIMITIVES:
             return self._primitive(str(kind), value, path)
-        raise _Problems([FieldProblem(path or "(event)", f"unsupported type {_type_name(avro_type)}")])
+        raise _problem(path or "(event)", f"unsupported type {_type_name(avro_type)}")
 
     def _each(
         self, items: list[tuple[str, Any]], avro_type: Any, namespace: str | None
@@ -161,19 +164,17 @@ class _Converter:
         for item_path, item in items:
             try:
                 converted.append(self.convert(avro_type, item, item_path, namespace))
-            except _Problems as exc:
+            except _ProblemsError as exc:
                 problems.extend(exc.problems)
         if problems:
-            raise _Problems(problems)
+            raise _ProblemsError(problems)
         return converted
 
     def _record(
         self, schema: Mapping[str, Any], value: Any, path: str, namespace: str | None
     ) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise _Problems(
-                [FieldProblem(path or "(event)", f"expected an object, got {_json_kind(value)}")]
-            )
+            raise _problem(path or "(event)", f"expected an object, got {_json_kind(value)}")
         problems: list[FieldProblem] = []
         record: dict[str, Any] = {}
         known = set()
@@ -189,7 +190,7 @@ class _Converter:
                 continue
             try:
                 record[name] = self.convert(field["type"], value[name], field_path, namespace)
-            except _Problems as exc:
+            except _ProblemsError as exc:
                 problems.extend(exc.problems)
         problems.extend(
             FieldProblem(_join(path, str(name)), "is not a field of this event type")
@@ -197,60 +198,58 @@ class _Converter:
             if name not in known
         )
         if problems:
-            raise _Problems(problems)
+            raise _ProblemsError(problems)
         return record
 
     def _union(self, branches: list[Any], value: Any, path: str, namespace: str | None) -> Any:
         if value is None:
             if "null" in branches:
                 return None
-            raise _Problems([FieldProblem(path, "must not be null")])
+            raise _problem(path, "must not be null")
         candidates = [branch for branch in branches if branch != "null"]
         failures: list[FieldProblem] = []
         for branch in candidates:
             try:
                 return self.convert(branch, value, path, namespace)
-            except _Problems as exc:
+            except _ProblemsError as exc:
                 failures.extend(exc.problems)
         if len(candidates) == 1:
-            raise _Problems(failures)
-        raise _Problems(
-            [FieldProblem(path, f"{value!r} is none of {_type_name(candidates)}")]
-        )
+            raise _ProblemsError(failures)
+        raise _problem(path, f"{value!r} is none of {_type_name(candidates)}")
 
     def _primitive(self, kind: str, value: Any, path: str) -> Any:
         if kind == "null":
             if value is not None:
-                raise _Problems([FieldProblem(path, "must be null")])
+                raise _problem(path, "must be null")
             return None
         if kind == "boolean":
             if not isinstance(value, bool):
-                raise _Problems([FieldProblem(path, f"expected true or false, got {value!r}")])
+                raise _problem(path, f"expected true or false, got {value!r}")
             return value
         if kind in _INT_RANGE:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise _Problems([FieldProblem(path, f"expected an integer, got {value!r}")])
+                raise _problem(path, f"expected an integer, got {value!r}")
             low, high = _INT_RANGE[kind]
             if not low <= value <= high:
-                raise _Problems([FieldProblem(path, f"{value} is out of range for {kind}")])
+                raise _problem(path, f"{value} is out of range for {kind}")
             return value
         if kind in ("float", "double"):
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise _Problems([FieldProblem(path, f"expected a number, got {value!r}")])
+                raise _problem(path, f"expected a number, got {value!r}")
             return float(value)
         if kind == "string":
             if not isinstance(value, str):
-                raise _Problems([FieldProblem(path, f"expected a string, got {_json_kind(value)}")])
+                raise _problem(path, f"expected a string, got {_json_kind(value)}")
             return value
         return self._bytes(value, path)
 
     def _bytes(self, value: Any, path: str) -> bytes:
         if not isinstance(value, str):
-            raise _Problems([FieldProblem(path, "expected base64 text")])
+            raise _problem(path, "expected base64 text")
         try:
             return base64.b64decode(value, validate=True)
         except ValueError as exc:
-            raise _Problems([FieldProblem(path, "expected base64 text")]) from exc
+            raise _problem(path, "expected base64 text") from exc
 
 
 def _json_kind(value: Any) -> str:
@@ -280,8 +279,63 @@ def record_from_json(
     try:
         inner = converter.register(schema, namespace)
         return converter.convert(schema, value, path, inner), []
-    except _Problems as exc:
+    except _ProblemsError as exc:
         return None, exc.problems
+
+
+def fill_envelope(event: dict[str, Any], publisher_id: str, now: datetime) -> dict[str, Any]:
+    """``event`` with the envelope fields the platform may fill in: a new UUID as
+    ``event_id``, the publisher's id as ``publisher_id`` and ``now`` as ``published_at``."""
+    filled = dict(event)
+    filled.setdefault("event_id", str(uuid.uuid4()))
+    filled.setdefault("publisher_id", publisher_id)
+    filled.setdefault("published_at", int(now.timestamp() * 1000))
+    return filled
+
+
+def encode_json_events(
+    publisher: Publisher,
+    schema: Mapping[str, Any],
+    event_type: str,
+    publisher_id: str,
+    events: list[tuple[str, Any]],
+    now: datetime,
+) -> tuple[list[tuple[bytes, bytes]], list[str], list[FieldProblem]]:
+    """(key, framed value) and event id of every event, or the problems of all of them.
+
+    ``events`` pairs each JSON event with the path prefix its problems are reported
+    under (``[3]`` for the fourth event of a batch, ``""`` for a single one). Envelope
+    fields are filled in by :func:`fill_envelope`; a ``publisher_id`` other than
+    ``publisher_id`` is refused, since the platform would quarantine it.
+    """
+    encoded: list[tuple[bytes, bytes]] = []
+    event_ids: list[str] = []
+    problems: list[FieldProblem] = []
+    for prefix, event in events:
+        if not isinstance(event, dict):
+            problems.append(FieldProblem(prefix or "(event)", "an event must be a JSON object"))
+            continue
+        filled = fill_envelope(event, publisher_id, now)
+        if filled.get("publisher_id") != publisher_id:
+            problems.append(
+                FieldProblem(
+                    _join(prefix, "publisher_id"),
+                    f"must be the publishing partner's id {publisher_id!r}",
+                )
+            )
+            continue
+        record, found = record_from_json(schema, filled, prefix)
+        if record is None:
+            problems.extend(found)
+            continue
+        try:
+            _, key, value = publisher.encode(record, event_type)
+        except EventValidationError as exc:
+            problems.append(FieldProblem(_join(prefix, exc.field), str(exc)))
+            continue
+        encoded.append((key, value))
+        event_ids.append(str(record["event_id"]))
+    return encoded, event_ids, problems
 
 
 def to_json_value(value: Any) -> Any:
@@ -325,3 +379,14 @@ def delivery_to_json(
         "offset": offset,
         "record": to_json_value(dict(record)),
     }
+
+
+def header_map(headers: Any) -> dict[str, bytes]:
+    """Kafka message headers (a list of pairs, or a mapping) as a dict of bytes."""
+    pairs = headers.items() if isinstance(headers, dict) else (headers or ())
+    found: dict[str, bytes] = {}
+    for name, value in pairs:
+        if value is None:
+            continue
+        found[str(name)] = value.encode() if isinstance(value, str) else bytes(value)
+    return found

@@ -49,7 +49,7 @@ def retry_after_header(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-class _BodyTooLarge(Exception):
+class _BodyTooLargeError(Exception):
     pass
 
 
@@ -85,7 +85,8 @@ class BodySizeLimit:
                 length = int(declared)
             except ValueError:
                 await _send_json(
-                    send, 400,
+                    send,
+                    400,
                     {"error": "bad_request", "message": "invalid Content-Length", "details": []},
                 )
                 return
@@ -101,7 +102,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLargeError
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -112,7 +113,7 @@ class BodySizeLimit:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
+        except _BodyTooLargeError:
             if not started:
                 await self._too_large(send)
 

@@ -13,20 +13,26 @@ import logging
 import signal
 import sys
 import threading
-import warnings
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from ecoshare.cli import events, governance, partners, status
+from ecoshare.cli.common import (
+    InputError,
+    OutputOption,
+    check_output,
+    console,
+    errors,
+    print_json,
+    quiet_third_party_warnings,
+    settings,
+)
 from ecoshare.errors import ConfigurationError, EcoshareError
 from ecoshare.settings import Settings
 
-# The registry client imports authlib's httpx integration, which warns on import.
-warnings.filterwarnings("ignore", module="authlib.*")
-warnings.filterwarnings("ignore", message=".*httpx2.*")
+quiet_third_party_warnings()
 
 app = typer.Typer(
     name="ecoshare",
@@ -35,28 +41,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-schemas_app = typer.Typer(help="The Avro event catalog and the schema registry.", no_args_is_help=True)
+schemas_app = typer.Typer(
+    help="The Avro event catalog and the schema registry.", no_args_is_help=True
+)
 app.add_typer(schemas_app, name="schemas")
-
-console = Console()
-errors = Console(stderr=True)
-OutputOption = Annotated[str, typer.Option("--output", "-o", help="table or json")]
-
-
-def settings() -> Settings:
-    try:
-        return Settings()
-    except Exception as exc:  # pydantic's ValidationError names the variable
-        raise ConfigurationError(f"invalid ECOSHARE_* setting: {exc}") from exc
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-
-
-def check_output(output: str) -> None:
-    if output not in ("table", "json"):
-        raise typer.BadParameter("must be 'table' or 'json'", param_hint="--output")
 
 
 @app.command()
@@ -65,7 +53,7 @@ def up(
     api: Annotated[bool, typer.Option(help="Start the HTTP API.")] = True,
 ) -> None:
     """Run the embedded platform in the foreground until Ctrl-C or SIGTERM."""
-    from ecoshare.platform import Platform  # noqa: PLC0415 - keeps `--help` fast
+    from ecoshare.platform import Platform
 
     base = settings()
     if workers is not None:
@@ -99,7 +87,7 @@ def demo(
     locations: Annotated[int, typer.Option(help="Service points and shops to simulate.")] = 400,
 ) -> None:
     """Run the PostNL lockdown-day scenario, governed, end to end (about a minute)."""
-    from ecoshare.demo.runner import run_demo  # noqa: PLC0415
+    from ecoshare.demo.runner import run_demo
 
     base = settings()
     if base.bootstrap_servers is None:
@@ -111,7 +99,7 @@ def demo(
 @app.command()
 def worker() -> None:
     """Run one governance worker (needs ECOSHARE_BOOTSTRAP_SERVERS and _SCHEMA_REGISTRY_URL)."""
-    from ecoshare.governance.__main__ import main as worker_main  # noqa: PLC0415
+    from ecoshare.governance.__main__ import main as worker_main
 
     raise typer.Exit(worker_main())
 
@@ -125,15 +113,19 @@ def registry(
     base = settings()
     if not base.bootstrap_servers:
         raise ConfigurationError("the registry needs ECOSHARE_BOOTSTRAP_SERVERS")
-    from ecoshare.registry.__main__ import main as registry_main  # noqa: PLC0415
+    from ecoshare.registry.__main__ import main as registry_main
 
     raise typer.Exit(
         registry_main(
             [
-                "--bootstrap-servers", base.bootstrap_servers,
-                "--host", base.bind_host,
-                "--port", str(port),
-                "--topic", topic,
+                "--bootstrap-servers",
+                base.bootstrap_servers,
+                "--host",
+                base.bind_host,
+                "--port",
+                str(port),
+                "--topic",
+                topic,
             ]
         )
     )
@@ -142,7 +134,7 @@ def registry(
 def registry_url(base: Settings) -> str:
     if base.schema_registry_url:
         return base.schema_registry_url
-    from ecoshare.platform import read_endpoints  # noqa: PLC0415
+    from ecoshare.platform import read_endpoints
 
     return str(read_endpoints(base.state_dir)["schema_registry_url"])
 
@@ -151,18 +143,21 @@ def registry_url(base: Settings) -> str:
 def schemas_register(output: OutputOption = "table") -> None:
     """Register the catalog (idempotent: unchanged schemas keep their ids)."""
     check_output(output)
-    from ecoshare.catalog import load_catalog  # noqa: PLC0415
-    from ecoshare.schema_catalog import register_catalog  # noqa: PLC0415
-    from ecoshare.topics import TopicNames  # noqa: PLC0415
+    from ecoshare.catalog import load_catalog
+    from ecoshare.schema_catalog import register_catalog
+    from ecoshare.topics import TopicNames
 
     base = settings()
     registered = register_catalog(
         load_catalog(base.schemas_dir), registry_url(base), TopicNames(base.topic_prefix)
     )
     if output == "json":
-        print_json([entry.__dict__ if hasattr(entry, "__dict__") else {
-            "subject": entry.subject, "id": entry.schema_id, "record": entry.record
-        } for entry in registered])
+        print_json(
+            [
+                {"subject": entry.subject, "id": entry.schema_id, "record": entry.record}
+                for entry in registered
+            ]
+        )
         return
     table = Table(title="registered schemas")
     for column in ("subject", "id", "record"):
@@ -176,7 +171,7 @@ def schemas_register(output: OutputOption = "table") -> None:
 def schemas_list(output: OutputOption = "table") -> None:
     """The catalog's schemas and their field classifications."""
     check_output(output)
-    from ecoshare.catalog import load_catalog  # noqa: PLC0415
+    from ecoshare.catalog import load_catalog
 
     catalog = load_catalog(settings().schemas_dir)
     rows = [
@@ -200,7 +195,9 @@ def schemas_list(output: OutputOption = "table") -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(
-            str(row["event_type"]), str(row["version"]), str(row["fields"]),
+            str(row["event_type"]),
+            str(row["version"]),
+            str(row["fields"]),
             ", ".join(row["personal"]),  # type: ignore[arg-type]
         )
     console.print(table)
@@ -209,9 +206,18 @@ def schemas_list(output: OutputOption = "table") -> None:
 @schemas_app.command("show")
 def schemas_show(event_type: str) -> None:
     """Print one event type's Avro schema (JSON)."""
-    from ecoshare.catalog import load_catalog  # noqa: PLC0415
+    from ecoshare.catalog import CatalogError, load_catalog
 
-    print_json(load_catalog(settings().schemas_dir).event_schema(event_type))
+    catalog = load_catalog(settings().schemas_dir)
+    try:
+        schema = catalog.event_schema(event_type)
+    except CatalogError as exc:
+        raise InputError(str(exc)) from exc
+    print_json(schema)
+
+
+for module in (status, partners, governance, events):
+    module.register(app)
 
 
 def main() -> None:
@@ -230,7 +236,7 @@ def main() -> None:
         errors.print(f"error: {exc}")
         sys.exit(1)
     except Exception as exc:
-        import click  # noqa: PLC0415
+        import click
 
         if isinstance(exc, click.ClickException):
             exc.show()

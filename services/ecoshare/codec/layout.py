@@ -118,20 +118,38 @@ class _ScannerSource:
         self.emit(indent, "n = (b >> 1) ^ -(b & 1)")
         self.emit(indent, "if n < 0: raise InvalidValueError('negative length')")
 
-    def emit_skip(self, schema: Schema, indent: int, namespace: str | None) -> None:
+    def emit_skip(
+        self, schema: Schema, indent: int, namespace: str | None, capture: str | None = None
+    ) -> None:
+        """Code that steps over one value; with ``capture``, also decodes it into that
+        variable (strings, ints, longs and unions of null with those)."""
         if isinstance(schema, list):
-            self.emit_union(schema, indent, namespace)
+            self.emit_union(schema, indent, namespace, capture)
             return
         if isinstance(schema, dict):
             kind = schema["type"]
             if kind in _PRIMITIVES:
-                self.emit_skip(kind, indent, namespace)
+                self.emit_skip(kind, indent, namespace, capture)
                 return
         else:
             kind = schema
             if kind not in _PRIMITIVES:
                 self.emit_skip(self.names.resolve(kind, namespace), indent, namespace)
                 return
+        if capture is not None and kind in ("int", "long"):
+            self.emit(indent, "b = buf[pos]; pos += 1")
+            self.emit(indent, "if b >= 0x80: b, pos = read_varint(buf, pos, b)")
+            self.emit(indent, f"{capture} = (b >> 1) ^ -(b & 1)")
+            return
+        if capture is not None and kind == "string":
+            self.emit_length(indent)
+            self.emit(indent, "s = buf[pos:pos + n]; pos += n")
+            self.emit(indent, "if len(s) != n: raise TruncatedPayloadError('string cut short')")
+            self.emit(indent, f"{capture} = s.decode()")
+            return
+        if capture is not None and kind == "null":
+            self.emit(indent, f"{capture} = None")
+            return
         if kind == "null":
             return
         if kind == "boolean":
@@ -170,14 +188,20 @@ class _ScannerSource:
         else:
             raise CodecError(f"unsupported Avro type {kind!r}")
 
-    def emit_union(self, branches: Sequence[Schema], indent: int, namespace: str | None) -> None:
+    def emit_union(
+        self,
+        branches: Sequence[Schema],
+        indent: int,
+        namespace: str | None,
+        capture: str | None = None,
+    ) -> None:
         self.emit(indent, "b = buf[pos]; pos += 1")
         self.emit(indent, "if b >= 0x80: b, pos = read_varint(buf, pos, b)")
         for index, branch in enumerate(branches):
             keyword = "if" if index == 0 else "elif"
             self.emit(indent, f"{keyword} b == {index * 2}:")
             before = len(self.lines)
-            self.emit_skip(branch, indent + 1, namespace)
+            self.emit_skip(branch, indent + 1, namespace, capture)
             if len(self.lines) == before:
                 self.emit(indent + 1, "pass")
         self.emit(indent, "else: raise InvalidValueError('union branch out of range')")
@@ -204,16 +228,32 @@ class _ScannerSource:
                 self.emit(indent + 2, "pass")
 
 
-def _compile_scanner(schema: dict[str, Any]) -> Scanner:
+_CAPTURABLE = frozenset({"string", "int", "long", "null"})
+
+
+def _capturable(avro_type: Any) -> bool:
+    if isinstance(avro_type, list):
+        return all(_capturable(branch) for branch in avro_type)
+    if isinstance(avro_type, dict):
+        return avro_type.get("type") in _CAPTURABLE
+    return avro_type in _CAPTURABLE
+
+
+def _compile_scanner(schema: dict[str, Any], captures: Sequence[str] = ()) -> Scanner:
+    """The scanner; with ``captures``, it returns (offsets, values of those fields)."""
     source = _ScannerSource()
     namespace = source.names.define(schema, None)
     fields = schema["fields"]
+    wanted = {name: f"v{index}" for index, name in enumerate(captures)}
     source.emit(0, "def scan(buf, pos):")
+    for variable in wanted.values():
+        source.emit(1, f"{variable} = None")
     source.emit(1, "end = len(buf)")
     source.emit(1, "try:")
     for index, child in enumerate(fields):
         source.emit(2, f"o{index} = pos")
-        source.emit_skip(child["type"], 2, namespace)
+        capture = wanted.get(child["name"]) if _capturable(child["type"]) else None
+        source.emit_skip(child["type"], 2, namespace, capture)
     source.emit(1, "except IndexError:")
     source.emit(2, "raise TruncatedPayloadError('payload ends inside the record') from None")
     source.emit(1, "except UnicodeDecodeError as exc:")
@@ -222,7 +262,11 @@ def _compile_scanner(schema: dict[str, Any]) -> Scanner:
     source.emit(2, "if pos > end: raise TruncatedPayloadError('payload ends inside the record')")
     source.emit(2, "raise TrailingBytesError(f'{end - pos} bytes after the record')")
     offsets = ", ".join(f"o{index}" for index in range(len(fields)))
-    source.emit(1, f"return ({offsets}, pos)")
+    if captures:
+        values = ", ".join(wanted.values())
+        source.emit(1, f"return ({offsets}, pos), ({values},)")
+    else:
+        source.emit(1, f"return ({offsets}, pos)")
     namespace_dict: dict[str, Any] = {
         "read_varint": read_varint,
         "InvalidValueError": InvalidValueError,
@@ -288,6 +332,8 @@ class RecordLayout:
     field_index: Mapping[str, int]
     scan: Scanner
     readers: Mapping[str, FieldReader]
+    captured: tuple[str, ...] = ()
+    scan_reading: Callable[[bytes, int], tuple[tuple[int, ...], tuple[Any, ...]]] | None = None
 
     def offsets(self, body: bytes, start: int = 0) -> tuple[int, ...]:
         """Start offset of every field, then the end; raises a CodecError subclass."""
@@ -303,16 +349,21 @@ class RecordLayout:
         return {name: self.read(name, body, offsets) for name in self.field_names}
 
 
-def compile_layout(schema: Mapping[str, Any]) -> RecordLayout:
+def compile_layout(schema: Mapping[str, Any], captures: Sequence[str] = ()) -> RecordLayout:
     """Compile a record schema (JSON form) into its scanner and field readers.
 
     Top-level fields may have any Avro type; readers exist for primitive, enum, fixed
-    and union-of-those fields (what row filters, keys and transforms need).
+    and union-of-those fields (what row filters, keys and transforms need). With
+    ``captures`` (top-level string, int or long fields, possibly nullable), a second
+    scanner ``scan_reading`` also returns those fields' values, decoded in passing: the
+    fields every event needs (ids, key, timestamps) cost no second read. A captured
+    field missing from the schema reads as None.
     """
     record = dict(schema)
     if record.get("type") != "record":
         raise CodecError("only record schemas can be compiled")
     scanner = _compile_scanner(record)
+    scan_reading = _compile_scanner(record, captures) if captures else None
     names = _Names()
     namespace = names.define(record, None)
     readers: dict[str, FieldReader] = {}
@@ -332,6 +383,8 @@ def compile_layout(schema: Mapping[str, Any]) -> RecordLayout:
         field_index={name: index for index, name in enumerate(field_names)},
         scan=scanner,
         readers=readers,
+        captured=tuple(captures),
+        scan_reading=scan_reading,  # type: ignore[arg-type]
     )
 
 

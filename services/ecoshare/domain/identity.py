@@ -26,11 +26,8 @@ def partner_signing_key(master_secret: bytes, partner_id: str, key_generation: i
 
 
 def sign_event(signing_key: bytes, event_type: str, value: bytes) -> bytes:
-    """Hex HMAC-SHA256 over the event type and the framed value bytes."""
-    mac = hmac.new(signing_key, event_type.encode(), hashlib.sha256)
-    mac.update(b"\x00")
-    mac.update(value)
-    return mac.hexdigest().encode()
+    """Hex HMAC-SHA256 over the event type, a zero byte and the framed value bytes."""
+    return hmac.digest(signing_key, event_type.encode() + b"\x00" + value, "sha256").hex().encode()
 
 
 def signature_matches(signing_key: bytes, event_type: str, value: bytes, signature: bytes) -> bool:

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from ecoshare.codec.exceptions import CodecError
-from ecoshare.codec.layout import RecordLayout
+from ecoshare.codec.layout import RecordLayout, compile_layout
 from ecoshare.codec.wire import header_for
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.classification import Classification
@@ -34,7 +34,7 @@ from ecoshare.domain.policy import RateLimiter, WithholdReason
 from ecoshare.domain.projection import subscriber_hash_key
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.dedup import DedupWindow
-from ecoshare.governance.plan import DeliveryPlan, compile_plan
+from ecoshare.governance.plan import DeliveryPlan, RowPredicate, compile_plan
 from ecoshare.governance.progress import (
     EVENT_ID_HEADER,
     SOURCE_HEADER,
@@ -79,6 +79,10 @@ class IngressMessage(Protocol):
     def headers(self) -> list[tuple[str, bytes]] | None: ...
 
 
+ADMISSION_FIELDS = ("event_id", "publisher_id", "location_id", "published_at", "contact_subject_id")
+"""Envelope fields every event needs; the scanner decodes them in passing."""
+
+
 @dataclass(frozen=True)
 class WriterSchema:
     """A registered writer schema of an ingress topic, compiled."""
@@ -87,6 +91,10 @@ class WriterSchema:
     event_type: str
     schema: dict[str, Any]
     layout: RecordLayout
+
+    @classmethod
+    def compile(cls, schema_id: int, event_type: str, schema: dict[str, Any]) -> WriterSchema:
+        return cls(schema_id, event_type, schema, compile_layout(schema, ADMISSION_FIELDS))
 
 
 class SchemaLookup(Protocol):
@@ -120,6 +128,8 @@ class PartitionBatch:
     new_event_ids: list[str] = field(default_factory=list)
     audit_events: list[list[Any]] = field(default_factory=list)
     audit_quarantined: list[list[Any]] = field(default_factory=list)
+    source_header: tuple[str, bytes] = ("", b"")
+    skip: dict[str, set[int]] | None = None
 
 
 @dataclass
@@ -190,6 +200,104 @@ class CompiledState:
             )
             self._signing_keys[partner.partner_id] = key
         return key
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """An agreement in force for a route, compiled for the batch's writer schema."""
+
+    agreement: Agreement
+    plan: DeliveryPlan
+    frame_header: bytes
+    predicate: RowPredicate | None
+    agreement_header: tuple[str, bytes]
+
+
+@dataclass(slots=True)
+class _RouteRuntime:
+    """One subscriber's route during one batch: its fixed outcome or its candidates,
+    and its counts (kept here, not in shared dicts, to keep the per-event path short)."""
+
+    subscriber_id: str
+    event_type: str = ""
+    static_reason: WithholdReason | None = None
+    static_closest: Agreement | None = None
+    in_force_first: Agreement | None = None
+    refused: Agreement | None = None
+    topic: str = ""
+    candidates: list[_Candidate] = field(default_factory=list)
+    received: int = 0
+    delivered: int = 0
+    withheld: dict[str, int] = field(default_factory=dict)
+    delivered_published_ms: list[int] = field(default_factory=list)
+    _withheld_templates: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    _delivered_templates: dict[tuple[str, tuple[str, ...]], int] = field(default_factory=dict)
+
+    def withhold(self, reason: WithholdReason, closest: tuple[Agreement, ...]) -> None:
+        self.static_reason = reason
+        self.static_closest = closest[0] if closest else None
+
+    def count_withheld(self, reason: WithholdReason, agreement: Agreement | None = None) -> None:
+        value = reason.value
+        self.withheld[value] = self.withheld.get(value, 0) + 1
+
+    def _closest(self, reason: WithholdReason) -> Agreement | None:
+        if reason is WithholdReason.DELIVERY_SCHEMA_REFUSED:
+            return self.refused
+        if reason is WithholdReason.ROW_FILTER:
+            return self.in_force_first
+        return self.static_closest
+
+    def withheld_template(
+        self,
+        template: Callable[[tuple[Any, ...], Callable[[], dict[str, Any]]], int],
+        reason: WithholdReason,
+        agreement: Agreement | None = None,
+    ) -> int:
+        closest = agreement or self._closest(reason)
+        key = (reason.value, closest.agreement_id if closest else None)
+        found = self._withheld_templates.get(key)
+        if found is None:
+            found = self._withheld_templates[key] = template(
+                (self.subscriber_id, *key, closest.version if closest else None),
+                lambda: {
+                    "subscriber": self.subscriber_id,
+                    "outcome": "withheld",
+                    "reason": reason.value,
+                    "agreement_id": closest.agreement_id if closest else None,
+                    "agreement_version": closest.version if closest else None,
+                },
+            )
+        return found
+
+    def delivered_template(
+        self,
+        template: Callable[[tuple[Any, ...], Callable[[], dict[str, Any]]], int],
+        candidate: _Candidate,
+        missing: tuple[str, ...],
+    ) -> int:
+        agreement = candidate.agreement
+        key = (agreement.agreement_id, missing)
+        found = self._delivered_templates.get(key)
+        if found is None:
+            found = self._delivered_templates[key] = template(
+                (self.subscriber_id, "delivered", agreement.agreement_id, agreement.version, missing),
+                lambda: _delivered_template(self.subscriber_id, agreement, candidate.plan, missing),
+            )
+        return found
+
+    def add_to(self, counts: BatchCounts, event_type: str) -> None:
+        if not self.received:
+            return
+        subscriber = self.subscriber_id
+        _bump(counts.subscriber_received, (subscriber, event_type), self.received)
+        if self.delivered:
+            _bump(counts.delivered, (subscriber, event_type), self.delivered)
+            counts.delivered_published_ms.setdefault(subscriber, []).extend(
+                self.delivered_published_ms
+            )
+        for reason, count in self.withheld.items():
+            _bump(counts.withheld, (subscriber, event_type, reason), count)
 
 
 class GovernanceEngine:
@@ -292,6 +400,62 @@ class GovernanceEngine:
 
     # -- the batch -----------------------------------------------------------------
 
+    def _runtimes(
+        self,
+        compiled: CompiledState,
+        writer: WriterSchema,
+        publisher: Partner,
+        now: datetime,
+        batch_cache: dict[tuple[int, str], tuple[_RouteRuntime, ...]],
+    ) -> tuple[_RouteRuntime, ...]:
+        """What each candidate subscriber's route does for events of this batch.
+
+        Validity is decided once per batch (one clock per batch), so per event only
+        row filters, rate limits and consent remain to be evaluated.
+        """
+        key = (writer.schema_id, publisher.partner_id)
+        found = batch_cache.get(key)
+        if found is not None:
+            return found
+        runtimes = []
+        for route in compiled.routes(writer.event_type, publisher.partner_id):
+            runtime = _RouteRuntime(route.subscriber_id, writer.event_type)
+            if not publisher.enabled:
+                runtime.withhold(WithholdReason.PUBLISHER_DISABLED, route.covering[:1])
+            elif not route.subscriber_enabled:
+                runtime.withhold(WithholdReason.SUBSCRIBER_DISABLED, route.covering[:1])
+            elif not route.covering:
+                runtime.withhold(WithholdReason.NO_AGREEMENT, ())
+            else:
+                in_force = tuple(a for a in route.covering if a.is_in_force(now))
+                if not in_force:
+                    runtime.withhold(WithholdReason.AGREEMENT_NOT_IN_FORCE, route.covering[:1])
+                else:
+                    runtime.in_force_first = in_force[0]
+                    topic = self._delivery_topic(route.subscriber_id, writer.event_type)
+                    runtime.topic = topic
+                    for agreement in in_force:
+                        compiled_plan = self.plan(agreement, writer)
+                        if isinstance(compiled_plan, str):
+                            runtime.refused = runtime.refused or agreement
+                            continue
+                        plan, frame_header = compiled_plan
+                        runtime.candidates.append(
+                            _Candidate(
+                                agreement,
+                                plan,
+                                frame_header,
+                                plan.row_filter,
+                                (
+                                    AGREEMENT_HEADER,
+                                    f"{agreement.agreement_id}:{agreement.version}".encode(),
+                                ),
+                            )
+                        )
+            runtimes.append(runtime)
+        found = batch_cache[key] = tuple(runtimes)
+        return found
+
     def govern(
         self,
         messages: Sequence[IngressMessage],
@@ -302,12 +466,16 @@ class GovernanceEngine:
         """Every output of ``messages`` under ``state`` at ``now`` (one clock per batch)."""
         compiled = self.compiled(state)
         outputs: list[Produce] = []
+        append_output = outputs.append
         partitions: dict[tuple[str, int], PartitionBatch] = {}
         counts = BatchCounts()
         templates: list[dict[str, Any]] = []
         template_ids: dict[tuple[Any, ...], int] = {}
-        in_force_cache: dict[int, tuple[Agreement, ...]] = {}
+        batch_cache: dict[tuple[int, str], tuple[_RouteRuntime, ...]] = {}
         limiter = self.limiter
+        received = counts.received
+        latest = counts.latest_published_ms
+        no_consent: frozenset[str] = frozenset()
 
         def template(key: tuple[Any, ...], build: Callable[[], dict[str, Any]]) -> int:
             found = template_ids.get(key)
@@ -323,12 +491,13 @@ class GovernanceEngine:
             source = (topic, partition)
             batch = partitions.get(source)
             if batch is None:
-                writer_type = self._event_type_of(topic)
                 batch = partitions[source] = PartitionBatch(
-                    topic, partition, writer_type, offset, offset + 1
+                    topic, partition, self._event_type_of(topic), offset, offset + 1
                 )
+                batch.source_header = (SOURCE_HEADER, f"{topic}:{partition}".encode())
+                batch.skip = self._skip.get(source)
             batch.next_offset = offset + 1
-            skip = self._skip.get(source)
+            skip = batch.skip
             verdict = self._admit(message, compiled, batch, now_ms)
             if len(verdict) == 5:
                 reason, detail, event_id, publisher_id, redacted = verdict  # type: ignore[misc]
@@ -340,135 +509,92 @@ class GovernanceEngine:
                     _bump(counts.subscriber_quarantined, (route.subscriber_id, batch.event_type))
                     _bump(counts.subscriber_received, (route.subscriber_id, batch.event_type))
                 if skip is None or offset not in skip.get(self._quarantine_topic, ()):
-                    outputs.append(
+                    append_output(
                         self._quarantine(message, topic, partition, offset, reason, detail, redacted)
                     )
                 continue
-            writer, body, offsets, event_id, publisher_id, publisher = verdict
-            event_type = writer.event_type
+            writer, body, offsets, envelope, publisher_id, publisher = verdict  # type: ignore[misc]
             layout = writer.layout
-            published_ms = layout.read("published_at", body, offsets)
-            _bump(counts.received, (publisher_id, event_type))
-            latest_key = (publisher_id, event_type)
-            if published_ms > counts.latest_published_ms.get(latest_key, 0):
-                counts.latest_published_ms[latest_key] = published_ms
+            event_id, _, location_id, published_ms, event_subject = envelope
+            published_ms = published_ms or 0
+            received_key = (publisher_id, writer.event_type)
+            received[received_key] = received.get(received_key, 0) + 1
+            if published_ms > latest.get(received_key, 0):
+                latest[received_key] = published_ms
             batch.new_event_ids.append(event_id)
-            location_id = layout.read("location_id", body, offsets)
-            key = location_id.encode()
             row: list[Any] = [offset, event_id, publisher_id, location_id, published_ms]
-            subject: str | None = None
-            subject_read = False
-            for route in compiled.routes(event_type, publisher_id):
-                subscriber_id = route.subscriber_id
-                _bump(counts.subscriber_received, (subscriber_id, event_type))
-                reason_code: WithholdReason | None = None
-                closest: Agreement | None = None
-                chosen: Agreement | None = None
-                chosen_plan: tuple[DeliveryPlan, bytes] | None = None
-                if not publisher.enabled:
-                    reason_code = WithholdReason.PUBLISHER_DISABLED
-                    closest = route.covering[0] if route.covering else None
-                elif not route.subscriber_enabled:
-                    reason_code = WithholdReason.SUBSCRIBER_DISABLED
-                    closest = route.covering[0] if route.covering else None
-                elif not route.covering:
-                    reason_code = WithholdReason.NO_AGREEMENT
-                else:
-                    cache_key = id(route)
-                    in_force = in_force_cache.get(cache_key)
-                    if in_force is None:
-                        in_force = tuple(a for a in route.covering if a.is_in_force(now))
-                        in_force_cache[cache_key] = in_force
-                    if not in_force:
-                        reason_code = WithholdReason.AGREEMENT_NOT_IN_FORCE
-                        closest = route.covering[0]
-                    else:
-                        refused: Agreement | None = None
-                        for agreement in in_force:
-                            compiled_plan = self.plan(agreement, writer)
-                            if isinstance(compiled_plan, str):
-                                refused = refused or agreement
-                                continue
-                            predicate = compiled_plan[0].row_filter
-                            if predicate is None or predicate(body, offsets):
-                                chosen, chosen_plan = agreement, compiled_plan
-                                break
-                        if chosen is None and refused is not None:
-                            reason_code = WithholdReason.DELIVERY_SCHEMA_REFUSED
-                            closest = refused
-                        elif chosen is None:
-                            reason_code = WithholdReason.ROW_FILTER
-                            closest = in_force[0]
-                        elif chosen.limits is not None and not limiter.try_acquire(
-                            chosen.agreement_id, chosen.limits, now
-                        ):
-                            reason_code = WithholdReason.RATE_LIMITED
-                            closest = chosen
-                if reason_code is not None or chosen is None or chosen_plan is None:
-                    reason_value = (reason_code or WithholdReason.NO_AGREEMENT).value
-                    _bump(counts.withheld, (subscriber_id, event_type, reason_value))
+            key = location_id.encode()
+            event_headers: tuple[tuple[str, bytes], ...] | None = None
+            for runtime in self._runtimes(compiled, writer, publisher, now, batch_cache):
+                runtime.received += 1
+                if runtime.static_reason is not None:
+                    runtime.count_withheld(runtime.static_reason)
+                    row.append([runtime.withheld_template(template, runtime.static_reason)])
+                    continue
+                chosen: _Candidate | None = None
+                for candidate in runtime.candidates:
+                    predicate = candidate.predicate
+                    if predicate is None or predicate(body, offsets):
+                        chosen = candidate
+                        break
+                if chosen is None:
+                    reason_code = (
+                        WithholdReason.DELIVERY_SCHEMA_REFUSED
+                        if runtime.refused is not None
+                        else WithholdReason.ROW_FILTER
+                    )
+                    runtime.count_withheld(reason_code)
+                    row.append([runtime.withheld_template(template, reason_code)])
+                    continue
+                agreement = chosen.agreement
+                if agreement.limits is not None and not limiter.try_acquire(
+                    agreement.agreement_id, agreement.limits, now
+                ):
+                    runtime.count_withheld(WithholdReason.RATE_LIMITED, agreement)
                     row.append(
-                        [
-                            template(
-                                (subscriber_id, reason_value, closest and closest.agreement_id,
-                                 closest and closest.version),
-                                lambda s=subscriber_id, r=reason_value, a=closest: {
-                                    "subscriber": s,
-                                    "outcome": "withheld",
-                                    "reason": r,
-                                    "agreement_id": a.agreement_id if a else None,
-                                    "agreement_version": a.version if a else None,
-                                },
-                            )
-                        ]
+                        [runtime.withheld_template(template, WithholdReason.RATE_LIMITED, agreement)]
                     )
                     continue
-                plan, frame_header = chosen_plan
-                allowed: frozenset[str] = frozenset()
+                plan = chosen.plan
+                allowed = no_consent
                 consent_ids: list[str] = []
-                if plan.personal_fields:
-                    if not subject_read:
-                        subject = layout.read("contact_subject_id", body, offsets) if (
-                            "contact_subject_id" in layout.field_index
-                        ) else None
-                        subject_read = True
-                    if subject:
-                        allowed, consent_ids = _consented_fields(
-                            state, plan, subject, publisher_id, subscriber_id, now
+                if plan.personal_fields and event_subject:
+                    allowed, consent_ids = _consented_fields(
+                        state, plan, event_subject, publisher_id, runtime.subscriber_id, now
+                    )
+                if skip is None or offset not in skip.get(runtime.topic, ()):
+                    if event_headers is None:
+                        event_headers = (
+                            (EVENT_ID_HEADER, event_id.encode()),
+                            batch.source_header,
+                            (SOURCE_OFFSETS_HEADER, str(offset).encode()),
                         )
-                delivery_topic = self._delivery_topic(subscriber_id, event_type)
-                if skip is None or offset not in skip.get(delivery_topic, ()):
-                    outputs.append(
+                    append_output(
                         Produce(
-                            delivery_topic,
+                            runtime.topic,
                             partition,
                             key,
-                            frame_header + plan.render(body, offsets, allowed),
-                            [
-                                (EVENT_ID_HEADER, event_id.encode()),
-                                (AGREEMENT_HEADER, f"{chosen.agreement_id}:{chosen.version}".encode()),
-                                (SOURCE_HEADER, f"{topic}:{partition}".encode()),
-                                (SOURCE_OFFSETS_HEADER, str(offset).encode()),
-                            ],
+                            chosen.frame_header + plan.render(body, offsets, allowed),
+                            [*event_headers, chosen.agreement_header],
                         )
                     )
-                _bump(counts.delivered, (subscriber_id, event_type))
-                counts.delivered_published_ms.setdefault(subscriber_id, []).append(published_ms)
-                missing = tuple(name for name in plan.personal_fields if name not in allowed)
-                entry: list[Any] = [
-                    template(
-                        (subscriber_id, "delivered", chosen.agreement_id, chosen.version, missing),
-                        lambda s=subscriber_id, c=chosen, p=plan, m=missing: _delivered_template(
-                            s, c, p, m
-                        ),
-                    )
-                ]
+                runtime.delivered += 1
+                runtime.delivered_published_ms.append(published_ms)
+                missing = (
+                    tuple(name for name in plan.personal_fields if name not in allowed)
+                    if plan.personal_fields
+                    else ()
+                )
+                entry: list[Any] = [runtime.delivered_template(template, chosen, missing)]
                 if consent_ids:
                     entry.append(consent_ids)
                 row.append(entry)
             batch.audit_events.append(row)
+        for runtimes in batch_cache.values():
+            for runtime in runtimes:
+                runtime.add_to(counts, runtime.event_type)
         for source, batch in partitions.items():
-            audited = self._skip.get(source, {}).get(self._audit_topic)
+            audited = batch.skip.get(self._audit_topic) if batch.skip else None
             if audited:
                 # A worker that died after writing these rows' block already audited them.
                 batch.audit_events = [r for r in batch.audit_events if r[0] not in audited]
@@ -492,7 +618,7 @@ class GovernanceEngine:
         now_ms: int,
     ) -> (
         tuple[QuarantineReason, str, str | None, str | None, bytes | None]
-        | tuple[WriterSchema, bytes, tuple[int, ...], str, str, Partner]
+        | tuple[WriterSchema, bytes, tuple[int, ...], tuple[Any, ...], str, Partner]
     ):
         value = message.value()
         if not value:
@@ -550,9 +676,17 @@ class GovernanceEngine:
             )
         layout = writer.layout
         try:
-            offsets = layout.scan(value, 5)
-            event_id = layout.read("event_id", value, offsets)
-            payload_publisher = layout.read("publisher_id", value, offsets)
+            if layout.scan_reading is not None:
+                offsets, envelope = layout.scan_reading(value, 5)
+            else:
+                offsets = layout.scan(value, 5)
+                envelope = tuple(
+                    layout.read(name, value, offsets) if name in layout.readers else None
+                    for name in ADMISSION_FIELDS
+                )
+            event_id, payload_publisher = envelope[0], envelope[1]
+            if not isinstance(event_id, str) or not isinstance(envelope[2], str):
+                raise CodecError("event_id and location_id must be strings")
         except CodecError as exc:
             return (QuarantineReason(exc.reason), str(exc), None, publisher_id, None)
         except (IndexError, UnicodeDecodeError, ValueError) as exc:
@@ -577,7 +711,7 @@ class GovernanceEngine:
                 f"event id {event_id} was already processed",
                 event_id, publisher_id, _redact(value, writer, offsets),
             )
-        return writer, value, offsets, event_id, publisher_id, partner
+        return writer, value, offsets, envelope, publisher_id, partner
 
     # -- outputs -------------------------------------------------------------------
 

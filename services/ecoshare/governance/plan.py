@@ -19,7 +19,7 @@ from typing import Any
 
 from ecoshare.codec.layout import RecordLayout, encode_long, encode_string
 from ecoshare.domain import projection
-from ecoshare.domain.agreements import Agreement, FieldAction, FieldRule
+from ecoshare.domain.agreements import Agreement, FieldAction, FieldRule, RowFilter
 from ecoshare.domain.classification import Classification
 
 Render = Callable[[bytes, Sequence[int], frozenset[str]], bytes]
@@ -183,20 +183,49 @@ def compile_plan(
 
 
 def _compile_row_filter(layout: RecordLayout, agreement: Agreement) -> RowPredicate | None:
+    """A predicate over the scanned body equal to ``agreement.row_filters_pass``.
+
+    Prefix, ``in`` and ``equals`` filters on text fields (the common regional and
+    location-list filters) compile to a direct test on the decoded value; any other
+    filter goes through :meth:`RowFilter.matches` on the fields it reads.
+    """
     if not agreement.row_filters:
         return None
-    readable = [
-        (name, layout.field_index[name], layout.readers[name])
-        for name in sorted({item.field for item in agreement.row_filters})
-        if name in layout.readers
-    ]
-    filters = agreement.row_filters
+    tests: list[Callable[[bytes, Sequence[int]], bool]] = []
+    for item in agreement.row_filters:
+        position = layout.field_index.get(item.field)
+        reader = layout.readers.get(item.field)
+        if position is None or reader is None:
+            return lambda body, offsets: False  # a missing field never matches
+        tests.append(_field_test(item, position, reader))
+    if len(tests) == 1:
+        return tests[0]
+    return lambda body, offsets: all(test(body, offsets) for test in tests)
 
-    def passes(body: bytes, offsets: Sequence[int]) -> bool:
-        record = {
-            name: reader(body, offsets[position], offsets[position + 1])
-            for name, position, reader in readable
-        }
-        return all(item.matches(record) for item in filters)
 
-    return passes
+def _field_test(
+    item: RowFilter, position: int, reader: Callable[[bytes, int, int], Any]
+) -> Callable[[bytes, Sequence[int]], bool]:
+    after = position + 1
+    if item.op == "prefix":
+        prefixes = tuple(item.prefixes)
+
+        def starts_with(body: bytes, offsets: Sequence[int]) -> bool:
+            value = reader(body, offsets[position], offsets[after])
+            return isinstance(value, str) and value.startswith(prefixes)
+
+        return starts_with
+    if item.op == "in" and all(isinstance(option, str) for option in item.values):
+        options = frozenset(item.values)
+
+        def one_of(body: bytes, offsets: Sequence[int]) -> bool:
+            value = reader(body, offsets[position], offsets[after])
+            return isinstance(value, str) and value in options
+
+        return one_of
+    name = item.field
+
+    def general(body: bytes, offsets: Sequence[int]) -> bool:
+        return item.matches({name: reader(body, offsets[position], offsets[after])})
+
+    return general

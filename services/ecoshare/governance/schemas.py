@@ -11,7 +11,6 @@ from typing import Any
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from ecoshare.codec.layout import compile_layout
 from ecoshare.governance.engine import WriterSchema
 from ecoshare.topics import value_subject
 
@@ -64,9 +63,7 @@ class RegistrySchemaLookup:
             if (topic, schema_id) in self._writers:
                 continue
             schema = json.loads(registered.schema.schema_str)
-            self._writers[(topic, schema_id)] = WriterSchema(
-                schema_id, event_type, schema, compile_layout(schema)
-            )
+            self._writers[(topic, schema_id)] = WriterSchema.compile(schema_id, event_type, schema)
 
     def subject_of(self, schema_id: int) -> str | None:
         """A description of where ``schema_id`` is registered, or None if nowhere."""

@@ -15,6 +15,7 @@ from ecoshare.health.model import (
     DEFAULT_UNLISTED_SLA,
     DEFAULT_WINDOW,
     AcceptedEvent,
+    DecisionTally,
     EcosystemHealth,
     HealthObservation,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_UNLISTED_SLA",
     "DEFAULT_WINDOW",
     "AcceptedEvent",
+    "DecisionTally",
     "EcosystemHealth",
     "HealthMonitor",
     "HealthObservation",

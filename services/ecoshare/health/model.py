@@ -69,6 +69,7 @@ __all__ = [
     "DEFAULT_UNLISTED_SLA",
     "DEFAULT_WINDOW",
     "AcceptedEvent",
+    "DecisionTally",
     "EcosystemHealth",
     "HealthObservation",
 ]
@@ -126,8 +127,23 @@ class AcceptedEvent:
         return min(self.published_ms, self.decided_at_ms)
 
 
-HealthObservation = AcceptedEvent | DecisionRecord | QuarantineRecord
-"""What the model accumulates: one accepted event, one decision, or one refusal."""
+@dataclass(frozen=True, slots=True)
+class DecisionTally:
+    """``decisions`` (event, subscriber) decisions taken together at ``decided_at_ms``
+    that share subscriber, outcome, reason and agreement: the compact form of as many
+    :class:`~ecoshare.audit.DecisionRecord` values, as one audit block holds them."""
+
+    event_type: str
+    subscriber_id: str
+    outcome: str  # "delivered" | "withheld"
+    reason: str | None
+    agreement_id: str | None
+    decided_at_ms: int
+    decisions: int
+
+
+HealthObservation = AcceptedEvent | DecisionTally | DecisionRecord | QuarantineRecord
+"""What the model accumulates: an accepted event, decisions, or a refusal."""
 
 
 class _WindowedCounts:
@@ -147,15 +163,15 @@ class _WindowedCounts:
         self._horizon_ms: int | None = None
         self.totals: Counter[_Key] = Counter()
 
-    def add(self, key: _Key, at_ms: int) -> None:
+    def add(self, key: _Key, at_ms: int, amount: int = 1) -> None:
         index = at_ms // self._bucket_ms
         if self._horizon_ms is not None and (index + 1) * self._bucket_ms <= self._horizon_ms:
             return
         bucket = self._buckets.get(index)
         if bucket is None:
             bucket = self._buckets[index] = Counter()
-        bucket[key] += 1
-        self.totals[key] += 1
+        bucket[key] += amount
+        self.totals[key] += amount
 
     def expire(self, now_ms: int) -> None:
         """Drop the buckets that end at or before ``now_ms - window``; never goes back."""
@@ -268,7 +284,9 @@ class EcosystemHealth:
 
     def record(self, observation: HealthObservation) -> None:
         """Accumulate one observation (in any order; each must be given once)."""
-        if isinstance(observation, DecisionRecord):
+        if isinstance(observation, DecisionTally):
+            self.record_tally(observation)
+        elif isinstance(observation, DecisionRecord):
             self.record_decision(observation)
         elif isinstance(observation, QuarantineRecord):
             self.record_quarantine(observation)
@@ -301,17 +319,46 @@ class EcosystemHealth:
 
     def record_decision(self, decision: DecisionRecord) -> None:
         """One (event, subscriber) decision: a delivery, or a withholding and its reason."""
-        at_ms = decision.decided_at_ms
-        if decision.outcome == "delivered":
-            self._count((_RECEIVED, decision.subscriber_id), at_ms)
-            agreement_id = decision.agreement_id
+        self._decided(
+            decision.subscriber_id,
+            decision.outcome,
+            decision.reason,
+            decision.agreement_id,
+            decision.decided_at_ms,
+            1,
+        )
+
+    def record_tally(self, tally: DecisionTally) -> None:
+        """``tally.decisions`` alike decisions, as if each were given to :meth:`record_decision`."""
+        self._decided(
+            tally.subscriber_id,
+            tally.outcome,
+            tally.reason,
+            tally.agreement_id,
+            tally.decided_at_ms,
+            tally.decisions,
+        )
+
+    def _decided(
+        self,
+        subscriber_id: str,
+        outcome: str,
+        reason: str | None,
+        agreement_id: str | None,
+        at_ms: int,
+        decisions: int,
+    ) -> None:
+        if decisions < 1:
+            return
+        if outcome == "delivered":
+            self._count((_RECEIVED, subscriber_id), at_ms, decisions)
             if agreement_id is not None:
-                self._count((_AGREEMENT_DELIVERIES, agreement_id), at_ms)
+                self._count((_AGREEMENT_DELIVERIES, agreement_id), at_ms, decisions)
                 if at_ms > self._last_delivery_ms.get(agreement_id, at_ms - 1):
                     self._last_delivery_ms[agreement_id] = at_ms
         else:
-            self._count((_WITHHELD_FROM, decision.subscriber_id), at_ms)
-            self._count((_WITHHELD_REASON, decision.reason or _UNKNOWN_REASON), at_ms)
+            self._count((_WITHHELD_FROM, subscriber_id), at_ms, decisions)
+            self._count((_WITHHELD_REASON, reason or _UNKNOWN_REASON), at_ms, decisions)
 
     def record_quarantine(self, refusal: QuarantineRecord) -> None:
         """One quarantined message: counted by reason and, when known, by publisher."""
@@ -320,13 +367,13 @@ class EcosystemHealth:
         if refusal.publisher_id:
             self._count((_QUARANTINED_FROM, refusal.publisher_id), at_ms)
 
-    def _count(self, key: _Key, at_ms: int) -> None:
+    def _count(self, key: _Key, at_ms: int, amount: int = 1) -> None:
         if self._newest_bucket is None or at_ms // self._bucket_ms > self._newest_bucket:
             self._newest_bucket = at_ms // self._bucket_ms
             # Buckets behind the newest decision seen are dropped while the audit trail is
             # replayed, so memory stays bounded before the first evaluation.
             self._counts.expire(at_ms)
-        self._counts.add(key, at_ms)
+        self._counts.add(key, at_ms, amount)
 
     # -- evaluation ----------------------------------------------------------------
 

@@ -4,10 +4,10 @@ Why a thread with a confluent-kafka consumer rather than a Faust app with timers
 tables: the monitor must read the audit topic *from its beginning on every start*, with
 no consumer group and no commits (it is a read-only observer, and any number of API
 processes may run one), and it must know when it has caught up, which partition EOF
-tells reliably on every broker the platform runs on. Faust always joins a group,
-commits offsets and keeps tables in changelog topics of its own, none of which the
-monitor wants; its timers would also need an event loop inside the API process. The
-model's state is rebuilt from the audit trail on start, so nothing needs a changelog.
+tells reliably (ListOffsets under-reports on the embedded broker). Faust always joins a
+group, commits offsets and keeps tables in changelog topics of its own, none of which
+the monitor wants; its timers would also need an event loop inside the API process.
+The model's state is rebuilt from the audit trail on start, so nothing needs a changelog.
 """
 
 from __future__ import annotations

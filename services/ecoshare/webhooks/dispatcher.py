@@ -24,7 +24,7 @@ import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from ecoshare.api.decoding import FramedDecoder, MessageDecodeError
-from ecoshare.api.event_json import delivery_to_json
+from ecoshare.api.event_json import delivery_to_json, header_map
 from ecoshare.topics import TopicNames
 from ecoshare.webhooks.registration import (
     ATTEMPT_HEADER,
@@ -154,7 +154,7 @@ class _WebhookWorker:
                     self.state.status = "stopped"
 
     def _body(self, message: Message) -> bytes | str:
-        headers = {name: value for name, value in (message.headers() or ()) if value is not None}
+        headers = header_map(message.headers())
         try:
             record = self._dispatcher.decoder.decode(message.value())
         except MessageDecodeError as exc:
@@ -294,7 +294,7 @@ class WebhookDispatcher:
 
     def dead_letter(self, webhook_id: str, value: dict[str, Any]) -> None:
         """Keep a refused delivery on the dead-letter topic (keyed by webhook id)."""
-        headers = [("ecoshare-webhook-id", webhook_id.encode())]
+        headers: list[tuple[str, str | bytes | None]] = [("ecoshare-webhook-id", webhook_id)]
         with self._producer_lock:
             self._producer.produce(
                 dead_letter_topic(self.names),

@@ -69,8 +69,11 @@ def put_agreement(
 ) -> Agreement:
     caller.require_operator()
     if body.agreement_id != agreement_id:
-        raise ApiError(400, "the body's agreement_id differs from the path",
-                       details=[{"field": "agreement_id", "message": "must equal the path"}])
+        raise ApiError(
+            400,
+            "the body's agreement_id differs from the path",
+            details=[{"field": "agreement_id", "message": "must equal the path"}],
+        )
     problems = agreement_schema_problems(body, context.catalog.event_schemas())
     partners = context.partners()
     if body.subscriber not in partners:
@@ -81,8 +84,11 @@ def put_agreement(
         if publisher != ANY_PUBLISHER and publisher not in partners
     )
     if problems:
-        raise ApiError(400, "the agreement does not fit the platform",
-                       details=[{"field": "agreement", "message": item} for item in problems])
+        raise ApiError(
+            400,
+            "the agreement does not fit the platform",
+            details=[{"field": "agreement", "message": item} for item in problems],
+        )
     problem = agreement_update_problem(context.agreements().get(agreement_id), body)
     if problem is not None:
         raise ApiError(409, f"agreement {agreement_id!r}: {problem}")

@@ -118,7 +118,9 @@ def enable_partner(partner_id: PartnerIdPath, caller: CallerDep, context: Contex
     response_model=list[ApiKeyView],
     summary="The partner's API keys, without their secrets",
 )
-def list_keys(partner_id: PartnerIdPath, caller: CallerDep, context: ContextDep) -> list[ApiKeyView]:
+def list_keys(
+    partner_id: PartnerIdPath, caller: CallerDep, context: ContextDep
+) -> list[ApiKeyView]:
     caller.require(partner_id)
     existing_partner(context, partner_id)
     return [

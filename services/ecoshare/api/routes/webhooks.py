@@ -48,14 +48,22 @@ def _check_url(context: ApiContext, url: str) -> None:
         host = (parts.hostname or "").lower()
         _ = parts.port
     except ValueError as exc:
-        raise ApiError(400, f"not a usable URL: {exc}", details=[{"field": "url", "message": str(exc)}]) from exc
+        raise ApiError(
+            400, f"not a usable URL: {exc}", details=[{"field": "url", "message": str(exc)}]
+        ) from exc
     if parts.scheme not in ("http", "https") or not host:
-        raise ApiError(400, "the webhook URL must be http(s)://host/...",
-                       details=[{"field": "url", "message": "needs http or https and a host"}])
+        raise ApiError(
+            400,
+            "the webhook URL must be http(s)://host/...",
+            details=[{"field": "url", "message": "needs http or https and a host"}],
+        )
     allowed = context.config.limits.allowed_webhook_hosts
     if allowed and host not in allowed:
-        raise ApiError(400, f"webhooks may not target {host!r} on this platform",
-                       details=[{"field": "url", "message": "host not allowed"}])
+        raise ApiError(
+            400,
+            f"webhooks may not target {host!r} on this platform",
+            details=[{"field": "url", "message": "host not allowed"}],
+        )
 
 
 @router.post(
@@ -74,12 +82,18 @@ def _check_url(context: ApiContext, url: str) -> None:
 def create_webhook(body: WebhookCreate, caller: CallerDep, context: ContextDep) -> WebhookCreated:
     subscriber = body.subscriber or caller.partner_id
     if subscriber is None:
-        raise ApiError(400, "the operator must name the subscriber",
-                       details=[{"field": "subscriber", "message": "is required"}])
+        raise ApiError(
+            400,
+            "the operator must name the subscriber",
+            details=[{"field": "subscriber", "message": "is required"}],
+        )
     caller.require(subscriber)
     if body.event_type not in context.catalog.event_types:
-        raise ApiError(400, f"unknown event type {body.event_type!r}",
-                       details=[{"field": "event_type", "message": "not in the catalog"}])
+        raise ApiError(
+            400,
+            f"unknown event type {body.event_type!r}",
+            details=[{"field": "event_type", "message": "not in the catalog"}],
+        )
     partner = context.partner(subscriber)
     if partner is None:
         raise ApiError(404, f"no partner {subscriber!r}")

@@ -1,0 +1,46 @@
+"""``python -m ecoshare.api``: serve the HTTP API on ECOSHARE_BIND_HOST:ECOSHARE_API_PORT."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from ecoshare.api.app import create_app
+from ecoshare.api.config import ApiConfig
+from ecoshare.cli.common import quiet_third_party_warnings
+from ecoshare.errors import EcoshareError
+from ecoshare.settings import Settings
+
+DEFAULT_PORT = 8080
+
+
+def main() -> int:
+    quiet_third_party_warnings()
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s api[%(process)d] %(name)s: %(message)s",
+    )
+    # Request lines of the registry client would drown the API's own log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        app = create_app(ApiConfig.from_settings(settings))
+    except EcoshareError as exc:
+        logging.getLogger(__name__).error("%s", exc)
+        return 2
+    uvicorn.run(
+        app,
+        host=settings.bind_host,
+        port=settings.api_port or DEFAULT_PORT,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        # Open SSE streams would otherwise hold a shutdown until they end.
+        timeout_graceful_shutdown=2,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

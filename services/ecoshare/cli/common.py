@@ -1,0 +1,174 @@
+"""What every ``ecoshare`` command shares: settings, output, and finding the platform."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ecoshare.errors import ConfigurationError, EcoshareError
+from ecoshare.settings import Settings
+from ecoshare.topics import TopicNames
+
+if TYPE_CHECKING:
+    from ecoshare.domain.agreements import Agreement
+    from ecoshare.domain.consent import ConsentRecord
+    from ecoshare.domain.partners import Partner
+
+console = Console()
+errors = Console(stderr=True)
+OutputOption = Annotated[
+    str, typer.Option("--output", "-o", help="table (for people) or json (for scripts)")
+]
+
+
+class InputError(ConfigurationError):
+    """The user's input (an argument, a file) is wrong: exit code 2."""
+
+
+class NotFoundError(EcoshareError):
+    """The named partner, agreement, consent or event does not exist: exit code 1."""
+
+
+def quiet_third_party_warnings() -> None:
+    """Silence the deprecation warning authlib prints when the registry client imports it.
+
+    authlib installs an "always" filter for its warning on import, so it is imported
+    first and the "ignore" filters are put in front of it.
+    """
+    import contextlib
+    import warnings
+
+    with contextlib.suppress(ImportError):
+        import authlib.deprecate  # noqa: F401
+    warnings.filterwarnings("ignore", module="authlib.*")
+    warnings.filterwarnings("ignore", message=".*httpx2.*")
+
+
+def settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError names the variable
+        raise ConfigurationError(f"invalid ECOSHARE_* setting: {exc}") from exc
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    return str(value)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=_json_default) + "\n")
+
+
+def json_line(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=_json_default)
+
+
+def check_output(output: str) -> None:
+    if output not in ("table", "json"):
+        raise typer.BadParameter("must be 'table' or 'json'", param_hint="--output")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the running platform is: from ECOSHARE_* settings or ``endpoints.json``."""
+
+    bootstrap_servers: str
+    schema_registry_url: str
+    names: TopicNames
+    api_url: str | None = None
+    metrics_urls: dict[str, str] = field(default_factory=dict)
+
+
+def endpoints(base: Settings, *, check_broker: bool = True) -> Endpoints:
+    """The platform to talk to; EcoshareError when none is running or reachable."""
+    if base.bootstrap_servers:
+        found = Endpoints(
+            bootstrap_servers=base.bootstrap_servers,
+            schema_registry_url=base.schema_registry_url or "",
+            names=TopicNames(base.topic_prefix),
+            api_url=os.environ.get("ECOSHARE_API_URL"),
+        )
+    else:
+        from ecoshare.platform import read_endpoints
+
+        data = read_endpoints(base.state_dir)
+        found = Endpoints(
+            bootstrap_servers=str(data["bootstrap_servers"]),
+            schema_registry_url=str(data.get("schema_registry_url") or ""),
+            names=TopicNames(str(data.get("topic_prefix", ""))),
+            api_url=data.get("api_url"),
+            metrics_urls=dict(data.get("metrics_urls") or {}),
+        )
+    if check_broker:
+        from ecoshare.adapters.kafka_admin import wait_for_cluster
+
+        wait_for_cluster(found.bootstrap_servers, timeout_seconds=5.0)
+    return found
+
+
+@dataclass(frozen=True)
+class ControlState:
+    """Partners, agreements and consents as the control topics hold them now."""
+
+    partners: dict[str, Partner]
+    agreements: dict[str, Agreement]
+    consents: dict[str, ConsentRecord]
+    invalid: list[str]
+
+
+def read_state(where: Endpoints) -> ControlState:
+    """Read the control topics to their end and validate every record."""
+    from pydantic import ValidationError
+
+    from ecoshare.domain.agreements import Agreement
+    from ecoshare.domain.consent import ConsentRecord
+    from ecoshare.domain.partners import Partner
+    from ecoshare.governance.control_plane import (
+        ControlKind,
+        read_control_topics,
+    )
+
+    contents = read_control_topics(where.bootstrap_servers, where.names)
+    invalid: list[str] = []
+    models: dict[ControlKind, dict[str, Any]] = {kind: {} for kind in ControlKind}
+    types: dict[ControlKind, Any] = {
+        ControlKind.PARTNER: Partner,
+        ControlKind.AGREEMENT: Agreement,
+        ControlKind.CONSENT: ConsentRecord,
+    }
+    for kind, records in contents.latest.items():
+        for key, record in records.items():
+            if record.value is None:
+                continue
+            try:
+                models[kind][key] = types[kind].model_validate(record.value)
+            except ValidationError as exc:
+                invalid.append(f"{kind} {key!r}: {exc.errors()[0]['msg']}")
+    return ControlState(
+        partners=models[ControlKind.PARTNER],
+        agreements=models[ControlKind.AGREEMENT],
+        consents=models[ControlKind.CONSENT],
+        invalid=invalid,
+    )
+
+
+def read_input(path: Path) -> str:
+    """The text of ``path`` (``-`` is standard input); InputError when unreadable."""
+    if str(path) == "-":
+        return sys.stdin.read()
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from exc

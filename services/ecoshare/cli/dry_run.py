@@ -1,0 +1,397 @@
+"""Dry-run of a proposed agreement: replay recent ingress events through the reference
+decision function, under the agreements in force and under the proposal.
+
+The replay reads the last N events of the proposal's event types straight from the
+ingress topics (assign, no group, nothing committed), checks each event's publisher
+signature as the workers do, decodes it with the registry and evaluates it twice with
+:func:`ecoshare.domain.policy.evaluate_event`. Nothing is produced anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from ecoshare.api.changes import display_json
+from ecoshare.api.compacted import topic_partitions
+from ecoshare.api.decoding import FramedDecoder, MessageDecodeError
+from ecoshare.api.event_json import header_map, to_json_value
+from ecoshare.catalog import Catalog, load_catalog
+from ecoshare.cli.common import ControlState, Endpoints, InputError, read_input, read_state
+from ecoshare.domain.agreements import Agreement
+from ecoshare.domain.identity import (
+    PUBLISHER_HEADER,
+    SIGNATURE_HEADER,
+    partner_signing_key,
+    signature_matches,
+)
+from ecoshare.domain.policy import Decision, evaluate_event
+from ecoshare.domain.projection import agreement_schema_problems, subscriber_hash_key
+from ecoshare.domain.state import GovernanceState
+from ecoshare.errors import EcoshareError
+from ecoshare.secrets import signing_secret
+from ecoshare.settings import Settings
+
+
+def load_proposal(path: Path, schemas_dir: Path) -> Agreement:
+    """The agreement in ``path``: a bare agreement, or a file with one under ``agreements``."""
+    try:
+        raw = yaml.safe_load(read_input(path))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML or JSON: {exc}") from exc
+    prefix = ""
+    if isinstance(raw, dict) and "agreements" in raw:
+        items = raw["agreements"]
+        if not isinstance(items, list) or len(items) != 1:
+            raise InputError(f"{path}: agreements: a dry-run takes exactly one agreement")
+        raw, prefix = items[0], "agreements[0]"
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: the file must hold one agreement (a mapping)")
+    try:
+        proposal = Agreement.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            location = ".".join(str(part) for part in error["loc"])
+            where = ".".join(part for part in (prefix, location) if part) or "(agreement)"
+            lines.append(f"{path}: {where}: {error['msg']}")
+        raise InputError("\n".join(lines)) from exc
+    problems = agreement_schema_problems(proposal, load_catalog(schemas_dir).event_schemas())
+    if problems:
+        raise InputError("\n".join(f"{path}: {problem}" for problem in problems))
+    return proposal
+
+
+@dataclass(frozen=True)
+class IngressMessage:
+    event_type: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    value: bytes
+    headers: dict[str, bytes]
+
+
+def read_recent_ingress(
+    where: Endpoints, event_types: list[str], sample: int, *, timeout_seconds: float = 30.0
+) -> list[IngressMessage]:
+    """The last ``sample`` messages over the ingress topics of ``event_types``, oldest first.
+
+    Each partition is read from ``sample`` records before its end up to its end, so the
+    newest ``sample`` overall are among them; they are ordered by message timestamp.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": where.bootstrap_servers,
+            "group.id": f"ecoshare-dry-run-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "log_level": 3,
+        }
+    )
+    topics = {where.names.ingress(event_type): event_type for event_type in event_types}
+    found: list[IngressMessage] = []
+    try:
+        partitions = topic_partitions(consumer, list(topics), timeout_seconds)
+        assignment = []
+        for topic, partition in partitions:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout_seconds, cached=False
+            )
+            assignment.append(TopicPartition(topic, partition, max(int(low), int(high) - sample)))
+        consumer.assign(assignment)
+        pending = set(partitions)
+        deadline = datetime.now(UTC).timestamp() + timeout_seconds
+        while pending:
+            if datetime.now(UTC).timestamp() > deadline:
+                raise EcoshareError("the ingress topics were not read to their end in time")
+            for message in consumer.consume(num_messages=1000, timeout=0.2):
+                position = (str(message.topic()), int(message.partition() or 0))
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(position)
+                        continue
+                    raise EcoshareError(f"reading {position}: {error}")
+                found.append(
+                    IngressMessage(
+                        event_type=topics[position[0]],
+                        partition=position[1],
+                        offset=int(message.offset() or 0),
+                        timestamp_ms=int(message.timestamp()[1]),
+                        value=message.value() or b"",
+                        headers=header_map(message.headers()),
+                    )
+                )
+    except KafkaException as exc:
+        raise EcoshareError(f"could not read the ingress topics: {exc}") from exc
+    finally:
+        with contextlib.suppress(KafkaException, RuntimeError):
+            consumer.close()
+    found.sort(key=lambda item: (item.timestamp_ms, item.event_type, item.partition, item.offset))
+    return found[-sample:]
+
+
+@dataclass
+class SideSummary:
+    """What one side (current agreements, or the proposal) delivers of the sample."""
+
+    delivered: int = 0
+    withheld: Counter[str] = field(default_factory=Counter)
+    fields: set[str] = field(default_factory=set)
+    transformed: dict[str, str] = field(default_factory=dict)
+    without_consent: Counter[str] = field(default_factory=Counter)
+    agreements: Counter[str] = field(default_factory=Counter)
+
+    def count(self, decision: Decision | None) -> None:
+        if decision is None:
+            self.withheld["not_a_candidate"] += 1
+            return
+        if decision.agreement_id is not None:
+            self.agreements[f"{decision.agreement_id}@v{decision.agreement_version}"] += 1
+        if not decision.delivered:
+            self.withheld[decision.reason.value if decision.reason else "unknown"] += 1
+            return
+        self.delivered += 1
+        self.fields.update(decision.fields_delivered)
+        self.transformed.update(
+            {name: action.value for name, action in decision.fields_transformed.items()}
+        )
+        self.without_consent.update(decision.personal_fields_without_consent)
+
+    def fields_text(self) -> str:
+        return ", ".join(
+            f"{name} ({self.transformed[name]})" if name in self.transformed else name
+            for name in sorted(self.fields)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "delivered": self.delivered,
+            "withheld": dict(sorted(self.withheld.items())),
+            "fields_delivered": sorted(self.fields),
+            "fields_transformed": dict(sorted(self.transformed.items())),
+            "personal_fields_without_consent": dict(sorted(self.without_consent.items())),
+            "agreements": dict(sorted(self.agreements.items())),
+        }
+
+
+def _decision_json(decision: Decision | None) -> dict[str, Any]:
+    if decision is None:
+        return {
+            "outcome": "withheld",
+            "reason": "not_a_candidate",
+            "agreement": None,
+            "record": None,
+        }
+    return {
+        "outcome": decision.outcome,
+        "reason": decision.reason.value if decision.reason else None,
+        "agreement": (
+            f"{decision.agreement_id}@v{decision.agreement_version}"
+            if decision.agreement_id
+            else None
+        ),
+        "record": None if decision.record is None else to_json_value(decision.record),
+    }
+
+
+@dataclass
+class ReplayedEvent:
+    event_id: str
+    event_type: str
+    publisher_id: str
+    location_id: str
+    now: Decision | None
+    proposed: Decision | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "publisher_id": self.publisher_id,
+            "location_id": self.location_id,
+            "now": _decision_json(self.now),
+            "proposed": _decision_json(self.proposed),
+        }
+
+
+@dataclass
+class DryRunReport:
+    proposal: Agreement
+    current_version: int | None
+    events: list[ReplayedEvent] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    now: SideSummary = field(default_factory=SideSummary)
+    proposed: SideSummary = field(default_factory=SideSummary)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subscriber": self.proposal.subscriber,
+            "agreement": display_json(self.proposal),
+            "current_version": self.current_version,
+            "sampled": len(self.events) + sum(self.skipped.values()),
+            "replayed": len(self.events),
+            "skipped": dict(sorted(self.skipped.items())),
+            "now": self.now.to_json(),
+            "proposed": self.proposed.to_json(),
+            "events": [event.to_json() for event in self.events],
+            "delivered_anything": False,
+        }
+
+    def print(self, console: Console, show: int) -> None:
+        proposal = self.proposal
+        current = f"v{self.current_version} in force" if self.current_version else "not applied yet"
+        console.print(
+            f"dry-run of [bold]{proposal.agreement_id} v{proposal.version}[/] ({current}) for "
+            f"subscriber [bold]{proposal.subscriber}[/] over the last {len(self.events)} "
+            f"ingress events of {', '.join(sorted(proposal.event_types))}"
+        )
+        if self.skipped:
+            console.print(
+                "skipped (the workers would quarantine them): "
+                + ", ".join(f"{reason} {count}" for reason, count in sorted(self.skipped.items()))
+            )
+        table = Table(title="what the subscriber receives")
+        table.add_column("")
+        table.add_column("now (agreements in force)")
+        table.add_column(f"proposed ({proposal.agreement_id} v{proposal.version})")
+        table.add_row("delivered", str(self.now.delivered), str(self.proposed.delivered))
+        table.add_row(
+            "withheld",
+            _reasons(self.now.withheld),
+            _reasons(self.proposed.withheld),
+        )
+        table.add_row("fields", self.now.fields_text() or "-", self.proposed.fields_text() or "-")
+        table.add_row(
+            "personal fields nulled (no consent)",
+            _reasons(self.now.without_consent),
+            _reasons(self.proposed.without_consent),
+        )
+        console.print(table)
+        if show and self.events:
+            detail = Table(title=f"the {min(show, len(self.events))} most recent events")
+            for column in ("event", "location", "now", "proposed", "fields that differ"):
+                detail.add_column(column)
+            for event in self.events[-show:]:
+                detail.add_row(
+                    event.event_id[:8],
+                    event.location_id,
+                    _outcome(event.now),
+                    _outcome(event.proposed),
+                    _record_difference(event.now, event.proposed),
+                )
+            console.print(detail)
+        console.print("nothing was delivered: this was a dry-run")
+
+
+def _reasons(counts: Counter[str]) -> str:
+    if not counts:
+        return "0"
+    total = sum(counts.values())
+    return f"{total} (" + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + ")"
+
+
+def _outcome(decision: Decision | None) -> str:
+    if decision is None:
+        return "withheld: not a candidate"
+    if decision.delivered:
+        return f"delivered ({len(decision.fields_delivered)} fields)"
+    return f"withheld: {decision.reason.value if decision.reason else '?'}"
+
+
+def _record_difference(now: Decision | None, proposed: Decision | None) -> str:
+    before = (now.record if now is not None else None) or {}
+    after = (proposed.record if proposed is not None else None) or {}
+    parts = [f"+{name}" for name in after if name not in before]
+    parts += [f"-{name}" for name in before if name not in after]
+    parts += [f"~{name}" for name in after if name in before and after[name] != before[name]]
+    return " ".join(parts) or "-"
+
+
+@dataclass(frozen=True)
+class _EvaluationContext:
+    subscriber: str
+    catalog: Catalog
+    now: datetime
+    hash_keys: dict[str, bytes]
+
+
+def _decide(
+    record: dict[str, Any],
+    event_type: str,
+    publisher_id: str,
+    governance: GovernanceState,
+    context: _EvaluationContext,
+) -> Decision | None:
+    decisions = evaluate_event(
+        record,
+        event_type,
+        publisher_id,
+        governance,
+        context.catalog.classification(event_type),
+        context.now,
+        context.hash_keys,
+    )
+    return next((d for d in decisions if d.subscriber_id == context.subscriber), None)
+
+
+def replay(where: Endpoints, base: Settings, proposal: Agreement, sample: int) -> DryRunReport:
+    """Evaluate the last ``sample`` ingress events under the current state and the proposal."""
+    state: ControlState = read_state(where)
+    current = GovernanceState(
+        state.partners.values(), state.agreements.values(), state.consents.values()
+    )
+    proposed = current.without_agreement(proposal.agreement_id).with_agreement(proposal)
+    applied = state.agreements.get(proposal.agreement_id)
+    report = DryRunReport(proposal, applied.version if applied else None)
+    catalog = load_catalog(base.schemas_dir)
+    secret = signing_secret(base)
+    subscriber = proposal.subscriber
+    hash_keys = {subscriber: subscriber_hash_key(secret, subscriber)}
+    decoder = FramedDecoder(where.schema_registry_url)
+    context = _EvaluationContext(subscriber, catalog, datetime.now(UTC), hash_keys)
+    event_types = sorted(t for t in proposal.event_types if t in catalog.event_types)
+    for message in read_recent_ingress(where, event_types, sample):
+        publisher_id = message.headers.get(PUBLISHER_HEADER, b"").decode(errors="replace")
+        signature = message.headers.get(SIGNATURE_HEADER)
+        partner = current.partner(publisher_id)
+        if not publisher_id or signature is None or partner is None:
+            report.skipped["unauthenticated_publisher"] += 1
+            continue
+        key = partner_signing_key(secret, publisher_id, partner.key_generation)
+        if not signature_matches(key, message.event_type, message.value, signature):
+            report.skipped["unauthenticated_publisher"] += 1
+            continue
+        try:
+            record = decoder.decode(message.value)
+        except MessageDecodeError:
+            report.skipped["undecodable_payload"] += 1
+            continue
+        if record.get("publisher_id") != publisher_id:
+            report.skipped["unauthenticated_publisher"] += 1
+            continue
+
+        replayed = ReplayedEvent(
+            event_id=str(record.get("event_id", "")),
+            event_type=message.event_type,
+            publisher_id=publisher_id,
+            location_id=str(record.get("location_id", "")),
+            now=_decide(record, message.event_type, publisher_id, current, context),
+            proposed=_decide(record, message.event_type, publisher_id, proposed, context),
+        )
+        report.now.count(replayed.now)
+        report.proposed.count(replayed.proposed)
+        report.events.append(replayed)
+    return report

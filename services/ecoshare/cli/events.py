@@ -1,0 +1,264 @@
+"""``ecoshare publish``, ``tail`` and ``audit``: events in, deliveries out, decisions."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ecoshare.cli.common import (
+    InputError,
+    NotFoundError,
+    OutputOption,
+    check_output,
+    console,
+    endpoints,
+    json_line,
+    print_json,
+    read_input,
+    read_state,
+    settings,
+)
+
+MAX_PROBLEMS_SHOWN = 20
+
+
+def register(app: typer.Typer) -> None:
+    app.command("publish")(publish)
+    app.command("tail")(tail)
+    app.command("audit")(audit)
+
+
+def _event_type(name: str, schemas_dir: Path) -> None:
+    from ecoshare.catalog import load_catalog
+
+    known = load_catalog(schemas_dir).event_types
+    if name not in known:
+        raise InputError(f"unknown event type {name!r}; known: {', '.join(known)}")
+
+
+def _json_lines(path: Path) -> list[tuple[int, Any]]:
+    events: list[tuple[int, Any]] = []
+    problems: list[str] = []
+    for number, line in enumerate(read_input(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append((number, json.loads(line)))
+        except ValueError as exc:
+            problems.append(f"{path}:{number}: not JSON: {exc}")
+    if problems:
+        raise InputError("\n".join(problems[:MAX_PROBLEMS_SHOWN]))
+    if not events:
+        raise InputError(f"{path}: no events (one JSON object per line)")
+    return events
+
+
+def publish(
+    event_type: Annotated[str, typer.Argument(help="StoreStatusChanged, LocationAvailability...")],
+    file: Annotated[
+        Path,
+        typer.Option(
+            "--file", "-f", help="JSON lines, one event each; '-' reads stdin.", show_default=False
+        ),
+    ],
+    as_partner: Annotated[
+        str, typer.Option("--as", help="The publishing partner.", show_default=False)
+    ],
+    signing_key: Annotated[
+        str | None,
+        typer.Option(
+            help="The partner's signing key (hex). Default: derived from the platform secret, "
+            "which the operator of an embedded platform holds.",
+            envvar="ECOSHARE_PARTNER_SIGNING_KEY",
+        ),
+    ] = None,
+    output: OutputOption = "table",
+) -> None:
+    """Publish JSON events as a partner: all are validated first, none sent if one is bad.
+
+    Timestamps may be ISO 8601 with a time zone or epoch milliseconds; event_id,
+    publisher_id and published_at are filled in when left out.
+    """
+    check_output(output)
+    from ecoshare.api.event_json import encode_json_events
+    from ecoshare.catalog import load_catalog
+    from ecoshare.domain.identity import partner_signing_key
+    from ecoshare.domain.partners import Role
+    from ecoshare.sdk import Publisher
+    from ecoshare.secrets import signing_secret
+
+    base = settings()
+    _event_type(event_type, base.schemas_dir)
+    events = _json_lines(file)
+    where = endpoints(base)
+    partner = read_state(where).partners.get(as_partner)
+    if partner is None:
+        raise InputError(f"--as: {as_partner!r} is not a partner")
+    if not partner.enabled or Role.PUBLISHER not in partner.roles:
+        raise InputError(f"--as: partner {as_partner!r} is disabled or holds no publisher role")
+    if signing_key is not None:
+        try:
+            key = bytes.fromhex(signing_key)
+        except ValueError as exc:
+            raise InputError("--signing-key: not hexadecimal") from exc
+    else:
+        key = partner_signing_key(signing_secret(base), as_partner, partner.key_generation)
+    publisher = Publisher(
+        bootstrap_servers=where.bootstrap_servers,
+        schema_registry_url=where.schema_registry_url,
+        partner_id=as_partner,
+        signing_key=key,
+        schemas_dir=base.schemas_dir,
+        topic_prefix=where.names.prefix,
+    )
+    encoded, event_ids, problems = encode_json_events(
+        publisher,
+        load_catalog(base.schemas_dir).event_schema(event_type),
+        event_type,
+        as_partner,
+        [(f"line {number}", event) for number, event in events],
+        datetime.now(UTC),
+    )
+    if problems:
+        shown = [
+            f"{file}:{problem.field.replace('line ', '', 1).replace('.', ': ', 1)}: "
+            f"{problem.message}"
+            for problem in problems[:MAX_PROBLEMS_SHOWN]
+        ]
+        more = len(problems) - len(shown)
+        if more > 0:
+            shown.append(f"... and {more} more")
+        raise InputError("nothing was published:\n" + "\n".join(shown))
+    for event_key, value in encoded:
+        publisher.produce_encoded(event_type, event_key, value)
+    publisher.flush()
+    if output == "json":
+        print_json(
+            {
+                "published": len(event_ids),
+                "event_type": event_type,
+                "publisher": as_partner,
+                "event_ids": event_ids,
+            }
+        )
+        return
+    console.print(f"published {len(event_ids)} {event_type} event(s) as {as_partner}")
+
+
+def tail(
+    subscriber: Annotated[str, typer.Argument(help="The subscribing partner.")],
+    event_type: Annotated[str, typer.Argument(help="The event type.")],
+    max_events: Annotated[
+        int | None, typer.Option("--max", min=1, help="Stop after N deliveries.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds without a delivery.")
+    ] = None,
+    from_beginning: Annotated[
+        bool, typer.Option(help="Start at the oldest delivery (else only new ones).")
+    ] = True,
+) -> None:
+    """Print a subscriber's governed deliveries as JSON lines (Ctrl-C stops)."""
+    import re
+
+    from ecoshare.api.event_json import delivery_to_json
+    from ecoshare.domain.partners import PARTNER_ID_PATTERN
+    from ecoshare.sdk import Subscriber
+
+    if re.match(PARTNER_ID_PATTERN, subscriber) is None:
+        raise InputError(f"{subscriber!r} is not a partner id")
+    base = settings()
+    _event_type(event_type, base.schemas_dir)
+    where = endpoints(base)
+    seen = 0
+    with Subscriber(
+        bootstrap_servers=where.bootstrap_servers,
+        schema_registry_url=where.schema_registry_url,
+        subscriber_id=subscriber,
+        event_type=event_type,
+        topic_prefix=where.names.prefix,
+        from_beginning=from_beginning,
+    ) as deliveries:
+        last = time.monotonic()
+        try:
+            while max_events is None or seen < max_events:
+                delivery = deliveries.poll(0.5)
+                if delivery is None:
+                    if timeout is not None and time.monotonic() - last > timeout:
+                        break
+                    continue
+                last = time.monotonic()
+                seen += 1
+                line = delivery_to_json(
+                    topic=delivery.topic,
+                    partition=delivery.partition,
+                    offset=delivery.offset,
+                    headers=delivery.headers,
+                    record=delivery.record,
+                )
+                sys.stdout.write(json_line(line) + "\n")
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+
+
+def audit(
+    event_id: Annotated[str, typer.Argument(help="The event's event_id.")],
+    output: OutputOption = "table",
+) -> None:
+    """Every decision taken on one event: delivered, withheld (why), quarantined (why)."""
+    check_output(output)
+    from ecoshare.api.audit_index import scan_audit
+
+    where = endpoints(settings())
+    decisions = [
+        record.to_json()
+        for record in scan_audit(where.bootstrap_servers, where.names.audit)
+        if record.event_id == event_id
+    ]
+    if not decisions:
+        raise NotFoundError(f"no decision recorded for event {event_id!r} (yet)")
+    if output == "json":
+        print_json(decisions)
+        return
+    table = Table(title=f"decisions on event {event_id}")
+    for column in (
+        "subscriber",
+        "outcome",
+        "reason",
+        "agreement",
+        "fields delivered",
+        "consents",
+        "source",
+    ):
+        table.add_column(column)
+    for item in decisions:
+        subscribers = item.get("subscriber_id") or ", ".join(item.get("candidate_subscribers", []))
+        agreement = (
+            f"{item['agreement_id']} v{item['agreement_version']}"
+            if item.get("agreement_id")
+            else ""
+        )
+        transformed = item.get("fields_transformed") or {}
+        fields = ", ".join(
+            f"{name} ({transformed[name]})" if name in transformed else name
+            for name in item.get("fields_delivered", [])
+        )
+        colour = {"delivered": "green", "withheld": "yellow"}.get(item["outcome"], "red")
+        table.add_row(
+            subscribers or "-",
+            f"[{colour}]{item['outcome']}[/]",
+            str(item.get("reason") or ""),
+            agreement,
+            fields,
+            ", ".join(item.get("consent_ids", [])),
+            str(item.get("source", "")),
+        )
+    console.print(table)

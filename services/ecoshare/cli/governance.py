@@ -1,0 +1,283 @@
+"""``ecoshare plan``, ``apply``, ``agreements`` and ``dry-run``: governance as code."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.table import Table
+
+from ecoshare.cli.common import (
+    Endpoints,
+    InputError,
+    NotFoundError,
+    OutputOption,
+    check_output,
+    console,
+    endpoints,
+    errors,
+    print_json,
+    read_state,
+    settings,
+)
+
+if TYPE_CHECKING:
+    from ecoshare.api.changes import Change, GovernancePlan
+
+agreements_app = typer.Typer(help="Data-sharing agreements in force.", no_args_is_help=True)
+FileOption = Annotated[
+    Path, typer.Option("--file", "-f", help="The governance file (YAML).", show_default=False)
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(agreements_app, name="agreements")
+    app.command("plan")(plan)
+    app.command("apply")(apply)
+    app.command("dry-run")(dry_run)
+
+
+# -- plan / apply ----------------------------------------------------------------------
+
+
+def _plan(path: Path, where: Endpoints) -> GovernancePlan:
+    from ecoshare.api.changes import plan_changes
+    from ecoshare.catalog import load_catalog
+    from ecoshare.governance_file import load_governance_file
+
+    document = load_governance_file(path).document
+    state = read_state(where)
+    for problem in state.invalid:
+        errors.print(f"warning: invalid applied record ignored: {problem}")
+    return plan_changes(
+        current_partners=state.partners,
+        current_agreements=state.agreements,
+        partners=list(document.partners),
+        agreements=list(document.agreements),
+        event_schemas=load_catalog(settings().schemas_dir).event_schemas(),
+        source=str(path),
+    )
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, dict | list):
+        text = json.dumps(value, separators=(", ", ": "))
+        return text if len(text) <= 90 else text[:87] + "..."
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _field_line(path: str, before: Any, after: Any) -> str:
+    if isinstance(before, list) and isinstance(after, list):
+        removed = [item for item in before if item not in after]
+        added = [item for item in after if item not in before]
+        if all(not isinstance(item, dict | list) for item in [*removed, *added]):
+            parts = []
+            if added:
+                parts.append(f"[green]+{escape(_short(added))}[/]")
+            if removed:
+                parts.append(f"[red]-{escape(_short(removed))}[/]")
+            if parts:
+                return f"      {escape(path)}: {' '.join(parts)}"
+    if before is None:
+        return f"      [green]+ {escape(path)}: {escape(_short(after))}[/]"
+    if after is None:
+        return f"      [red]- {escape(path)}: {escape(_short(before))}[/]"
+    return f"      [yellow]~ {escape(path)}:[/] {escape(_short(before))} → {escape(_short(after))}"
+
+
+def _describe(change: Change) -> str:
+    from ecoshare.domain.agreements import Agreement
+    from ecoshare.domain.partners import Partner
+
+    subject = change.after or change.before
+    sign, colour = {"add": ("+", "green"), "change": ("~", "yellow"), "remove": ("-", "red")}[
+        change.action
+    ]
+    if isinstance(subject, Partner):
+        roles = ", ".join(sorted(role.value for role in subject.roles))
+        detail = escape(f"{subject.name!r} roles [{roles}]")
+        if not subject.enabled:
+            detail += " (disabled)"
+        return f"[{colour}]{sign} partner {escape(change.key)}[/]  {detail}"
+    assert isinstance(subject, Agreement)
+    versions = change.version_change
+    version = f"v{versions[0]} → v{versions[1]}" if versions else f"v{subject.version}"
+    publishers = ", ".join(sorted(subject.publishers))
+    event_types = ", ".join(sorted(subject.event_types))
+    return f"[{colour}]{sign} agreement {escape(change.key)} {version}[/]  " + escape(
+        f"{publishers} → {subject.subscriber}: {event_types}"
+    )
+
+
+def _print_plan(plan: GovernancePlan) -> None:
+    if plan.empty:
+        console.print("no changes: the platform matches the file")
+        return
+    for change in plan.changes:
+        console.print(_describe(change), highlight=False)
+        for field in change.fields:
+            console.print(_field_line(field.path, field.before, field.after), highlight=False)
+    console.print(
+        f"\nplan: [green]{plan.count('add')} to add[/], [yellow]{plan.count('change')} to "
+        f"change[/], [red]{plan.count('remove')} to remove[/]"
+    )
+
+
+def _refuse(plan: GovernancePlan) -> None:
+    if plan.problems:
+        raise InputError("\n".join(plan.problems))
+
+
+def plan(file: FileOption, output: OutputOption = "table") -> None:
+    """Show what applying a governance file would change (nothing is written)."""
+    check_output(output)
+    where = endpoints(settings())
+    changes = _plan(file, where)
+    _refuse(changes)
+    if output == "json":
+        print_json(changes.to_json())
+        return
+    _print_plan(changes)
+
+
+def apply(file: FileOption, output: OutputOption = "table") -> None:
+    """Apply a governance file: partners and agreements become exactly what it says.
+
+    Idempotent: applying the same file again changes nothing. Agreements whose
+    content changed must carry a higher version.
+    """
+    check_output(output)
+    from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
+
+    where = endpoints(settings())
+    changes = _plan(file, where)
+    _refuse(changes)
+    if not changes.empty:
+        with ControlPlaneWriter(where.bootstrap_servers, where.names) as writer:
+            for change in changes.changes:
+                kind = ControlKind.PARTNER if change.kind == "partner" else ControlKind.AGREEMENT
+                if change.after is None:
+                    writer.delete(kind, change.key)
+                else:
+                    writer.put(kind, change.key, change.after.model_dump(mode="json"))
+    if output == "json":
+        print_json({**changes.to_json(), "applied": not changes.empty})
+        return
+    if changes.empty:
+        console.print("no changes: the platform matches the file")
+        return
+    _print_plan(changes)
+    console.print("[bold green]applied[/]; in force from the next governed event on")
+
+
+# -- agreements ------------------------------------------------------------------------
+
+
+@agreements_app.command("list")
+def agreements_list(
+    subscriber: Annotated[str | None, typer.Option(help="Only this subscriber's.")] = None,
+    publisher: Annotated[str | None, typer.Option(help="Only those naming this publisher.")] = None,
+    output: OutputOption = "table",
+) -> None:
+    """Agreements as the platform holds them now."""
+    check_output(output)
+    from ecoshare.api.changes import display_json
+
+    where = endpoints(settings())
+    now = datetime.now(UTC)
+    agreements = [
+        agreement
+        for agreement in sorted(read_state(where).agreements.values(), key=lambda a: a.agreement_id)
+        if (subscriber is None or agreement.subscriber == subscriber)
+        and (publisher is None or publisher in agreement.publishers or "*" in agreement.publishers)
+    ]
+    if output == "json":
+        print_json(
+            [{**display_json(item), "in_force": item.is_in_force(now)} for item in agreements]
+        )
+        return
+    table = Table(title=f"agreements ({len(agreements)})")
+    for column in (
+        "agreement",
+        "version",
+        "publishers",
+        "subscriber",
+        "event types",
+        "purpose",
+        "fields",
+        "in force",
+    ):
+        table.add_column(column)
+    for agreement in agreements:
+        table.add_row(
+            agreement.agreement_id,
+            str(agreement.version),
+            ", ".join(sorted(agreement.publishers)),
+            agreement.subscriber,
+            ", ".join(sorted(agreement.event_types)),
+            agreement.purpose,
+            str(len(agreement.granted_fields)),
+            "yes" if agreement.is_in_force(now) else "[red]no[/]",
+        )
+    console.print(table)
+
+
+@agreements_app.command("show")
+def agreements_show(agreement_id: str, output: OutputOption = "table") -> None:
+    """One agreement in full (YAML, as in a governance file; or JSON)."""
+    check_output(output)
+    from ecoshare.api.changes import display_json
+
+    where = endpoints(settings())
+    agreement = read_state(where).agreements.get(agreement_id)
+    if agreement is None:
+        raise NotFoundError(f"no agreement {agreement_id!r}; see `ecoshare agreements list`")
+    document = display_json(agreement)
+    if output == "json":
+        print_json(document)
+        return
+    console.print(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), highlight=False)
+
+
+# -- dry-run ---------------------------------------------------------------------------
+
+
+def dry_run(
+    agreement: Annotated[
+        Path,
+        typer.Option(
+            "--agreement",
+            "-a",
+            help="YAML or JSON file of the proposed agreement.",
+            show_default=False,
+        ),
+    ],
+    sample: Annotated[
+        int, typer.Option(help="Replay the last N ingress events.", min=1, max=100_000)
+    ] = 100,
+    show: Annotated[int, typer.Option(help="Events to show one by one.", min=0)] = 5,
+    output: OutputOption = "table",
+) -> None:
+    """What the subscriber receives now and would receive under a proposed agreement.
+
+    Replays the last N ingress events through the current agreements and through the
+    proposal, side by side. Nothing is delivered and nothing is written.
+    """
+    check_output(output)
+    from ecoshare.cli.dry_run import load_proposal, replay
+
+    base = settings()
+    proposal = load_proposal(agreement, base.schemas_dir)
+    where = endpoints(base)
+    report = replay(where, base, proposal, sample)
+    if output == "json":
+        print_json(report.to_json())
+        return
+    report.print(console, show)

@@ -1,0 +1,208 @@
+"""``ecoshare status``, ``health`` and ``api``: is the platform up, is the ecosystem well."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ecoshare.cli.common import (
+    Endpoints,
+    OutputOption,
+    check_output,
+    console,
+    endpoints,
+    errors,
+    print_json,
+    settings,
+)
+from ecoshare.errors import EcoshareError
+
+_PROBE_SECONDS = 3.0
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+    app.command("health")(health)
+    app.command("api")(api)
+
+
+def _metric_sums(text: str, names: tuple[str, ...]) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sums = dict.fromkeys(names, 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in sums:
+                sums[sample.name] += sample.value
+    return sums
+
+
+def _probe(where: Endpoints) -> list[dict[str, Any]]:
+    import httpx
+    from confluent_kafka import KafkaException
+
+    from ecoshare.adapters.kafka_admin import admin_client
+
+    rows: list[dict[str, Any]] = []
+    try:
+        topics = admin_client(where.bootstrap_servers, quiet=True).list_topics(
+            timeout=_PROBE_SECONDS
+        )
+        rows.append(
+            {
+                "component": "broker",
+                "address": where.bootstrap_servers,
+                "up": True,
+                "detail": f"{len(topics.topics)} topics, {len(topics.brokers)} broker(s)",
+            }
+        )
+    except KafkaException as exc:
+        rows.append(
+            {
+                "component": "broker",
+                "address": where.bootstrap_servers,
+                "up": False,
+                "detail": str(exc),
+            }
+        )
+
+    def http(component: str, url: str, detail: Any) -> None:
+        try:
+            response = httpx.get(url, timeout=_PROBE_SECONDS)
+            response.raise_for_status()
+            rows.append(
+                {"component": component, "address": url, "up": True, "detail": detail(response)}
+            )
+        except httpx.HTTPError as exc:
+            rows.append(
+                {
+                    "component": component,
+                    "address": url,
+                    "up": False,
+                    "detail": f"{type(exc).__name__}: {exc}",
+                }
+            )
+
+    if where.schema_registry_url:
+        http(
+            "registry",
+            f"{where.schema_registry_url}/subjects",
+            lambda response: f"{len(response.json())} subjects",
+        )
+    for name, url in sorted(where.metrics_urls.items()):
+        if not name.startswith("worker"):
+            continue
+
+        def worker_detail(response: Any) -> str:
+            sums = _metric_sums(
+                response.text,
+                (
+                    "ecoshare_events_received_total",
+                    "ecoshare_events_delivered_total",
+                    "ecoshare_events_quarantined_total",
+                ),
+            )
+            return (
+                f"{sums['ecoshare_events_received_total']:.0f} events governed, "
+                f"{sums['ecoshare_events_delivered_total']:.0f} deliveries, "
+                f"{sums['ecoshare_events_quarantined_total']:.0f} quarantined"
+            )
+
+        http(name, url, worker_detail)
+    if where.api_url:
+        http("api", f"{where.api_url}/healthz", lambda response: response.json().get("status"))
+    return rows
+
+
+def status(output: OutputOption = "table") -> None:
+    """Health of the broker, the registry, each governance worker and the API."""
+    check_output(output)
+    where = endpoints(settings(), check_broker=False)
+    rows = _probe(where)
+    if output == "json":
+        print_json(rows)
+    else:
+        table = Table(title="ecoshare platform")
+        for column in ("component", "state", "address", "detail"):
+            table.add_column(column)
+        for row in rows:
+            state = "[green]up[/]" if row["up"] else "[red]down[/]"
+            table.add_row(row["component"], state, row["address"], str(row["detail"]))
+        console.print(table)
+    down = [row["component"] for row in rows if not row["up"]]
+    if down:
+        raise EcoshareError(f"not answering: {', '.join(down)}")
+
+
+def _render_report(report: dict[str, Any]) -> None:
+    scalars = Table(title="ecosystem health", show_header=False)
+    for key, value in report.items():
+        if isinstance(value, dict) and all(not isinstance(v, dict | list) for v in value.values()):
+            for sub, item in value.items():
+                scalars.add_row(f"{key}.{sub}", str(item))
+        elif not isinstance(value, dict | list):
+            scalars.add_row(key, str(value))
+    console.print(scalars)
+    for key, value in report.items():
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            table = Table(title=key)
+            columns = list(value[0])
+            for column in columns:
+                table.add_column(column)
+            for item in value:
+                table.add_row(*(str(item.get(column, "")) for column in columns))
+            console.print(table)
+
+
+def health(
+    api_url: Annotated[
+        str | None, typer.Option(help="The API's base URL.", envvar="ECOSHARE_API_URL")
+    ] = None,
+    output: OutputOption = "table",
+) -> None:
+    """The ecosystem health report (from the API's health monitor)."""
+    check_output(output)
+    import httpx
+
+    from ecoshare.secrets import operator_key
+
+    base = settings()
+    url = api_url or endpoints(base, check_broker=False).api_url
+    if not url:
+        raise EcoshareError(
+            "no API is running: start `ecoshare up` (with the API) or pass --api-url"
+        )
+    try:
+        response = httpx.get(
+            f"{url.rstrip('/')}/v1/health/ecosystem",
+            headers={"Authorization": f"Bearer {operator_key(base)}"},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        raise EcoshareError(f"the API at {url} did not answer: {exc}") from exc
+    if response.status_code != 200:
+        try:
+            message = response.json().get("message", response.text)
+        except ValueError:
+            message = response.text
+        raise EcoshareError(f"the API answered {response.status_code}: {message}")
+    report = response.json()
+    if output == "json":
+        print_json(report)
+        return
+    if isinstance(report, dict):
+        _render_report(report)
+    else:
+        print_json(report)
+
+
+def api() -> None:
+    """Run the HTTP API against ECOSHARE_BOOTSTRAP_SERVERS and _SCHEMA_REGISTRY_URL."""
+    from ecoshare.api.__main__ import main as api_main
+
+    code = api_main()
+    if code:
+        errors.print("the API could not start; see the message above")
+    raise typer.Exit(code)
