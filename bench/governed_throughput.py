@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, Producer
 
 from ecoshare.adapters.embedded_broker import EmbeddedBroker
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
@@ -43,7 +43,12 @@ from ecoshare.codec.wire import frame
 from ecoshare.demo import scenario
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.consent import ConsentRecord
-from ecoshare.domain.identity import PUBLISHER_HEADER, SIGNATURE_HEADER, partner_signing_key, sign_event
+from ecoshare.domain.identity import (
+    PUBLISHER_HEADER,
+    SIGNATURE_HEADER,
+    partner_signing_key,
+    sign_event,
+)
 from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.projection import project_record, projected_schema, subscriber_hash_key
 from ecoshare.domain.state import GovernanceState
@@ -63,6 +68,11 @@ EVENTS = int(os.environ.get("BENCH_EVENTS", "200000"))
 NAIVE_EVENTS = int(os.environ.get("BENCH_NAIVE_EVENTS", "10000"))
 LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "10"))
 SECRET = b"bench-secret"
+PUBLIC_FIELDS = (
+    "event_id", "location_id", "location_name", "status", "reason", "opening_hours_today",
+    "effective_from", "effective_until", "street", "house_number", "postal_code", "city",
+    "occurred_at", "published_at",
+)  # fmt: skip
 OUT = REPO_ROOT / "bench"
 
 
@@ -75,48 +85,72 @@ def log(message: str) -> None:
 
 def agreements(now: datetime) -> list[Agreement]:
     base = {
-        "version": 1, "publishers": ["*"], "event_types": [TYPE], "purpose": "parcel-delivery",
+        "version": 1,
+        "publishers": ["*"],
+        "event_types": [TYPE],
+        "purpose": "parcel-delivery",
         "valid_from": (now - timedelta(days=1)).isoformat(),
     }
-    public = {f: "deliver" for f in (
-        "event_id", "location_id", "location_name", "status", "reason", "opening_hours_today",
-        "effective_from", "effective_until", "street", "house_number", "postal_code", "city",
-        "occurred_at", "published_at",
-    )}
+    public = dict.fromkeys(PUBLIC_FIELDS, "deliver")
     return [
-        Agreement.model_validate({
-            **base, "agreement_id": "north-personal", "subscriber": "carrier-north",
-            "fields": {**public, "latitude": "deliver", "longitude": "deliver",
-                       "contact_name": "deliver", "contact_phone": "deliver"},
-        }),
-        Agreement.model_validate({
-            **base, "agreement_id": "south-region", "subscriber": "carrier-south",
-            "row_filters": [{"field": "postal_code", "op": "prefix", "prefix_range": ["50", "99"]}],
-            "fields": {**public, "latitude": "deliver", "longitude": "deliver"},
-        }),
-        Agreement.model_validate({
-            **base, "agreement_id": "app-coarse", "subscriber": "consumer-app",
-            "fields": {**public,
-                       "latitude": {"action": "generalise", "decimals": 2},
-                       "longitude": {"action": "generalise", "decimals": 2}},
-        }),
+        Agreement.model_validate(
+            {
+                **base,
+                "agreement_id": "north-personal",
+                "subscriber": "carrier-north",
+                "fields": {
+                    **public,
+                    "latitude": "deliver",
+                    "longitude": "deliver",
+                    "contact_name": "deliver",
+                    "contact_phone": "deliver",
+                },
+            }
+        ),
+        Agreement.model_validate(
+            {
+                **base,
+                "agreement_id": "south-region",
+                "subscriber": "carrier-south",
+                "row_filters": [
+                    {"field": "postal_code", "op": "prefix", "prefix_range": ["50", "99"]}
+                ],
+                "fields": {**public, "latitude": "deliver", "longitude": "deliver"},
+            }
+        ),
+        Agreement.model_validate(
+            {
+                **base,
+                "agreement_id": "app-coarse",
+                "subscriber": "consumer-app",
+                "fields": {
+                    **public,
+                    "latitude": {"action": "generalise", "decimals": 2},
+                    "longitude": {"action": "generalise", "decimals": 2},
+                },
+            }
+        ),
     ]
 
 
 def partners() -> list[Partner]:
     publishers = [scenario.OPERATOR_ID, scenario.RETAIL_CHAIN_ID, scenario.FRANCHISE_ID]
     subscribers = ["carrier-north", "carrier-south", "consumer-app"]
-    return [Partner(partner_id=p, name=p, roles=frozenset({Role.PUBLISHER})) for p in publishers] + [
-        Partner(partner_id=s, name=s, roles=frozenset({Role.SUBSCRIBER})) for s in subscribers
-    ]
+    return [
+        Partner(partner_id=p, name=p, roles=frozenset({Role.PUBLISHER})) for p in publishers
+    ] + [Partner(partner_id=s, name=s, roles=frozenset({Role.SUBSCRIBER})) for s in subscribers]
 
 
 def consents(places: list[scenario.Location], now: datetime) -> list[ConsentRecord]:
     return [
         ConsentRecord(
-            consent_id=f"consent-{place.contact_subject_id}", subject=place.contact_subject_id,
-            controller=place.publisher_id, grantee="carrier-north", purpose="parcel-delivery",
-            scope=frozenset({"personal"}), given_at=now - timedelta(days=30),
+            consent_id=f"consent-{place.contact_subject_id}",
+            subject=place.contact_subject_id,
+            controller=place.publisher_id,
+            grantee="carrier-north",
+            purpose="parcel-delivery",
+            scope=frozenset({"personal"}),
+            given_at=now - timedelta(days=30),
         )
         for place in places
         if place.contact_subject_id and hash(place.location_id) % 10 < 7
@@ -124,7 +158,15 @@ def consents(places: list[scenario.Location], now: datetime) -> list[ConsentReco
 
 
 def records(count: int, places: list[scenario.Location]) -> list[dict[str, Any]]:
-    day = list(scenario.lockdown_day(places, scenario._today_start() if hasattr(scenario, "_today_start") else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0), seed=7))
+    day = list(
+        scenario.lockdown_day(
+            places,
+            scenario._today_start()
+            if hasattr(scenario, "_today_start")
+            else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0),
+            seed=7,
+        )
+    )
     status = [record for event_type, record in day if event_type == TYPE]
     out = []
     for n in range(count):
@@ -134,7 +176,9 @@ def records(count: int, places: list[scenario.Location]) -> list[dict[str, Any]]
     return out
 
 
-def encode_all(catalog_schema: dict[str, Any], schema_id: int, items: list[dict[str, Any]]) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+def encode_all(
+    catalog_schema: dict[str, Any], schema_id: int, items: list[dict[str, Any]]
+) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
     parsed = fastavro.parse_schema(catalog_schema, _write_hint=False)
     keys = {p: partner_signing_key(SECRET, p, 1) for p in {r["publisher_id"] for r in items}}
     encoded = []
@@ -150,12 +194,20 @@ def encode_all(catalog_schema: dict[str, Any], schema_id: int, items: list[dict[
     return encoded
 
 
-def produce_all(bootstrap: str, topic: str, encoded: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> None:
-    producer = Producer({
-        "bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000,
-        "queue.buffering.max.messages": 2_000_000, "partitioner": "murmur2_random",
-        "enable.idempotence": True, "acks": "all",
-    })
+def produce_all(
+    bootstrap: str, topic: str, encoded: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> None:
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "batch.num.messages": 10000,
+            "queue.buffering.max.messages": 2_000_000,
+            "partitioner": "murmur2_random",
+            "enable.idempotence": True,
+            "acks": "all",
+        }
+    )
     for key, value, headers in encoded:
         while True:
             try:
@@ -174,14 +226,26 @@ def passthrough(bootstrap: str, names: TopicNames, encoded: list[Any]) -> float:
     sinks = [f"{names.prefix}raw.out{i}" for i in range(FANOUT)]
     ensure_topics(bootstrap, [TopicSpec(t, PARTITIONS) for t in (source, *sinks)])
     produce_all(bootstrap, source, encoded)
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"{names.prefix}raw", "auto.offset.reset": "earliest",
-        "enable.auto.commit": False, "session.timeout.ms": 6000, "fetch.wait.max.ms": 5,
-    })
-    producer = Producer({
-        "bootstrap.servers": bootstrap, "linger.ms": 1, "batch.num.messages": 10000,
-        "queue.buffering.max.messages": 2_000_000, "enable.idempotence": True, "acks": "all",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{names.prefix}raw",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "fetch.wait.max.ms": 5,
+        }
+    )
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 1,
+            "batch.num.messages": 10000,
+            "queue.buffering.max.messages": 2_000_000,
+            "enable.idempotence": True,
+            "acks": "all",
+        }
+    )
     consumer.subscribe([source])
     seen = 0
     first = 0.0
@@ -195,7 +259,12 @@ def passthrough(bootstrap: str, names: TopicNames, encoded: list[Any]) -> float:
             for sink in sinks:
                 while True:
                     try:
-                        producer.produce(sink, value=message.value(), key=message.key(), partition=message.partition())
+                        producer.produce(
+                            sink,
+                            value=message.value(),
+                            key=message.key(),
+                            partition=message.partition(),
+                        )
                         break
                     except BufferError:
                         producer.poll(0.01)
@@ -214,12 +283,28 @@ def passthrough(bootstrap: str, names: TopicNames, encoded: list[Any]) -> float:
 def naive_faust(bootstrap: str, names: TopicNames, encoded: list[Any]) -> float:
     source = f"{names.prefix}faust.in"
     prefix = f"{names.prefix}faust.out"
-    ensure_topics(bootstrap, [TopicSpec(source, PARTITIONS)] + [TopicSpec(f"{prefix}{i}", PARTITIONS) for i in range(FANOUT)])
+    ensure_topics(
+        bootstrap,
+        [TopicSpec(source, PARTITIONS)]
+        + [TopicSpec(f"{prefix}{i}", PARTITIONS) for i in range(FANOUT)],
+    )
     produce_all(bootstrap, source, encoded[:NAIVE_EVENTS])
     result = Path(f"/tmp/bench-naive-{uuid.uuid4().hex[:6]}.json")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.naive_faust", bootstrap, source, prefix, str(FANOUT), str(NAIVE_EVENTS), str(result)],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "bench.naive_faust",
+            bootstrap,
+            source,
+            prefix,
+            str(FANOUT),
+            str(NAIVE_EVENTS),
+            str(result),
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 300
     while not result.exists() and time.monotonic() < deadline and process.poll() is None:
@@ -236,7 +321,9 @@ def naive_faust(bootstrap: str, names: TopicNames, encoded: list[Any]) -> float:
 # -- (c) codec floor -------------------------------------------------------------------
 
 
-def codec_floor(schema: dict[str, Any], rules: list[Agreement], items: list[dict[str, Any]]) -> float:
+def codec_floor(
+    schema: dict[str, Any], rules: list[Agreement], items: list[dict[str, Any]]
+) -> float:
     parsed = fastavro.parse_schema(schema, _write_hint=False)
     catalog = load_catalog(REPO_ROOT / "schemas")
     classification = catalog.classification(TYPE)
@@ -246,8 +333,13 @@ def codec_floor(schema: dict[str, Any], rules: list[Agreement], items: list[dict
         fastavro.schemaless_writer(buffer, parsed, record)
         bodies.append(buffer.getvalue())
     projected = [
-        (rule, fastavro.parse_schema(projected_schema(schema, rule, rule.subscriber), _write_hint=False),
-         subscriber_hash_key(SECRET, rule.subscriber))
+        (
+            rule,
+            fastavro.parse_schema(
+                projected_schema(schema, rule, rule.subscriber), _write_hint=False
+            ),
+            subscriber_hash_key(SECRET, rule.subscriber),
+        )
         for rule in rules
     ]
     started = time.perf_counter()
@@ -255,7 +347,13 @@ def codec_floor(schema: dict[str, Any], rules: list[Agreement], items: list[dict
         record = fastavro.schemaless_reader(io.BytesIO(body), parsed, None)
         for rule, out_schema, key in projected:
             out = io.BytesIO()
-            fastavro.schemaless_writer(out, out_schema, project_record(record, rule, classification, {"contact_name", "contact_phone"}, key))
+            fastavro.schemaless_writer(
+                out,
+                out_schema,
+                project_record(
+                    record, rule, classification, {"contact_name", "contact_phone"}, key
+                ),
+            )
     return len(bodies) / (time.perf_counter() - started)
 
 
@@ -268,7 +366,8 @@ def governed(workers: list[WorkerProcess], total: int) -> float:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         count = sum(
-            worker.metric("ecoshare_events_received_total") + worker.metric("ecoshare_events_quarantined_total")
+            worker.metric("ecoshare_events_received_total")
+            + worker.metric("ecoshare_events_quarantined_total")
             for worker in workers
         )
         now = time.perf_counter()
@@ -281,14 +380,22 @@ def governed(workers: list[WorkerProcess], total: int) -> float:
     raise RuntimeError(f"governed only {last_count} of {total}")
 
 
-def latency(bootstrap: str, names: TopicNames, encoded: list[Any], rate: float, seconds: float) -> tuple[float, float, int]:
+def latency(
+    bootstrap: str, names: TopicNames, encoded: list[Any], rate: float, seconds: float
+) -> tuple[float, float, int]:
     """Publish at ``rate`` for ``seconds``; publish→delivery latency at carrier-north."""
     topic = names.delivery("carrier-north", TYPE)
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"{names.prefix}latency", "auto.offset.reset": "latest",
-        "enable.auto.commit": False, "session.timeout.ms": 6000, "fetch.wait.max.ms": 2,
-        "fetch.min.bytes": 1,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{names.prefix}latency",
+            "auto.offset.reset": "latest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "fetch.wait.max.ms": 2,
+            "fetch.min.bytes": 1,
+        }
+    )
     consumer.subscribe([topic])
     deadline = time.monotonic() + 20
     while not consumer.assignment() and time.monotonic() < deadline:
@@ -309,7 +416,14 @@ def latency(bootstrap: str, names: TopicNames, encoded: list[Any], rate: float, 
 
     reader = threading.Thread(target=consume, daemon=True)
     reader.start()
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "partitioner": "murmur2_random", "enable.idempotence": True})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 0,
+            "partitioner": "murmur2_random",
+            "enable.idempotence": True,
+        }
+    )
     total = int(rate * seconds)
     started = time.perf_counter()
     catalog = load_catalog(REPO_ROOT / "schemas")
@@ -350,7 +464,13 @@ def peak_rss_mb(pid: int | None) -> float:
     return 0.0
 
 
-def profile_hot_path(schema: dict[str, Any], schema_id: int, encoded: list[Any], state: GovernanceState, names: TopicNames) -> str:
+def profile_hot_path(
+    schema: dict[str, Any],
+    schema_id: int,
+    encoded: list[Any],
+    state: GovernanceState,
+    names: TopicNames,
+) -> str:
     """cProfile of the engine governing 20k events in process (no broker)."""
     catalog = load_catalog(REPO_ROOT / "schemas")
 
@@ -365,10 +485,16 @@ def profile_hot_path(schema: dict[str, Any], schema_id: int, encoded: list[Any],
     writer = cache.writer("", schema_id)
     cache.writer = lambda topic, sid: writer if sid == schema_id else None  # type: ignore[method-assign]
     engine = GovernanceEngine(
-        schemas=cache, classification={TYPE: catalog.classification(TYPE)}, master_secret=SECRET,
-        delivery_topic=names.delivery, audit_topic=names.audit, quarantine_topic=names.quarantine,
-        register_delivery_schema=lambda topic, s: 1, max_event_bytes=65536,
-        dedup_window_ms=86_400_000, dedup_capacity=1_000_000,
+        schemas=cache,
+        classification={TYPE: catalog.classification(TYPE)},
+        master_secret=SECRET,
+        delivery_topic=names.delivery,
+        audit_topic=names.audit,
+        quarantine_topic=names.quarantine,
+        register_delivery_schema=lambda topic, s: 1,
+        max_event_bytes=65536,
+        dedup_window_ms=86_400_000,
+        dedup_capacity=1_000_000,
     )
 
     class Message:
@@ -401,7 +527,7 @@ def profile_hot_path(schema: dict[str, Any], schema_id: int, encoded: list[Any],
     started = time.perf_counter()
     profiler.enable()
     for start in range(0, len(messages), 2000):
-        engine.govern(messages[start:start + 2000], state, now, int(now.timestamp() * 1000))
+        engine.govern(messages[start : start + 2000], state, now, int(now.timestamp() * 1000))
     profiler.disable()
     elapsed = time.perf_counter() - started
     text = io.StringIO()
@@ -423,13 +549,26 @@ def main() -> int:
     consent_list = consents(places, now)
     log(f"generating {EVENTS} StoreStatusChanged events from {len(places)} Dutch locations")
     items = records(EVENTS, places)
-    results: dict[str, Any] = {"events": EVENTS, "subscribers": 3, "passthrough_fanout": FANOUT, "cores": os.cpu_count()}
-    with EmbeddedBroker(log_path=state_dir / "broker.log") as broker, RegistryProcess(
-        bootstrap_servers=broker.bootstrap_servers, topic=names.schemas, log_path=state_dir / "registry.log"
-    ) as registry:
+    results: dict[str, Any] = {
+        "events": EVENTS,
+        "subscribers": 3,
+        "passthrough_fanout": FANOUT,
+        "cores": os.cpu_count(),
+    }
+    with (
+        EmbeddedBroker(log_path=state_dir / "broker.log") as broker,
+        RegistryProcess(
+            bootstrap_servers=broker.bootstrap_servers,
+            topic=names.schemas,
+            log_path=state_dir / "registry.log",
+        ) as registry,
+    ):
         bootstrap = broker.bootstrap_servers
         ensure_topics(bootstrap, governed_topics(names, EVENT_TYPES, PARTITIONS))
-        ids = {entry.subject: entry.schema_id for entry in register_catalog(catalog, registry.url, names)}
+        ids = {
+            entry.subject: entry.schema_id
+            for entry in register_catalog(catalog, registry.url, names)
+        }
         schema_id = ids[f"{names.ingress(TYPE)}-value"]
         encoded = encode_all(schema, schema_id, items)
         results["event_bytes_avg"] = round(statistics.mean(len(v) for _, v, _ in encoded), 1)
@@ -455,8 +594,12 @@ def main() -> int:
         produce_all(bootstrap, names.ingress(TYPE), encoded)
         workers = [
             WorkerProcess(
-                bootstrap_servers=bootstrap, schema_registry_url=registry.url, signing_secret=SECRET.decode(),
-                state_dir=state_dir, topic_prefix=names.prefix, ingress_partitions=PARTITIONS,
+                bootstrap_servers=bootstrap,
+                schema_registry_url=registry.url,
+                signing_secret=SECRET.decode(),
+                state_dir=state_dir,
+                topic_prefix=names.prefix,
+                ingress_partitions=PARTITIONS,
                 log_path=state_dir / f"worker-{i}.log",
             ).start()
             for i in range(2)
@@ -465,32 +608,56 @@ def main() -> int:
             results["governed_eps"] = round(governed(workers, EVENTS))
             log(f"    {results['governed_eps']:,} events/s")
             delivered = {
-                sub: sum(w.metric("ecoshare_events_delivered_total", subscriber=sub) for w in workers)
+                sub: sum(
+                    w.metric("ecoshare_events_delivered_total", subscriber=sub) for w in workers
+                )
                 for sub in ("carrier-north", "carrier-south", "consumer-app")
             }
             results["governed_deliveries"] = {k: int(v) for k, v in delivered.items()}
             rate = results["governed_eps"] / 2
-            log(f"latency at half the governed maximum ({rate:,.0f} events/s for {LATENCY_SECONDS:.0f} s)")
-            fresh = encode_all(schema, schema_id, [dict(r, event_id=str(uuid.uuid4())) for r in items[: int(rate * LATENCY_SECONDS)]])
+            log(f"latency at half the governed maximum: {rate:,.0f} events/s")
+            fresh = encode_all(
+                schema,
+                schema_id,
+                [dict(r, event_id=str(uuid.uuid4())) for r in items[: int(rate * LATENCY_SECONDS)]],
+            )
             p50, p99, samples = latency(bootstrap, names, fresh, rate, LATENCY_SECONDS)
-            results.update(latency_p50_ms=round(p50, 2), latency_p99_ms=round(p99, 2), latency_samples=samples, latency_rate_eps=round(rate))
+            results.update(
+                latency_p50_ms=round(p50, 2),
+                latency_p99_ms=round(p99, 2),
+                latency_samples=samples,
+                latency_rate_eps=round(rate),
+            )
             results["worker_peak_rss_mb"] = round(max(peak_rss_mb(w.pid) for w in workers), 1)
         finally:
             for worker in workers:
                 worker.stop()
         state = GovernanceState(partners(), rules, consent_list)
         profile = profile_hot_path(schema, schema_id, encoded, state, names)
-    results["governed_to_passthrough"] = round(results["governed_eps"] / results["passthrough_eps"], 3)
-    results["governed_to_naive_faust"] = round(results["governed_eps"] / results["naive_faust_eps"], 1)
+    results["governed_to_passthrough"] = round(
+        results["governed_eps"] / results["passthrough_eps"], 3
+    )
+    results["governed_to_naive_faust"] = round(
+        results["governed_eps"] / results["naive_faust_eps"], 1
+    )
     results["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (OUT / "profile-governed.txt").write_text(profile)
     print()
     print(f"{'measure':<34}{'value':>14}")
-    for key in ("passthrough_eps", "naive_faust_eps", "codec_floor_eps", "governed_eps", "governed_to_passthrough",
-                "governed_to_naive_faust", "latency_p50_ms", "latency_p99_ms", "worker_peak_rss_mb"):
+    for key in (
+        "passthrough_eps",
+        "naive_faust_eps",
+        "codec_floor_eps",
+        "governed_eps",
+        "governed_to_passthrough",
+        "governed_to_naive_faust",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "worker_peak_rss_mb",
+    ):
         print(f"{key:<34}{results[key]:>14,}")
-    print(f"\nwritten to bench/results.json; hot-path profile in bench/profile-governed.txt")
+    print("\nwritten to bench/results.json; hot-path profile in bench/profile-governed.txt")
     print(profile.splitlines()[0])
     return 0
 

@@ -54,7 +54,9 @@ def load_governance_file(path: Path) -> GovernanceFile:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise GovernanceFileError(f"{path}: the document must be a mapping with partners/agreements")
+        raise GovernanceFileError(
+            f"{path}: the document must be a mapping with partners/agreements"
+        )
     try:
         document = GovernanceDocument.model_validate(raw)
     except ValidationError as exc:
@@ -73,13 +75,11 @@ def load_governance_file(path: Path) -> GovernanceFile:
     for index, agreement in enumerate(document.agreements):
         if agreement.agreement_id in agreement_ids:
             raise GovernanceFileError(
-                f"{path}: agreements[{index}].agreement_id: duplicate id "
-                f"{agreement.agreement_id!r}"
+                f"{path}: agreements[{index}].agreement_id: duplicate id {agreement.agreement_id!r}"
             )
         agreement_ids.add(agreement.agreement_id)
         if agreement.subscriber not in seen:
             raise GovernanceFileError(
-                f"{path}: agreements[{index}].subscriber: unknown partner "
-                f"{agreement.subscriber!r}"
+                f"{path}: agreements[{index}].subscriber: unknown partner {agreement.subscriber!r}"
             )
     return GovernanceFile(path, document)

@@ -122,7 +122,7 @@ class Platform:
         return self
 
     def _start_api(self, secret: str) -> None:
-        from ecoshare.api import app as api_module  # noqa: PLC0415 - optional until built
+        from ecoshare.api import app as api_module
 
         del api_module
         port = self.settings.api_port or processes.free_port(self.settings.bind_host)
@@ -145,7 +145,7 @@ class Platform:
 
     def child_env(self, secret: str | None = None) -> dict[str, str]:
         """ECOSHARE_* variables that point a child process at this platform."""
-        import os  # noqa: PLC0415
+        import os
 
         return {
             **os.environ,

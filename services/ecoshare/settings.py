@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = Field(
         default=None, description="Schema registry URL; unset starts the embedded registry."
     )
-    broker_port: int = Field(default=0, ge=0, le=65535, description="Embedded broker port, 0 = free.")
+    broker_port: int = Field(
+        default=0, ge=0, le=65535, description="Embedded broker port, 0 = free."
+    )
     registry_port: int = Field(default=0, ge=0, le=65535, description="Embedded registry port.")
     api_port: int = Field(default=0, ge=0, le=65535, description="HTTP API port, 0 = free.")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Worker metrics port.")

@@ -13,6 +13,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError
 
 from ecoshare.adapters.kafka_admin import ensure_topics
+from ecoshare.catalog import load_catalog
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.consent import ConsentRecord
 from ecoshare.domain.identity import partner_signing_key
@@ -21,7 +22,6 @@ from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.governance.worker import governed_topics
 from ecoshare.schema_catalog import register_catalog
-from ecoshare.catalog import load_catalog
 from ecoshare.sdk import Publisher, Subscriber
 from ecoshare.settings import REPO_ROOT
 from ecoshare.topics import EVENT_TYPES, TopicNames
@@ -39,7 +39,9 @@ class GovernedPlatform:
     state_dir: Path
 
     @classmethod
-    def prepare(cls, bootstrap_servers: str, registry_url: str, state_dir: Path) -> GovernedPlatform:
+    def prepare(
+        cls, bootstrap_servers: str, registry_url: str, state_dir: Path
+    ) -> GovernedPlatform:
         names = TopicNames(f"g{uuid.uuid4().hex[:8]}.")
         ensure_topics(bootstrap_servers, governed_topics(names, EVENT_TYPES, PARTITIONS))
         register_catalog(load_catalog(SCHEMAS), registry_url, names)
@@ -53,7 +55,8 @@ class GovernedPlatform:
             state_dir=self.state_dir,
             topic_prefix=self.names.prefix,
             ingress_partitions=PARTITIONS,
-            log_path=self.state_dir / f"worker-{self.names.prefix}{index}-{uuid.uuid4().hex[:4]}.log",
+            log_path=self.state_dir
+            / f"worker-{self.names.prefix}{index}-{uuid.uuid4().hex[:4]}.log",
         )
 
     def control(self) -> ControlPlaneWriter:
@@ -79,7 +82,12 @@ class GovernedPlatform:
         )
 
 
-def put_all(writer: ControlPlaneWriter, partners: Iterable[Partner] = (), agreements: Iterable[Agreement] = (), consents: Iterable[ConsentRecord] = ()) -> None:
+def put_all(
+    writer: ControlPlaneWriter,
+    partners: Iterable[Partner] = (),
+    agreements: Iterable[Agreement] = (),
+    consents: Iterable[ConsentRecord] = (),
+) -> None:
     for partner in partners:
         writer.put(ControlKind.PARTNER, partner.partner_id, partner.model_dump(mode="json"))
     for agreement in agreements:
@@ -92,7 +100,9 @@ def partner(partner_id: str, *roles: Role) -> Partner:
     return Partner(partner_id=partner_id, name=partner_id.title(), roles=frozenset(roles))
 
 
-def agreement(agreement_id: str, subscriber: str, fields: dict[str, Any], **extra: Any) -> Agreement:
+def agreement(
+    agreement_id: str, subscriber: str, fields: dict[str, Any], **extra: Any
+) -> Agreement:
     return Agreement.model_validate(
         {
             "agreement_id": agreement_id,
@@ -124,7 +134,9 @@ def read_all(subscriber: Subscriber, expected: int, timeout_seconds: float = 60.
     return got
 
 
-def read_topic(bootstrap_servers: str, topic: str, expected: int, timeout_seconds: float = 30.0) -> Iterator[Any]:
+def read_topic(
+    bootstrap_servers: str, topic: str, expected: int, timeout_seconds: float = 30.0
+) -> Iterator[Any]:
     """Raw messages of every partition of ``topic`` (no group), until ``expected`` seen."""
     consumer = Consumer(
         {
@@ -154,7 +166,14 @@ def read_topic(bootstrap_servers: str, topic: str, expected: int, timeout_second
         consumer.close()
 
 
-def store_status(number: int, *, publisher_id: str = "postnl", postal_code: str = "1012 AB", subject: str | None = "owner-1", published_at: datetime | None = None) -> dict[str, Any]:
+def store_status(
+    number: int,
+    *,
+    publisher_id: str = "postnl",
+    postal_code: str = "1012 AB",
+    subject: str | None = "owner-1",
+    published_at: datetime | None = None,
+) -> dict[str, Any]:
     now = published_at or datetime.now(UTC)
     millis = int(now.timestamp() * 1000)
     return {

@@ -39,7 +39,9 @@ def platform(bootstrap_servers: str, registry_url: str, tmp_path: Path) -> Gover
             agreements=[
                 agreement("north", "carrier-north", {"event_id": "deliver", "status": "deliver"}),
                 agreement(
-                    "south", "carrier-south", {"event_id": "deliver", "postal_code": "deliver"},
+                    "south",
+                    "carrier-south",
+                    {"event_id": "deliver", "postal_code": "deliver"},
                     row_filters=[{"field": "postal_code", "op": "prefix", "prefixes": ["5"]}],
                 ),
             ],
@@ -47,7 +49,9 @@ def platform(bootstrap_servers: str, registry_url: str, tmp_path: Path) -> Gover
     return governed
 
 
-def test_sigkill_mid_stream_then_restart_delivers_every_event_exactly_once(platform: GovernedPlatform) -> None:
+def test_sigkill_mid_stream_then_restart_delivers_every_event_exactly_once(
+    platform: GovernedPlatform,
+) -> None:
     events = [
         store_status(n, postal_code="5611 AB" if n % 2 else "1012 AB", subject=None)
         for n in range(1, EVENTS + 1)
@@ -91,7 +95,9 @@ def test_sigkill_mid_stream_then_restart_delivers_every_event_exactly_once(platf
     positions = {e["event_id"]: n for n, e in enumerate(events)}
     by_location: dict[str, list[int]] = {}
     for delivery in north:
-        by_location.setdefault(delivery.key.decode(), []).append(positions[delivery.record["event_id"]])
+        by_location.setdefault(delivery.key.decode(), []).append(
+            positions[delivery.record["event_id"]]
+        )
     assert all(seq == sorted(seq) for seq in by_location.values())
     # And the audit trail accounts for every (event, subscriber) exactly once.
     decisions = Counter(

@@ -7,14 +7,18 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
 
 from ecoshare.codec.wire import frame
 from ecoshare.domain.consent import ConsentRecord
-from ecoshare.domain.identity import PUBLISHER_HEADER, SIGNATURE_HEADER, partner_signing_key, sign_event
+from ecoshare.domain.identity import (
+    PUBLISHER_HEADER,
+    SIGNATURE_HEADER,
+    partner_signing_key,
+    sign_event,
+)
 from ecoshare.domain.partners import Role
 from ecoshare.governance.supervisor import WorkerProcess
 from tests.integration.governed_platform import (
@@ -30,8 +34,12 @@ from tests.integration.governed_platform import (
 
 TYPE = "StoreStatusChanged"
 NORTH_FIELDS = {
-    "event_id": "deliver", "location_id": "deliver", "status": "deliver",
-    "postal_code": "deliver", "contact_name": "deliver", "contact_phone": "deliver",
+    "event_id": "deliver",
+    "location_id": "deliver",
+    "status": "deliver",
+    "postal_code": "deliver",
+    "contact_name": "deliver",
+    "contact_phone": "deliver",
 }
 
 
@@ -51,8 +59,12 @@ def _consent(consent_id: str, subject: str, grantee: str, **extra: object) -> Co
 
 
 @pytest.fixture(scope="module")
-def platform(bootstrap_servers: str, registry_url: str, tmp_path_factory: pytest.TempPathFactory) -> GovernedPlatform:
-    governed = GovernedPlatform.prepare(bootstrap_servers, registry_url, tmp_path_factory.mktemp("gov"))
+def platform(
+    bootstrap_servers: str, registry_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> GovernedPlatform:
+    governed = GovernedPlatform.prepare(
+        bootstrap_servers, registry_url, tmp_path_factory.mktemp("gov")
+    )
     with governed.control() as writer:
         put_all(
             writer,
@@ -66,14 +78,25 @@ def platform(bootstrap_servers: str, registry_url: str, tmp_path_factory: pytest
             agreements=[
                 agreement("north", "carrier-north", NORTH_FIELDS),
                 agreement(
-                    "south", "carrier-south",
-                    {"event_id": "deliver", "location_id": "deliver", "status": "deliver", "postal_code": "deliver"},
-                    row_filters=[{"field": "postal_code", "op": "prefix", "prefix_range": ["50", "99"]}],
+                    "south",
+                    "carrier-south",
+                    {
+                        "event_id": "deliver",
+                        "location_id": "deliver",
+                        "status": "deliver",
+                        "postal_code": "deliver",
+                    },
+                    row_filters=[
+                        {"field": "postal_code", "op": "prefix", "prefix_range": ["50", "99"]}
+                    ],
                 ),
                 agreement(
-                    "app", "consumer-app",
+                    "app",
+                    "consumer-app",
                     {
-                        "event_id": "deliver", "location_id": "deliver", "status": "deliver",
+                        "event_id": "deliver",
+                        "location_id": "deliver",
+                        "status": "deliver",
                         "latitude": {"action": "generalise", "decimals": 2},
                         "longitude": {"action": "generalise", "decimals": 2},
                         "effective_from": {"action": "generalise", "truncate_to": "hour"},
@@ -92,18 +115,28 @@ def worker(platform: GovernedPlatform) -> Iterator[WorkerProcess]:
         yield running
 
 
-def test_each_subscriber_receives_exactly_its_governed_view(platform: GovernedPlatform, worker: WorkerProcess) -> None:
+def test_each_subscriber_receives_exactly_its_governed_view(
+    platform: GovernedPlatform, worker: WorkerProcess
+) -> None:
     events = [
-        store_status(n, postal_code="1012 AB" if n % 2 else "5611 AB", subject="owner-1" if n % 3 else None)
+        store_status(
+            n, postal_code="1012 AB" if n % 2 else "5611 AB", subject="owner-1" if n % 3 else None
+        )
         for n in range(1, 201)
     ]
     with platform.publisher("postnl") as publisher:
         for event in events:
             publisher.publish(event, TYPE)
 
-    north = {d.record["event_id"]: d.record for d in read_all(platform.subscriber("carrier-north"), 200)}
-    south = {d.record["event_id"]: d.record for d in read_all(platform.subscriber("carrier-south"), 100)}
-    app = {d.record["event_id"]: d.record for d in read_all(platform.subscriber("consumer-app"), 200)}
+    north = {
+        d.record["event_id"]: d.record for d in read_all(platform.subscriber("carrier-north"), 200)
+    }
+    south = {
+        d.record["event_id"]: d.record for d in read_all(platform.subscriber("carrier-south"), 100)
+    }
+    app = {
+        d.record["event_id"]: d.record for d in read_all(platform.subscriber("consumer-app"), 200)
+    }
 
     assert len(north) == 200 and len(app) == 200
     assert set(south) == {e["event_id"] for e in events if e["postal_code"].startswith("56")}
@@ -124,10 +157,17 @@ def test_each_subscriber_receives_exactly_its_governed_view(platform: GovernedPl
             + worker.metric("ecoshare_subscriber_events_quarantined_total", subscriber=subscriber)
         )
         assert received == accounted >= 200
-    assert worker.metric("ecoshare_events_withheld_total", subscriber="carrier-south", reason="row_filter") >= 100
+    assert (
+        worker.metric(
+            "ecoshare_events_withheld_total", subscriber="carrier-south", reason="row_filter"
+        )
+        >= 100
+    )
 
 
-def test_bad_input_is_quarantined_while_good_events_keep_flowing(platform: GovernedPlatform, worker: WorkerProcess) -> None:
+def test_bad_input_is_quarantined_while_good_events_keep_flowing(
+    platform: GovernedPlatform, worker: WorkerProcess
+) -> None:
     topic = platform.names.ingress(TYPE)
     with platform.publisher("postnl") as publisher:
         _, key, good = publisher.encode(store_status(10_001), TYPE)
@@ -138,7 +178,10 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(platform: Gover
     shops_key = partner_signing_key(SECRET.encode(), "shops", 1)
 
     def signed(value: bytes, signer_key: bytes = postnl_key) -> list[tuple[str, bytes]]:
-        return [(PUBLISHER_HEADER, b"postnl"), (SIGNATURE_HEADER, sign_event(signer_key, TYPE, value))]
+        return [
+            (PUBLISHER_HEADER, b"postnl"),
+            (SIGNATURE_HEADER, sign_event(signer_key, TYPE, value)),
+        ]
 
     bad = {
         "truncated_payload": good[:-9],
@@ -146,7 +189,9 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(platform: Gover
         "unknown_schema_id": frame(987_654, good[5:]),
         "oversize_event": good + b"\x00" * 70_000,
     }
-    producer = Producer({"bootstrap.servers": platform.bootstrap_servers, "message.max.bytes": 2_000_000})
+    producer = Producer(
+        {"bootstrap.servers": platform.bootstrap_servers, "message.max.bytes": 2_000_000}
+    )
     producer.produce(topic, key=key, value=good, headers=signed(good))
     for value in bad.values():
         producer.produce(topic, key=key, value=value, headers=signed(value))
@@ -163,13 +208,17 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(platform: Gover
     assert reasons == Counter(
         {**dict.fromkeys(bad, 1), "unauthenticated_publisher": 2, "duplicate_event_id": 1}
     )
-    delivered = {d.record["event_id"] for d in read_all(platform.subscriber("carrier-north"), 202, 30)}
+    delivered = {
+        d.record["event_id"] for d in read_all(platform.subscriber("carrier-north"), 202, 30)
+    }
     assert str(store_status(10_001)["event_id"]) in delivered
     assert str(store_status(10_004)["event_id"]) in delivered
     assert worker.alive()
 
 
-def test_consent_withdrawal_is_enforced_within_a_second(platform: GovernedPlatform, worker: WorkerProcess) -> None:
+def test_consent_withdrawal_is_enforced_within_a_second(
+    platform: GovernedPlatform, worker: WorkerProcess
+) -> None:
     with platform.control() as writer:
         put_all(writer, consents=[_consent("c-live", "owner-live", "carrier-north")])
     subscriber = platform.subscriber("carrier-north")
@@ -191,7 +240,9 @@ def test_consent_withdrawal_is_enforced_within_a_second(platform: GovernedPlatfo
     thread.start()
     try:
         time.sleep(2.0)
-        withdrawal = _consent("c-live", "owner-live", "carrier-north", withdrawn_at=datetime.now(UTC).isoformat())
+        withdrawal = _consent(
+            "c-live", "owner-live", "carrier-north", withdrawn_at=datetime.now(UTC).isoformat()
+        )
         with platform.control() as writer:
             put_all(writer, consents=[withdrawal])
         stored_at = time.time()
@@ -200,7 +251,9 @@ def test_consent_withdrawal_is_enforced_within_a_second(platform: GovernedPlatfo
         stop.set()
         thread.join()
     sent_at = dict(published)
-    deliveries = [d for d in read_all(subscriber, len(published), 30) if d.record["event_id"] in sent_at]
+    deliveries = [
+        d for d in read_all(subscriber, len(published), 30) if d.record["event_id"] in sent_at
+    ]
     assert len({d.record["event_id"] for d in deliveries}) == len(published)
     personal_after = [
         sent_at[d.record["event_id"]] - stored_at

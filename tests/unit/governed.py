@@ -15,7 +15,12 @@ from typing import Any
 import fastavro
 
 from ecoshare.codec.wire import frame
-from ecoshare.domain.identity import PUBLISHER_HEADER, SIGNATURE_HEADER, partner_signing_key, sign_event
+from ecoshare.domain.identity import (
+    PUBLISHER_HEADER,
+    SIGNATURE_HEADER,
+    partner_signing_key,
+    sign_event,
+)
 from ecoshare.governance.engine import GovernanceEngine, WriterSchema
 from ecoshare.topics import TopicNames
 from tests.strategies import CATALOG, PLATFORM_SECRET

@@ -26,8 +26,14 @@ NESTED = {
     "fields": [
         {"name": "tags", "type": {"type": "array", "items": "string"}},
         {"name": "attrs", "type": {"type": "map", "values": ["null", "long"]}},
-        {"name": "where", "type": {"type": "record", "name": "Where", "fields": [
-            {"name": "lat", "type": "double"}, {"name": "ok", "type": "boolean"}]}},
+        {
+            "name": "where",
+            "type": {
+                "type": "record",
+                "name": "Where",
+                "fields": [{"name": "lat", "type": "double"}, {"name": "ok", "type": "boolean"}],
+            },
+        },
         {"name": "again", "type": ["null", "Where"]},
         {"name": "raw", "type": "bytes"},
         {"name": "digest", "type": {"type": "fixed", "name": "D", "size": 4}},
@@ -43,7 +49,9 @@ def _encode(schema: dict[str, Any], record: dict[str, Any]) -> bytes:
 
 
 @settings(max_examples=150)
-@given(st.sampled_from(CATALOG.event_types).flatmap(lambda t: st.tuples(st.just(t), event_records(t))))
+@given(
+    st.sampled_from(CATALOG.event_types).flatmap(lambda t: st.tuples(st.just(t), event_records(t)))
+)
 def test_scanner_offsets_split_the_body_into_its_fields(case: tuple[str, dict[str, Any]]) -> None:
     event_type, record = case
     schema = CATALOG.event_schema(event_type)

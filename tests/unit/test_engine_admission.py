@@ -70,9 +70,7 @@ def _state(**consent_overrides: Any) -> GovernanceState:
 
 
 def _event(number: int, **overrides: Any) -> dict[str, Any]:
-    return _valid_store_status(
-        event_id=f"00000000-0000-4000-8000-{number:012d}", **overrides
-    )
+    return _valid_store_status(event_id=f"00000000-0000-4000-8000-{number:012d}", **overrides)
 
 
 def _govern(engine: GovernanceEngine, messages: list[Any], state: GovernanceState | None = None):
@@ -92,22 +90,49 @@ def test_each_bad_input_is_quarantined_with_its_reason_while_good_events_flow() 
     registry = RecordingRegistry()
     engine = make_engine(registry)
     good = encode_event(TYPE, _event(1))
-    other_type = encode_event("LocationAvailability", {
-        "event_id": "00000000-0000-4000-8000-000000000099", "publisher_id": "postnl",
-        "location_id": "sp-1", "location_name": "x", "capacity_kind": "PARCEL_LOCKER_SLOTS",
-        "category": None, "available": 1, "capacity": 2, "postal_code": "1012 AB",
-        "city": "Amsterdam", "latitude": 52.0, "longitude": 4.0, "contact_subject_id": None,
-        "contact_name": None, "contact_phone": None, "occurred_at": 1, "published_at": 2,
-    })
+    other_type = encode_event(
+        "LocationAvailability",
+        {
+            "event_id": "00000000-0000-4000-8000-000000000099",
+            "publisher_id": "postnl",
+            "location_id": "sp-1",
+            "location_name": "x",
+            "capacity_kind": "PARCEL_LOCKER_SLOTS",
+            "category": None,
+            "available": 1,
+            "capacity": 2,
+            "postal_code": "1012 AB",
+            "city": "Amsterdam",
+            "latitude": 52.0,
+            "longitude": 4.0,
+            "contact_subject_id": None,
+            "contact_name": None,
+            "contact_phone": None,
+            "occurred_at": 1,
+            "published_at": 2,
+        },
+    )
     cases: list[tuple[bytes, dict[str, Any], str]] = [
         (good[:-7], {}, QuarantineReason.TRUNCATED_PAYLOAD),
         (b"\x01" + good[1:], {}, QuarantineReason.BAD_FRAMING),
         (frame(4242, good[5:]), {}, QuarantineReason.UNKNOWN_SCHEMA_ID),
         (other_type, {}, QuarantineReason.SCHEMA_NOT_FOR_TOPIC),
         (good + b"\x00" * 5000, {}, QuarantineReason.OVERSIZE_EVENT),
-        (encode_event(TYPE, _event(3)), {"signer": "shops"}, QuarantineReason.UNAUTHENTICATED_PUBLISHER),
-        (encode_event(TYPE, _event(4, publisher_id="shops")), {}, QuarantineReason.UNAUTHENTICATED_PUBLISHER),
-        (encode_event(TYPE, _event(5)), {"key_generation": 2}, QuarantineReason.UNAUTHENTICATED_PUBLISHER),
+        (
+            encode_event(TYPE, _event(3)),
+            {"signer": "shops"},
+            QuarantineReason.UNAUTHENTICATED_PUBLISHER,
+        ),
+        (
+            encode_event(TYPE, _event(4, publisher_id="shops")),
+            {},
+            QuarantineReason.UNAUTHENTICATED_PUBLISHER,
+        ),
+        (
+            encode_event(TYPE, _event(5)),
+            {"key_generation": 2},
+            QuarantineReason.UNAUTHENTICATED_PUBLISHER,
+        ),
         (good + b"\x00", {}, QuarantineReason.TRAILING_BYTES),
     ]
     messages = [signed_message(TYPE, good, "postnl", offset=0)]
@@ -117,7 +142,9 @@ def test_each_bad_input_is_quarantined_with_its_reason_while_good_events_flow() 
     unsigned = signed_message(TYPE, encode_event(TYPE, _event(7)), "postnl", offset=len(cases) + 2)
     unsigned.header_list = []
     messages.append(unsigned)
-    messages.append(signed_message(TYPE, encode_event(TYPE, _event(8)), "postnl", offset=len(cases) + 3))
+    messages.append(
+        signed_message(TYPE, encode_event(TYPE, _event(8)), "postnl", offset=len(cases) + 3)
+    )
 
     result = _govern(engine, messages)
 
@@ -127,7 +154,9 @@ def test_each_bad_input_is_quarantined_with_its_reason_while_good_events_flow() 
     assert _quarantined(result) == expected
     delivered = [o for o in result.outputs if o.topic == NAMES.delivery("carrier", TYPE)]
     assert [dict(o.headers)["ecoshare-source-offsets"] for o in delivered] == [b"0", b"12"]
-    audit = [r for o in result.outputs if o.topic == NAMES.audit for r in decode_audit_block(o.value)]
+    audit = [
+        r for o in result.outputs if o.topic == NAMES.audit for r in decode_audit_block(o.value)
+    ]
     assert sum(isinstance(r, QuarantineRecord) for r in audit) == len(expected)
     assert sum(isinstance(r, DecisionRecord) for r in audit) == 2
 
@@ -135,7 +164,10 @@ def test_each_bad_input_is_quarantined_with_its_reason_while_good_events_flow() 
 def test_quarantine_redacts_personal_fields_of_decodable_events() -> None:
     engine = make_engine(RecordingRegistry())
     good = encode_event(TYPE, _event(1))
-    result = _govern(engine, [signed_message(TYPE, good, "postnl"), signed_message(TYPE, good, "postnl", offset=1)])
+    result = _govern(
+        engine,
+        [signed_message(TYPE, good, "postnl"), signed_message(TYPE, good, "postnl", offset=1)],
+    )
     (quarantined,) = [o for o in result.outputs if o.topic == NAMES.quarantine]
     assert dict(quarantined.headers)[REDACTION_HEADER] == b"personal-fields-nulled"
     assert b"Anna de Vries" in good
@@ -149,7 +181,9 @@ def test_personal_fields_need_active_consent() -> None:
     consented = _govern(engine, [signed_message(TYPE, encode_event(TYPE, _event(1)), "postnl")])
     withdrawn_state = _state(withdrawn_at=NOW - timedelta(seconds=1))
     withdrawn = _govern(
-        engine, [signed_message(TYPE, encode_event(TYPE, _event(2)), "postnl", offset=1)], withdrawn_state
+        engine,
+        [signed_message(TYPE, encode_event(TYPE, _event(2)), "postnl", offset=1)],
+        withdrawn_state,
     )
     topic = NAMES.delivery("carrier", TYPE)
     (before,) = [registry.decode(o.value) for o in consented.outputs if o.topic == topic]
@@ -169,9 +203,16 @@ def test_outputs_written_before_a_crash_are_not_written_again() -> None:
         signed_message(TYPE, encode_event(TYPE, _event(n)), "postnl", offset=n) for n in (5, 6)
     ]
     result = _govern(engine, messages)
-    delivered = [dict(o.headers)["ecoshare-source-offsets"] for o in result.outputs if o.topic == topic]
+    delivered = [
+        dict(o.headers)["ecoshare-source-offsets"] for o in result.outputs if o.topic == topic
+    ]
     assert delivered == [b"6"]
-    audited = [r.offset for o in result.outputs if o.topic == NAMES.audit for r in decode_audit_block(o.value)]
+    audited = [
+        r.offset
+        for o in result.outputs
+        if o.topic == NAMES.audit
+        for r in decode_audit_block(o.value)
+    ]
     assert audited == [6]
 
 

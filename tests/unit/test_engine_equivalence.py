@@ -70,7 +70,9 @@ def test_engine_agrees_with_the_reference_policy(scenario: Scenario) -> None:
     # Conservation: one decision per candidate subscriber, nothing else.
     assert [d.subscriber_id for d in decisions] == [r.subscriber_id for r in reference]
     deliveries = {
-        output.topic: output for output in outputs if output.topic.startswith(NAMES.prefix + "deliver.")
+        output.topic: output
+        for output in outputs
+        if output.topic.startswith(NAMES.prefix + "deliver.")
     }
     for expected, actual in zip(reference, decisions, strict=True):
         note(f"subscriber {expected.subscriber_id}: {expected}")

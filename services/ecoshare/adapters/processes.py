@@ -48,7 +48,7 @@ def spawn(
         stdin=subprocess.DEVNULL,
         env=env,
         cwd=cwd,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for the death signal
+        preexec_fn=_die_with_parent,
     )
 
 

@@ -120,7 +120,7 @@ def _consumer(bootstrap_servers: str, purpose: str) -> Consumer:
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 100,
+            "fetch.wait.max.ms": 20,
             "log_level": 3,
         }
     )

@@ -77,7 +77,7 @@ def json_line(value: Any) -> str:
 
 def check_output(output: str) -> None:
     if output not in ("table", "json"):
-        raise typer.BadParameter("must be 'table' or 'json'", param_hint="--output")
+        raise InputError(f"--output must be 'table' or 'json', not {output!r}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,21 @@ class Endpoints:
     metrics_urls: dict[str, str] = field(default_factory=dict)
 
 
+def _read_endpoints(state_dir: Path) -> dict[str, Any]:
+    # What ecoshare.platform.read_endpoints reads, without importing the whole platform
+    # (broker, registry, workers) into every command.
+    path = state_dir / "endpoints.json"
+    if not path.exists():
+        raise EcoshareError(
+            f"no running platform found ({path} is missing): start one with `ecoshare up`, "
+            "or set ECOSHARE_BOOTSTRAP_SERVERS and ECOSHARE_SCHEMA_REGISTRY_URL"
+        )
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError) as exc:
+        raise EcoshareError(f"{path} is unreadable: {exc}") from exc
+
+
 def endpoints(base: Settings, *, check_broker: bool = True) -> Endpoints:
     """The platform to talk to; EcoshareError when none is running or reachable."""
     if base.bootstrap_servers:
@@ -101,9 +116,7 @@ def endpoints(base: Settings, *, check_broker: bool = True) -> Endpoints:
             api_url=os.environ.get("ECOSHARE_API_URL"),
         )
     else:
-        from ecoshare.platform import read_endpoints
-
-        data = read_endpoints(base.state_dir)
+        data = _read_endpoints(base.state_dir)
         found = Endpoints(
             bootstrap_servers=str(data["bootstrap_servers"]),
             schema_registry_url=str(data.get("schema_registry_url") or ""),

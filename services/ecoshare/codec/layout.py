@@ -27,9 +27,7 @@ Schema = Any  # an Avro schema in its JSON form: str, list (union) or dict
 Scanner = Callable[[bytes, int], tuple[int, ...]]
 FieldReader = Callable[[bytes, int, int], Any]
 
-_PRIMITIVES = frozenset(
-    {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
-)
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _DOUBLE = struct.Struct("<d")
 _FLOAT = struct.Struct("<f")
 _MAX_VARINT_BYTES = 10
@@ -209,7 +207,7 @@ class _ScannerSource:
     def emit_collection(self, schema: dict[str, Any], indent: int, namespace: str | None) -> None:
         counter = self.fresh("c")
         self.emit(indent, "while True:")
-        self.emit(indent + 1, f"b = buf[pos]; pos += 1")
+        self.emit(indent + 1, "b = buf[pos]; pos += 1")
         self.emit(indent + 1, "if b >= 0x80: b, pos = read_varint(buf, pos, b)")
         self.emit(indent + 1, f"{counter} = (b >> 1) ^ -(b & 1)")
         self.emit(indent + 1, f"if {counter} == 0: break")
@@ -285,6 +283,7 @@ def _reader_for(schema: Schema, names: _Names, namespace: str | None) -> FieldRe
     if isinstance(schema, str) and schema not in _PRIMITIVES:
         schema = names.resolve(schema, namespace)
     if schema == "string":
+
         def read_string(buf: bytes, start: int, end: int) -> Any:
             length, pos = read_long(buf, start)
             return buf[pos : pos + length].decode()
@@ -301,6 +300,7 @@ def _reader_for(schema: Schema, names: _Names, namespace: str | None) -> FieldRe
     if schema == "null":
         return lambda buf, start, end: None
     if schema == "bytes":
+
         def read_bytes(buf: bytes, start: int, end: int) -> Any:
             length, pos = read_long(buf, start)
             return bytes(buf[pos : pos + length])

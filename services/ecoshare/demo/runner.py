@@ -18,11 +18,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ecoshare.demo import scenario
 from ecoshare.domain.consent import ConsentRecord
 from ecoshare.domain.identity import partner_signing_key
-from ecoshare.demo import scenario
-from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
 from ecoshare.errors import EcoshareError
+from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
 from ecoshare.governance_file import load_governance_file
 from ecoshare.platform import Platform
 from ecoshare.sdk import Publisher, Subscriber
@@ -61,7 +61,9 @@ def _today_start() -> datetime:
     return cet.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def run_demo(settings: Settings, *, locations: int = 400, console: Console | None = None) -> DemoReport:
+def run_demo(
+    settings: Settings, *, locations: int = 400, console: Console | None = None
+) -> DemoReport:
     """Run the governed scenario; returns what happened (also printed)."""
     console = console or Console()
     report = DemoReport()
@@ -151,7 +153,9 @@ def _run(
             withdrawal = ConsentRecord.model_validate(
                 dict(withdrawn, withdrawn_at=scenario.epoch_millis(datetime.now(UTC)))
             )
-            writer.put(ControlKind.CONSENT, withdrawal.consent_id, withdrawal.model_dump(mode="json"))
+            writer.put(
+                ControlKind.CONSENT, withdrawal.consent_id, withdrawal.model_dump(mode="json")
+            )
             console.print(
                 f"consent {withdrawal.consent_id[:8]}… of owner {withdrawal.subject} towards "
                 f"{withdrawal.grantee} [bold red]withdrawn[/] mid-day"
@@ -222,8 +226,8 @@ def _spoof(
 
 def _worker_totals(platform: Platform) -> tuple[int, Counter[tuple[str, str]]]:
     """(events governed, deliveries per (subscriber, event type)) summed over workers."""
-    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
-    import httpx  # noqa: PLC0415
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
 
     governed = 0
     delivered: Counter[tuple[str, str]] = Counter()
@@ -276,8 +280,8 @@ def _note_contact(report: DemoReport, partner: str, record: dict[str, Any]) -> N
 
 
 def _collect_metrics(platform: Platform, report: DemoReport) -> None:
-    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
-    import httpx  # noqa: PLC0415
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
 
     for worker in platform.workers:
         text = httpx.get(worker.metrics_url, timeout=5).text

@@ -281,7 +281,13 @@ class _RouteRuntime:
         found = self._delivered_templates.get(key)
         if found is None:
             found = self._delivered_templates[key] = template(
-                (self.subscriber_id, "delivered", agreement.agreement_id, agreement.version, missing),
+                (
+                    self.subscriber_id,
+                    "delivered",
+                    agreement.agreement_id,
+                    agreement.version,
+                    missing,
+                ),
                 lambda: _delivered_template(self.subscriber_id, agreement, candidate.plan, missing),
             )
         return found
@@ -500,7 +506,7 @@ class GovernanceEngine:
             skip = batch.skip
             verdict = self._admit(message, compiled, batch, now_ms)
             if len(verdict) == 5:
-                reason, detail, event_id, publisher_id, redacted = verdict  # type: ignore[misc]
+                reason, detail, event_id, publisher_id, redacted = verdict
                 batch.audit_quarantined.append(
                     [offset, event_id, reason.value, detail, publisher_id]
                 )
@@ -510,11 +516,12 @@ class GovernanceEngine:
                     _bump(counts.subscriber_received, (route.subscriber_id, batch.event_type))
                 if skip is None or offset not in skip.get(self._quarantine_topic, ()):
                     append_output(
-                        self._quarantine(message, topic, partition, offset, reason, detail, redacted)
+                        self._quarantine(
+                            message, topic, partition, offset, reason, detail, redacted
+                        )
                     )
                 continue
-            writer, body, offsets, envelope, publisher_id, publisher = verdict  # type: ignore[misc]
-            layout = writer.layout
+            writer, body, offsets, envelope, publisher_id, publisher = verdict
             event_id, _, location_id, published_ms, event_subject = envelope
             published_ms = published_ms or 0
             received_key = (publisher_id, writer.event_type)
@@ -552,7 +559,11 @@ class GovernanceEngine:
                 ):
                     runtime.count_withheld(WithholdReason.RATE_LIMITED, agreement)
                     row.append(
-                        [runtime.withheld_template(template, WithholdReason.RATE_LIMITED, agreement)]
+                        [
+                            runtime.withheld_template(
+                                template, WithholdReason.RATE_LIMITED, agreement
+                            )
+                        ]
                     )
                     continue
                 plan = chosen.plan
@@ -593,7 +604,7 @@ class GovernanceEngine:
         for runtimes in batch_cache.values():
             for runtime in runtimes:
                 runtime.add_to(counts, runtime.event_type)
-        for source, batch in partitions.items():
+        for batch in partitions.values():
             audited = batch.skip.get(self._audit_topic) if batch.skip else None
             if audited:
                 # A worker that died after writing these rows' block already audited them.
@@ -627,7 +638,9 @@ class GovernanceEngine:
             return (
                 QuarantineReason.OVERSIZE_EVENT,
                 f"{len(value)} bytes exceeds the limit of {self._max_event_bytes}",
-                None, None, None,
+                None,
+                None,
+                None,
             )
         claimed: bytes | None = None
         signature: bytes | None = None
@@ -639,26 +652,37 @@ class GovernanceEngine:
         if claimed is None or signature is None:
             return (
                 QuarantineReason.UNAUTHENTICATED_PUBLISHER,
-                "publisher or signature header missing", None, None, None,
+                "publisher or signature header missing",
+                None,
+                None,
+                None,
             )
         publisher_id = claimed.decode(errors="replace")
         partner = compiled.state.partner(publisher_id)
         if partner is None:
             return (
                 QuarantineReason.UNAUTHENTICATED_PUBLISHER,
-                f"unknown publisher {publisher_id!r}", None, None, None,
+                f"unknown publisher {publisher_id!r}",
+                None,
+                None,
+                None,
             )
         expected = sign_event(compiled.signing_key(partner), batch.event_type, value)
         if not _same_bytes(expected, signature):
             return (
                 QuarantineReason.UNAUTHENTICATED_PUBLISHER,
-                f"signature does not match publisher {publisher_id!r}", None, None, None,
+                f"signature does not match publisher {publisher_id!r}",
+                None,
+                None,
+                None,
             )
         if value[0] != 0 or len(value) < 5:
             return (
                 QuarantineReason.BAD_FRAMING,
                 f"magic byte {value[0]} (expected 0)" if value[0] else "shorter than the header",
-                None, publisher_id, None,
+                None,
+                publisher_id,
+                None,
             )
         schema_id = int.from_bytes(value[1:5], "big")
         writer = self._schemas.writer(message.topic() or "", schema_id)
@@ -667,12 +691,17 @@ class GovernanceEngine:
             if subject is None:
                 return (
                     QuarantineReason.UNKNOWN_SCHEMA_ID,
-                    f"schema id {schema_id} is not registered", None, publisher_id, None,
+                    f"schema id {schema_id} is not registered",
+                    None,
+                    publisher_id,
+                    None,
                 )
             return (
                 QuarantineReason.SCHEMA_NOT_FOR_TOPIC,
                 f"schema id {schema_id} is registered under {subject!r}, not this topic",
-                None, publisher_id, None,
+                None,
+                publisher_id,
+                None,
             )
         layout = writer.layout
         try:
@@ -697,19 +726,25 @@ class GovernanceEngine:
             return (
                 QuarantineReason.UNAUTHENTICATED_PUBLISHER,
                 f"event names publisher {payload_publisher!r} but was signed by {publisher_id!r}",
-                event_id, publisher_id, redacted,
+                event_id,
+                publisher_id,
+                redacted,
             )
         if not partner.enabled or Role.PUBLISHER not in partner.roles:
             return (
                 QuarantineReason.PUBLISHER_NOT_ALLOWED,
                 f"partner {publisher_id!r} is disabled or holds no publisher role",
-                event_id, publisher_id, _redact(value, writer, offsets),
+                event_id,
+                publisher_id,
+                _redact(value, writer, offsets),
             )
         if not self.window(batch.topic, batch.partition).add(event_id, now_ms):
             return (
                 QuarantineReason.DUPLICATE_EVENT_ID,
                 f"event id {event_id} was already processed",
-                event_id, publisher_id, _redact(value, writer, offsets),
+                event_id,
+                publisher_id,
+                _redact(value, writer, offsets),
             )
         return writer, value, offsets, envelope, publisher_id, partner
 
@@ -774,7 +809,7 @@ class GovernanceEngine:
 
 
 def _same_bytes(left: bytes, right: bytes) -> bool:
-    import hmac  # noqa: PLC0415 - tiny, keeps the module's imports about the domain
+    import hmac
 
     return hmac.compare_digest(left, right)
 

@@ -36,16 +36,28 @@ class LiveGovernanceState:
             return self.state
         state = self.state
         state = self._apply(
-            state, "partner", snapshot.partners, Partner,
-            lambda s, m: s.with_partner(m), lambda s, k: s.without_partner(k),
+            state,
+            "partner",
+            snapshot.partners,
+            Partner,
+            lambda s, m: s.with_partner(m),
+            lambda s, k: s.without_partner(k),
         )
         state = self._apply(
-            state, "agreement", snapshot.agreements, Agreement,
-            lambda s, m: s.with_agreement(m), lambda s, k: s.without_agreement(k),
+            state,
+            "agreement",
+            snapshot.agreements,
+            Agreement,
+            lambda s, m: s.with_agreement(m),
+            lambda s, k: s.without_agreement(k),
         )
         state = self._apply(
-            state, "consent", snapshot.consents, ConsentRecord,
-            lambda s, m: s.with_consent(m), lambda s, k: s.without_consent(k),
+            state,
+            "consent",
+            snapshot.consents,
+            ConsentRecord,
+            lambda s, m: s.with_consent(m),
+            lambda s, k: s.without_consent(k),
         )
         self.state = state
         self.snapshot_version = snapshot.version

@@ -11,7 +11,6 @@ computes, for generated events, agreements and consents.
 
 from __future__ import annotations
 
-import copy
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -76,9 +75,7 @@ def _transform_for(rule: FieldRule, hash_key: bytes) -> Callable[[Any], Any]:
         return lambda value: None if value is None else projection.hash_value(value, hash_key)
     if rule.truncate_to is not None:
         unit = rule.truncate_to
-        return lambda value: (
-            None if value is None else projection.generalise_timestamp(value, unit)
-        )
+        return lambda value: None if value is None else projection.generalise_timestamp(value, unit)
     decimals = rule.decimals if rule.decimals is not None else 0
     return lambda value: None if value is None else projection.generalise_number(value, decimals)
 

@@ -144,6 +144,8 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
     finally:
         log.info(
             "worker stopping after %.1fs: %d events in %d batches",
-            time.monotonic() - started, worker.events, worker.batches,
+            time.monotonic() - started,
+            worker.events,
+            worker.batches,
         )
         control.stop_thread()

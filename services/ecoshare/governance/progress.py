@@ -146,9 +146,11 @@ def read_to_end(
 
 
 def header_value(message: Message, name: str) -> bytes | None:
-    for key, value in message.headers() or ():
+    headers = message.headers() or ()
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    for key, value in pairs:
         if key == name:
-            return value  # type: ignore[no-any-return]
+            return value.encode() if isinstance(value, str) else value
     return None
 
 
@@ -172,7 +174,7 @@ def load_partition_histories(
     ):
         source = keys.get(message.key() or b"")
         if source is not None and message.value():
-            histories[source].checkpoints.append(Checkpoint.decode(message.value()))
+            histories[source].checkpoints.append(Checkpoint.decode(message.value() or b"{}"))
     starts: dict[tuple[str, int], int] = {}
     for topic, partition, outputs in wanted:
         last = histories[(topic, partition)].last
@@ -184,7 +186,9 @@ def load_partition_histories(
                 # from the earliest of their checkpoints.
                 key = (output, partition)
                 starts[key] = min(starts.get(key, offset), offset)
-    sources = {f"{topic}:{partition}".encode(): (topic, partition) for topic, partition, _ in wanted}
+    sources = {
+        f"{topic}:{partition}".encode(): (topic, partition) for topic, partition, _ in wanted
+    }
     tails = read_to_end(
         bootstrap_servers,
         [(output, partition, offset) for (output, partition), offset in starts.items()],
@@ -195,10 +199,11 @@ def load_partition_histories(
             continue
         history = histories[source]
         last = history.last
-        if last is not None and message.offset() < last.outputs.get(message.topic(), 0):
+        output = message.topic() or ""
+        if last is not None and (message.offset() or 0) < last.outputs.get(output, 0):
             continue
         offsets = header_value(message, SOURCE_OFFSETS_HEADER)
         if offsets:
-            written = history.written_after_checkpoint.setdefault(message.topic(), set())
+            written = history.written_after_checkpoint.setdefault(output, set())
             written.update(parse_offsets(offsets.decode()))
     return histories

@@ -59,10 +59,10 @@ class RegistrySchemaLookup:
             return
         for version in versions:
             registered = self._client.get_version(subject, version)
-            schema_id = int(registered.schema_id)
+            schema_id = int(registered.schema_id or 0)
             if (topic, schema_id) in self._writers:
                 continue
-            schema = json.loads(registered.schema.schema_str)
+            schema = json.loads(registered.schema.schema_str or "null")
             self._writers[(topic, schema_id)] = WriterSchema.compile(schema_id, event_type, schema)
 
     def subject_of(self, schema_id: int) -> str | None:
@@ -71,7 +71,7 @@ class RegistrySchemaLookup:
             return self._subjects[schema_id]
         try:
             schema = self._client.get_schema(schema_id)
-            name = json.loads(schema.schema_str).get("name", "?")
+            name = json.loads(schema.schema_str or "{}").get("name", "?")
             found: str | None = f"schema {name}"
         except SchemaRegistryError:
             found = None

@@ -89,7 +89,7 @@ class WorkerProcess:
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of a metric's samples whose labels include ``labels`` (0 if none)."""
-        from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+        from prometheus_client.parser import text_string_to_metric_families
 
         text = httpx.get(self.metrics_url, timeout=5.0).text
         total = 0.0

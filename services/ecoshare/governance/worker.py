@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import (
-    OFFSET_INVALID,
     Consumer,
     KafkaError,
     KafkaException,
@@ -38,7 +37,6 @@ from ecoshare.domain.classification import Classification
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.dedup import DedupWindow
 from ecoshare.governance.engine import BatchResult, GovernanceEngine, Produce
-from ecoshare.governance.live_state import LiveGovernanceState
 from ecoshare.governance.progress import (
     SOURCE_HEADER,
     Checkpoint,
@@ -53,7 +51,7 @@ log = logging.getLogger(__name__)
 MARKER_HEADER = "ecoshare-marker"
 
 
-class WorkerCrashed(RuntimeError):
+class OutputsNotAcknowledgedError(RuntimeError):
     """Outputs were not acknowledged; the worker stops without committing."""
 
 
@@ -75,7 +73,9 @@ class WorkerConfig:
     data_dir: Path = Path(".ecoshare/worker")
 
 
-def governed_topics(names: TopicNames, event_types: Iterable[str], partitions: int) -> list[TopicSpec]:
+def governed_topics(
+    names: TopicNames, event_types: Iterable[str], partitions: int
+) -> list[TopicSpec]:
     """Topics the governance data plane needs (delivery topics are created on demand)."""
     specs = [TopicSpec(names.ingress(event_type), partitions) for event_type in event_types]
     specs += [
@@ -228,7 +228,10 @@ class GovernanceWorker:
         log.info(
             "recovered %s[%d]: resume at %d, %d ids in the duplicate window, outputs already "
             "written after the last checkpoint: %s",
-            tp.topic, tp.partition, tp.offset, len(window),
+            tp.topic,
+            tp.partition,
+            tp.offset,
+            len(window),
             {topic: len(ids) for topic, ids in history.written_after_checkpoint.items()},
         )
 
@@ -239,7 +242,7 @@ class GovernanceWorker:
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             if error is None:
-                ends[message.topic()] = message.offset() + 1
+                ends[message.topic() or ""] = (message.offset() or 0) + 1
 
         for shared in (names.audit, names.quarantine):
             self._producer.produce(
@@ -284,7 +287,7 @@ class GovernanceWorker:
                     last_state = state
                 now = datetime.now(UTC)
                 now_ms = int(now.timestamp() * 1000)
-                result = self.engine.govern(batch, state, now, now_ms)
+                result = self.engine.govern(batch, state, now, now_ms)  # type: ignore[arg-type]
                 self._emit(result)
                 self._checkpoint_and_commit(result, now_ms)
                 self.batches += 1
@@ -311,7 +314,7 @@ class GovernanceWorker:
                         value=output.value,
                         key=output.key,
                         partition=output.partition,
-                        headers=output.headers,
+                        headers=output.headers,  # type: ignore[arg-type]
                         on_delivery=callback,
                     )
                     break
@@ -334,7 +337,7 @@ class GovernanceWorker:
             elif source is not None:
                 topic, _, partition = source.rpartition(":")
                 ends = self._output_ends.setdefault((topic, int(partition)), {})
-                ends[message.topic()] = message.offset() + 1
+                ends[message.topic() or ""] = (message.offset() or 0) + 1
 
         return on_delivery
 
@@ -343,7 +346,7 @@ class GovernanceWorker:
             log.warning("outputs still unacknowledged after 30 s; waiting")
         if self._delivery_errors:
             errors, self._delivery_errors = self._delivery_errors, []
-            raise WorkerCrashed(f"{len(errors)} outputs failed, first: {errors[0]}")
+            raise OutputsNotAcknowledgedError(f"{len(errors)} outputs failed, first: {errors[0]}")
 
     def _checkpoint_and_commit(self, result: BatchResult, now_ms: int) -> None:
         checkpoints = {

@@ -25,4 +25,4 @@ class RegistrySchemas:
 
     def _parse_by_id(self, schema_id: int) -> Any:
         found = self.client.get_schema(schema_id)
-        return fastavro.parse_schema(json.loads(found.schema_str), _write_hint=False)
+        return fastavro.parse_schema(json.loads(found.schema_str or "null"), _write_hint=False)

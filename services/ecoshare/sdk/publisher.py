@@ -70,7 +70,7 @@ class Publisher:
     def _writer(self, event_type: str) -> tuple[int, Any]:
         writer = self._writers.get(event_type)
         if writer is None:
-            from ecoshare.catalog import load_catalog  # noqa: PLC0415 - avoid a cycle
+            from ecoshare.catalog import load_catalog
 
             schema = load_catalog(self._schemas_dir).event_schema(event_type)
             schema_id = self._registry.register(
@@ -80,7 +80,9 @@ class Publisher:
             self._writers[event_type] = writer
         return writer
 
-    def encode(self, event: CatalogEvent | Mapping[str, Any], event_type: str | None = None) -> tuple[str, bytes, bytes]:
+    def encode(
+        self, event: CatalogEvent | Mapping[str, Any], event_type: str | None = None
+    ) -> tuple[str, bytes, bytes]:
         """(event type, key, framed value) of an event, validated against its schema."""
         if isinstance(event, CatalogEvent):
             event_type = event.event_type
@@ -100,13 +102,15 @@ class Publisher:
         key = str(record.get("location_id", "")).encode()
         return event_type, key, frame(schema_id, buffer.getvalue())
 
-    def publish(self, event: CatalogEvent | Mapping[str, Any], event_type: str | None = None) -> None:
+    def publish(
+        self, event: CatalogEvent | Mapping[str, Any], event_type: str | None = None
+    ) -> None:
         """Queue one event for delivery (call :meth:`flush` to wait for acknowledgement)."""
         event_type, key, value = self.encode(event, event_type)
         self.produce_encoded(event_type, key, value)
 
     def produce_encoded(self, event_type: str, key: bytes, value: bytes) -> None:
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             (PUBLISHER_HEADER, self.partner_id.encode()),
             (SIGNATURE_HEADER, sign_event(self._signing_key, event_type, value)),
         ]

@@ -78,18 +78,18 @@ class Subscriber:
         value = message.value() or b""
         try:
             parsed = self._registry.parsed(schema_id_of(value))
-            record = fastavro.schemaless_reader(io.BytesIO(value[HEADER_SIZE:]), parsed, None)
+            record: Any = fastavro.schemaless_reader(io.BytesIO(value[HEADER_SIZE:]), parsed, None)
         except (CodecError, ValueError, EOFError, KeyError) as exc:
             raise DeliveryDecodeError(
                 f"{message.topic()}[{message.partition()}]@{message.offset()}: {exc}"
             ) from exc
         return Delivery(
-            record=dict(record),  # type: ignore[call-overload]
+            record=dict(record),
             key=message.key(),
-            headers={key: value for key, value in (message.headers() or ())},
-            topic=message.topic(),
-            partition=message.partition(),
-            offset=message.offset(),
+            headers=_headers_of(message),
+            topic=message.topic() or "",
+            partition=message.partition() or 0,
+            offset=message.offset() or 0,
         )
 
     def poll(self, timeout_seconds: float = 1.0) -> Delivery | None:
@@ -126,7 +126,7 @@ class Subscriber:
         idle_timeout_seconds: float | None = None,
     ) -> int:
         """Call ``handler`` per delivery, committing after each returns; the count handled."""
-        import time  # noqa: PLC0415
+        import time
 
         handled = 0
         last_seen = time.monotonic()
@@ -156,3 +156,9 @@ class Subscriber:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _headers_of(message: Message) -> dict[str, bytes]:
+    headers = message.headers() or ()
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return {name: raw.encode() if isinstance(raw, str) else raw or b"" for name, raw in pairs}
