@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test check lint typecheck bench clean
+.PHONY: install system-packages demo test check lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian packages the tests need (promtool and prometheus); installs only what is missing.
+system-packages:
+	bash .ci/install-system-packages
+
 demo: $(STAMP)
 	$(BIN)/ecoshare demo
 
-test: $(STAMP)
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q tests
 
 check: lint typecheck
