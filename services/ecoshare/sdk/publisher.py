@@ -92,6 +92,14 @@ class Publisher:
         else:
             record = dict(event)
         schema_id, parsed = self._writer(event_type)
+        fields = parsed["fields"]
+        known = {field["name"] for field in fields}
+        for name in record:
+            if name not in known:
+                raise EventValidationError(event_type, name, "is not a field of the schema")
+        for field in fields:
+            if field["name"] not in record and "default" not in field:
+                raise EventValidationError(event_type, field["name"], "is required")
         try:
             validate(record, parsed, raise_errors=True, strict=True)
         except ValidationError as exc:

@@ -1,0 +1,104 @@
+"""`ecoshare up` as an operator runs it: endpoints written, everything stopped on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _children_of(pid: int) -> set[int]:
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def _env(state_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECOSHARE_")}
+    env.update({"ECOSHARE_STATE_DIR": str(state_dir), "ECOSHARE_WORKERS": "1", **extra})
+    return env
+
+
+def test_up_writes_endpoints_and_ctrl_c_leaves_no_process_behind(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api"],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    endpoints_file = tmp_path / "endpoints.json"
+    deadline = time.monotonic() + 90
+    while not endpoints_file.exists():
+        assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+        assert time.monotonic() < deadline, "ecoshare up did not write its endpoints"
+        time.sleep(0.2)
+    endpoints = json.loads(endpoints_file.read_text())
+    assert set(endpoints) >= {"bootstrap_servers", "schema_registry_url", "metrics_urls"}
+    host, port = endpoints["bootstrap_servers"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=2):
+        pass
+    children = _children_of(process.pid)
+    assert len(children) >= 3  # broker, registry, worker
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)], "a child outlived ecoshare up"
+    assert not endpoints_file.exists()
+
+
+def test_a_busy_broker_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api"],
+            env=_env(tmp_path, ECOSHARE_BROKER_PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert f"port {port} is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("ECOSHARE_INGRESS_PARTITIONS", "zero"), ("ECOSHARE_WORKERS", "0")]
+)
+def test_an_invalid_setting_names_the_variable(tmp_path: Path, variable: str, value: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ecoshare.cli.main", "schemas", "list"],
+        env=_env(tmp_path, **{variable: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert variable.removeprefix("ECOSHARE_").lower() in result.stderr.lower()

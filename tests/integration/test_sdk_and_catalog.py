@@ -1,0 +1,55 @@
+"""The partner SDK and catalog registration against the real broker and registry."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.catalog import load_catalog
+from ecoshare.sdk import EventValidationError, Publisher
+from ecoshare.schema_catalog import register_catalog
+from ecoshare.settings import REPO_ROOT
+from ecoshare.topics import TopicNames
+from tests.integration.governed_platform import read_topic, store_status
+
+
+def test_registering_the_catalog_twice_keeps_the_ids(registry_url: str, topic_names: TopicNames) -> None:
+    catalog = load_catalog(REPO_ROOT / "schemas")
+    first = register_catalog(catalog, registry_url, topic_names)
+    again = register_catalog(catalog, registry_url, topic_names)
+    assert [(r.subject, r.schema_id) for r in first] == [(r.subject, r.schema_id) for r in again]
+    client = SchemaRegistryClient({"url": registry_url})
+    registered = client.get_latest_version(f"{topic_names.ingress('StoreStatusChanged')}-value")
+    assert '"classification"' in (registered.schema.schema_str or "")
+
+
+def test_an_invalid_event_names_its_field_and_sends_nothing(
+    bootstrap_servers: str, registry_url: str, topic_names: TopicNames
+) -> None:
+    topic = topic_names.ingress("StoreStatusChanged")
+    ensure_topics(bootstrap_servers, [TopicSpec(topic, 2)])
+    publisher = Publisher(
+        bootstrap_servers=bootstrap_servers,
+        schema_registry_url=registry_url,
+        partner_id="postnl",
+        signing_key=b"k" * 32,
+        schemas_dir=REPO_ROOT / "schemas",
+        topic_prefix=topic_names.prefix,
+    )
+    bad = store_status(1) | {"status": "HALF_OPEN"}
+    with pytest.raises(EventValidationError) as raised:
+        publisher.publish(bad, "StoreStatusChanged")
+    assert raised.value.field == "status"
+    missing = {k: v for k, v in store_status(2).items() if k != "postal_code"}
+    with pytest.raises(EventValidationError) as raised:
+        publisher.publish(missing, "StoreStatusChanged")
+    assert raised.value.field == "postal_code"
+    publisher.publish(store_status(3), "StoreStatusChanged")
+    publisher.flush()
+    (only,) = list(read_topic(bootstrap_servers, topic, 1, 15))
+    assert only.key() == store_status(3)["location_id"].encode()
+    assert dict(only.headers())["ecoshare-publisher"] == b"postnl"
+    assert str(uuid.UUID(int=3, version=4)).encode() in only.value()
