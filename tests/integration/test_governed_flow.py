@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -174,6 +175,28 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(
         _, _, other = publisher.encode(store_status(10_002), TYPE)
         _, _, spoofed = publisher.encode(store_status(10_003), TYPE)
         _, _, last_good = publisher.encode(store_status(10_004), TYPE)
+        _, _, availability = publisher.encode(
+            {
+                "event_id": str(uuid.UUID(int=10_005, version=4)),
+                "publisher_id": "postnl",
+                "location_id": "sp-0001",
+                "location_name": "Pakketautomaat",
+                "category": None,
+                "capacity_kind": "PARCEL_LOCKER_SLOTS",
+                "available": 3,
+                "capacity": 60,
+                "postal_code": "1012 AB",
+                "city": "Amsterdam",
+                "latitude": 52.37,
+                "longitude": 4.89,
+                "contact_subject_id": None,
+                "contact_name": None,
+                "contact_phone": None,
+                "occurred_at": 1,
+                "published_at": 2,
+            },
+            "LocationAvailability",
+        )
     postnl_key = partner_signing_key(SECRET.encode(), "postnl", 1)
     shops_key = partner_signing_key(SECRET.encode(), "shops", 1)
 
@@ -188,6 +211,7 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(
         "bad_framing": b"\x07" + good[1:],
         "unknown_schema_id": frame(987_654, good[5:]),
         "oversize_event": good + b"\x00" * 70_000,
+        "schema_not_for_topic": availability,  # a LocationAvailability on this topic
     }
     producer = Producer(
         {"bootstrap.servers": platform.bootstrap_servers, "message.max.bytes": 2_000_000}
@@ -203,7 +227,7 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(
 
     reasons = Counter(
         dict(message.headers())["ecoshare-reason"].decode()
-        for message in read_topic(platform.bootstrap_servers, platform.names.quarantine, 7)
+        for message in read_topic(platform.bootstrap_servers, platform.names.quarantine, 8)
     )
     assert reasons == Counter(
         {**dict.fromkeys(bad, 1), "unauthenticated_publisher": 2, "duplicate_event_id": 1}
@@ -214,6 +238,9 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(
     assert str(store_status(10_001)["event_id"]) in delivered
     assert str(store_status(10_004)["event_id"]) in delivered
     assert worker.alive()
+    lag = worker.metric("ecoshare_ingress_consumer_lag_messages", topic=topic)
+    assert lag == 0  # everything consumed: the gauge exists and reports no backlog
+    assert worker.metric("ecoshare_active_agreements") == 3
 
 
 def test_consent_withdrawal_is_enforced_within_a_second(

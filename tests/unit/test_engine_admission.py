@@ -232,3 +232,18 @@ def test_a_disabled_or_non_publishing_partner_is_refused(disabled: str) -> None:
         state.with_partner(changed),
     )
     assert _quarantined(result) == {0: QuarantineReason.PUBLISHER_NOT_ALLOWED.value}
+
+
+def test_a_refused_delivery_schema_withholds_with_a_named_reason() -> None:
+    def refuse(topic: str, schema: dict[str, Any]) -> int:
+        raise RuntimeError("409 incompatible with the subject's latest version")
+
+    engine = make_engine(RecordingRegistry(), register_delivery_schema=refuse)
+    result = _govern(engine, [signed_message(TYPE, encode_event(TYPE, _event(1)), "postnl")])
+    assert not [o for o in result.outputs if o.topic == NAMES.delivery("carrier", TYPE)]
+    (decision,) = [
+        r for o in result.outputs if o.topic == NAMES.audit for r in decode_audit_block(o.value)
+    ]
+    assert isinstance(decision, DecisionRecord)
+    assert decision.reason == "delivery_schema_refused"
+    assert decision.agreement_id == "agr-1"

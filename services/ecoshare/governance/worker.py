@@ -153,6 +153,8 @@ class GovernanceWorker:
         self._delivery_errors: list[str] = []
         self._assigned: set[tuple[str, int]] = set()
         self._on_consent_enforced = on_consent_enforced
+        self._gauged_state: GovernanceState | None = None
+        self._consent_controllers: set[str] = set()
         self.batches = 0
         self.events = 0
 
@@ -267,8 +269,12 @@ class GovernanceWorker:
             list(self._ingress), on_assign=self._on_assign, on_revoke=self._on_revoke
         )
         last_state: GovernanceState | None = None
+        next_gauges = 0.0
         try:
             while not self._stop.is_set():
+                if self._metrics is not None and time.monotonic() >= next_gauges:
+                    self._report_gauges(self._state_source())
+                    next_gauges = time.monotonic() + 1.0
                 messages = self._consumer.consume(
                     self.config.batch_size, self.config.batch_timeout_seconds
                 )
@@ -379,6 +385,40 @@ class GovernanceWorker:
                 on_delivery=self._on_error,
             )
         self._flush()
+
+    def _report_gauges(self, state: GovernanceState) -> None:
+        """Consumer lag per owned ingress partition, and the governance state in force.
+
+        Lag is the fetch response's high watermark (cached by the client from its last
+        fetch, exact on every broker we run on) minus the next offset to process.
+        """
+        metrics = self._metrics
+        assert metrics is not None
+        for topic, partition in sorted(self._assigned):
+            tp = TopicPartition(topic, partition)
+            try:
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                (position,) = self._consumer.position([tp])
+            except KafkaException:
+                continue
+            if high >= 0 and position.offset >= 0:
+                metrics.set_consumer_lag(topic, partition, max(0, high - position.offset))
+        now = datetime.now(UTC)
+        metrics.active_agreements.set(
+            sum(1 for agreement in state.agreements.values() if agreement.is_in_force(now))
+        )
+        active: dict[str, int] = {}
+        for consent in state.consents:
+            if consent.is_active(now):
+                active[consent.controller] = active.get(consent.controller, 0) + 1
+        for controller in self._consent_controllers - set(active):
+            metrics.consents_active.labels(controller).set(0)
+        for controller, count in active.items():
+            metrics.consents_active.labels(controller).set(count)
+        self._consent_controllers |= set(active)
+        if state is not self._gauged_state:
+            self._gauged_state = state
+            metrics.governance_state_updated_timestamp_seconds.set(time.time())
 
     def _observe(self, result: BatchResult, events: int, seconds: float) -> None:
         metrics = self._metrics
