@@ -26,8 +26,15 @@ def partner_signing_key(master_secret: bytes, partner_id: str, key_generation: i
 
 
 def sign_event(signing_key: bytes, event_type: str, value: bytes) -> bytes:
-    """Hex HMAC-SHA256 over the event type, a zero byte and the framed value bytes."""
-    return hmac.digest(signing_key, event_type.encode() + b"\x00" + value, "sha256").hex().encode()
+    """Hex keyed BLAKE2b-256 MAC over the event type, a zero byte and the value bytes.
+
+    Keyed BLAKE2b is a standard MAC (RFC 7693) and about twice as fast as HMAC-SHA256 on
+    events of a few hundred bytes, which matters at tens of thousands of events a second.
+    """
+    mac = hashlib.blake2b(event_type.encode(), key=signing_key, digest_size=32)
+    mac.update(b"\x00")
+    mac.update(value)
+    return mac.hexdigest().encode()
 
 
 def signature_matches(signing_key: bytes, event_type: str, value: bytes, signature: bytes) -> bool:

@@ -150,6 +150,20 @@ def compile_plan(
                 if same_shape
                 else f"b'\\x02' + body[o[{position}]:o[{position + 1}]]"
             )
+        elif (
+            rule.action is FieldAction.GENERALISE
+            and rule.decimals is not None
+            and writer_type == "double"
+            and field["type"] == "double"
+        ):
+            # Rounding a double in place: unpack, round, pack (round keeps inf and nan,
+            # as generalise_number does).
+            transformed.append((name, rule.action.value))
+            scope["_unpack_double"] = _DOUBLE.unpack_from
+            scope["_pack_double"] = _DOUBLE.pack
+            expression = (
+                f"_pack_double(round(_unpack_double(body, o[{position}])[0], {rule.decimals}))"
+            )
         else:
             transformed.append((name, rule.action.value))
             reader = layout.readers[name]
