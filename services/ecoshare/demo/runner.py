@@ -177,6 +177,25 @@ def _run(
             subscriber.close()
     _collect_metrics(platform, report)
     _print(report, console)
+    _print_health(platform, console)
+
+
+def _print_health(platform: Platform, console: Console) -> None:
+    """The ecosystem health report, computed from the audit trail as the API serves it."""
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    from ecoshare.health.monitor import HealthMonitor  # noqa: PLC0415
+    from ecoshare.health.render import render_report  # noqa: PLC0415
+
+    with HealthMonitor(platform.bootstrap_servers, platform.names, CollectorRegistry()) as monitor:
+        if monitor.wait_until_caught_up(30.0):
+            console.rule("ecosystem health")
+            render_report(monitor.report(), console)
+    console.print(
+        "metrics while the platform runs: "
+        + ", ".join(worker.metrics_url for worker in platform.workers)
+        + " — `ecoshare up` keeps a platform running for `ecoshare health` and the API"
+    )
 
 
 def _consent_to_withdraw(
