@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,6 @@ class RunningPlatform:
     endpoints: dict[str, Any]
     process: subprocess.Popen[bytes]
     log: Path
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
@@ -64,6 +64,10 @@ class RunningPlatform:
     def signing_secret(self) -> bytes:
         secrets = json.loads((self.state_dir / "secrets.json").read_text())
         return str(secrets["signing_secret"]).encode()
+
+    def sh(self, command: str, **options: Any) -> CliResult:
+        """Run ``ecoshare <command>``, split like a shell would."""
+        return self.cli(*shlex.split(command), **options)
 
     def cli(
         self,

@@ -62,9 +62,16 @@ def create_app(config: ApiConfig) -> FastAPI:
     )
     app.state.context = context
     install_error_handlers(app)
-    for module in (partners, agreements, consents, events, deliveries, webhooks, operations):
-        app.include_router(module.router, responses=ERROR_RESPONSES)
+    routers = [
+        module.router
+        for module in (partners, agreements, consents, events, deliveries, webhooks, operations)
+    ]
+    for router in routers:
+        app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(operations.service_router)
+    app.state.routes = [
+        route for router in (*routers, operations.service_router) for route in router.routes
+    ]
     app.add_middleware(BodySizeLimit, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=HttpMetrics(registry, "api"))
     return app

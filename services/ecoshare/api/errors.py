@@ -15,9 +15,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +96,15 @@ def _location(loc: Sequence[Any]) -> str:
 
 def _allowed_methods(request: Request) -> list[str]:
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
+    for route in getattr(request.app.state, "routes", ()):
+        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
+            methods.update(route.methods or ())
     return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """JSON bodies for every error; ``app.state.routes`` lists the routes for ``Allow``."""
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(

@@ -182,10 +182,10 @@ def _run(
 
 def _print_health(platform: Platform, console: Console) -> None:
     """The ecosystem health report, computed from the audit trail as the API serves it."""
-    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+    from prometheus_client import CollectorRegistry
 
-    from ecoshare.health.monitor import HealthMonitor  # noqa: PLC0415
-    from ecoshare.health.render import render_report  # noqa: PLC0415
+    from ecoshare.health.monitor import HealthMonitor
+    from ecoshare.health.render import render_report
 
     with HealthMonitor(platform.bootstrap_servers, platform.names, CollectorRegistry()) as monitor:
         if monitor.wait_until_caught_up(30.0):

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -60,11 +61,17 @@ def format_event_id(positions: dict[int, int]) -> str:
 
 
 class _DeliveryReader:
-    """The blocking half of a stream, run in worker threads one call at a time."""
+    """The blocking half of a stream, run in worker threads one call at a time.
+
+    A lock keeps :meth:`close` from running while a read is still in its thread (as
+    happens when the client goes away mid-read).
+    """
 
     def __init__(self, context: ApiContext, topic: str) -> None:
         self._context = context
         self.topic = topic
+        self._lock = threading.Lock()
+        self._closed = False
         self._consumer = Consumer(
             {
                 "bootstrap.servers": context.config.bootstrap_servers,
@@ -78,6 +85,10 @@ class _DeliveryReader:
 
     def assign(self, positions: dict[int, int], start: int) -> bool:
         """Assign every partition of the topic; False while the topic does not exist."""
+        with self._lock:
+            return not self._closed and self._assign(positions, start)
+
+    def _assign(self, positions: dict[int, int], start: int) -> bool:
         metadata = self._consumer.list_topics(self.topic, timeout=5).topics.get(self.topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:
             return False
@@ -91,6 +102,10 @@ class _DeliveryReader:
 
     def read(self, limit: int) -> list[tuple[int, int, str]]:
         """Up to ``limit`` deliveries as (partition, offset, JSON text)."""
+        with self._lock:
+            return [] if self._closed else self._read(limit)
+
+    def _read(self, limit: int) -> list[tuple[int, int, str]]:
         found: list[tuple[int, int, str]] = []
         for message in self._consumer.consume(num_messages=limit, timeout=0.5):
             if message.error() is not None:
@@ -112,8 +127,12 @@ class _DeliveryReader:
         return found
 
     def close(self) -> None:
-        with contextlib.suppress(KafkaException, RuntimeError):
-            self._consumer.close()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(KafkaException, RuntimeError):
+                self._consumer.close()
 
 
 async def _stream(
@@ -147,7 +166,8 @@ async def _stream(
                 last_write = time.monotonic()
                 yield ": keepalive\n\n"
     finally:
-        await asyncio.to_thread(reader.close)
+        # Not awaited: a cancelled stream (the client left) cannot await any more.
+        threading.Thread(target=reader.close, name="sse-close", daemon=True).start()
 
 
 @router.get(
