@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from ecoshare.adapters import processes
 from ecoshare.adapters.kafka_admin import wait_for_cluster
@@ -31,7 +30,7 @@ def broker_binary() -> str:
 
 
 @dataclass
-class EmbeddedBroker:
+class EmbeddedBroker(processes.ChildService):
     """A tansu broker on loopback, started and stopped as a child process."""
 
     port: int = 0
@@ -43,10 +42,6 @@ class EmbeddedBroker:
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
 
     def start(self) -> EmbeddedBroker:
         binary = broker_binary()
@@ -73,24 +68,3 @@ class EmbeddedBroker:
                 f"see {self.log_path or 'its output'}"
             ) from exc
         return self
-
-    def stop(self) -> None:
-        if self._process is not None:
-            processes.stop(self._process)
-            self._process = None
-
-    def kill(self) -> None:
-        if self._process is not None:
-            processes.kill(self._process)
-            self._process = None
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

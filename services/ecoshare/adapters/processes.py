@@ -16,6 +16,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 _PR_SET_PDEATHSIG = 1
 
@@ -88,3 +90,47 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return True
         return False
+
+
+class ChildService:
+    """Life cycle shared by the platform's child processes (broker, registry, workers).
+
+    Subclasses set ``_process`` in ``start()`` (returning ``self``); stopping is the same
+    for all of them: the whole process group, politely, then by force.
+    """
+
+    _process: subprocess.Popen[bytes] | None = None
+    stop_grace_seconds: float = 5.0
+
+    def start(self) -> ChildService:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            stop(self._process, grace_seconds=self.stop_grace_seconds)
+            self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL the process group at once, as a crash would."""
+        if self._process is not None:
+            kill(self._process)
+            self._process = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

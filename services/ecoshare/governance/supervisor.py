@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
@@ -19,7 +18,7 @@ class WorkerStartError(EcoshareError):
     """A governance worker exited or did not come up."""
 
 
-class WorkerProcess:
+class WorkerProcess(processes.ChildService):
     """``python -m ecoshare.governance`` with its settings passed as ECOSHARE_* variables."""
 
     def __init__(
@@ -54,14 +53,11 @@ class WorkerProcess:
             **(extra_env or {}),
         }
         self._process: subprocess.Popen[bytes] | None = None
+        self.stop_grace_seconds = 15.0
 
     @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}/metrics"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
 
     def start(self, *, wait: bool = True) -> WorkerProcess:
         self._process = processes.spawn(
@@ -100,28 +96,3 @@ class WorkerProcess:
                 ):
                     total += sample.value
         return total
-
-    def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def stop(self) -> None:
-        if self._process is not None:
-            processes.stop(self._process, grace_seconds=15.0)
-            self._process = None
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self._process is not None:
-            processes.kill(self._process)
-            self._process = None
-
-    def __enter__(self) -> WorkerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

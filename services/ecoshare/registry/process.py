@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
@@ -15,7 +14,7 @@ from ecoshare.registry.exceptions import RegistryStartError
 from ecoshare.registry.store import DEFAULT_TOPIC
 
 
-class RegistryProcess:
+class RegistryProcess(processes.ChildService):
     """``python -m ecoshare.registry`` in its own process group, stopped with its parent.
 
     ``port=0`` takes a free port at :meth:`start`. :attr:`url` is meaningful once started.
@@ -42,10 +41,6 @@ class RegistryProcess:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     def start(self) -> RegistryProcess:
         """Spawn the registry and wait until it answers ``GET /``; RegistryStartError if not.
@@ -98,19 +93,3 @@ class RegistryProcess:
             f"{self.startup_timeout_seconds:.0f}s (Kafka at {self.bootstrap_servers}); "
             f"see {where}"
         )
-
-    def stop(self) -> None:
-        if self._process is not None:
-            processes.stop(self._process)
-            self._process = None
-
-    def __enter__(self) -> RegistryProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
