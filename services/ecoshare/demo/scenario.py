@@ -27,6 +27,7 @@ from typing import Any
 from faker import Faker
 
 from ecoshare.demo.dutch_places import DutchPlace, dutch_places, postcode_region, random_postcode
+from ecoshare.domain.events import CapacityKind, StoreStatus
 
 EventRecord = dict[str, Any]
 ConsentRecordData = dict[str, Any]
@@ -111,19 +112,6 @@ CONSENT_FIELDS = (
     "expires_at",
     "withdrawn_at",
 )
-
-
-class StoreStatus(StrEnum):
-    OPEN = "OPEN"
-    CLOSED = "CLOSED"
-    TEMPORARILY_CLOSED = "TEMPORARILY_CLOSED"
-    LIMITED = "LIMITED"
-
-
-class CapacityKind(StrEnum):
-    PARCEL_LOCKER_SLOTS = "PARCEL_LOCKER_SLOTS"
-    PICKUP_CAPACITY = "PICKUP_CAPACITY"
-    STOCK_LEVEL = "STOCK_LEVEL"
 
 
 class LocationKind(StrEnum):
