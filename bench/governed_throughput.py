@@ -376,7 +376,7 @@ def governed(workers: list[WorkerProcess], total: int) -> float:
         if count >= total:
             return total / (now - first)
         last_count = count
-        time.sleep(0.05)
+        time.sleep(0.2)  # scraping costs the workers CPU; poll gently
     raise RuntimeError(f"governed only {last_count} of {total}")
 
 
