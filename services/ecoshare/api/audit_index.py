@@ -119,11 +119,11 @@ FlowKey = tuple[str, str, str]  # (publisher, subscriber, event type)
 class AuditIndex:
     """Follows the audit topic; see the module docstring."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, *, max_events: int = 100_000) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, *, max_events: int = 50_000) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._topic = topic
         self._max_events = max_events
-        self._by_event: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._by_event: OrderedDict[str, list[AuditRecord]] = OrderedDict()
         self._flows: dict[FlowKey, FlowStats] = {}
         self._published: Counter[tuple[str, str]] = Counter()
         self._evicted = False
@@ -211,7 +211,7 @@ class AuditIndex:
                     if len(self._by_event) > self._max_events:
                         self._by_event.popitem(last=False)
                         self._evicted = True
-                entries.append(record.to_json())
+                entries.append(record)
             if isinstance(record, QuarantineRecord):
                 for subscriber in record.candidate_subscribers:
                     self._flow(publisher, subscriber, record.event_type).quarantined += 1
@@ -267,7 +267,7 @@ class AuditIndex:
         """Every decision recorded for ``event_id`` (empty when there is none)."""
         self.catch_up()
         with self._condition:
-            found = list(self._by_event.get(event_id, ()))
+            found = [record.to_json() for record in self._by_event.get(event_id, ())]
             evicted = self._evicted
         if found or not evicted:
             return found

@@ -59,7 +59,7 @@ class HealthHook:
         self.monitor: Any = None
         self.unavailable_reason = "the health monitor (ecoshare.health) is not installed"
         try:
-            from ecoshare.health.monitor import HealthMonitor  # type: ignore[import-not-found,unused-ignore]
+            from ecoshare.health.monitor import HealthMonitor
         except ImportError as exc:
             if getattr(exc, "name", "") not in ("ecoshare.health", "ecoshare.health.monitor"):
                 log.exception("the health monitor could not be imported")
@@ -70,15 +70,28 @@ class HealthHook:
         )
 
     def start(self) -> None:
-        if self.monitor is not None:
+        if self.monitor is None:
+            return
+        try:
             self.monitor.start()
+        except Exception as exc:  # the API serves without it rather than not at all
+            log.exception("the health monitor did not start")
+            self.unavailable_reason = f"the health monitor did not start: {exc}"
+            self.monitor = None
 
     def stop(self) -> None:
         if self.monitor is not None:
             self.monitor.stop()
 
     def report(self) -> dict[str, Any] | None:
-        return None if self.monitor is None else dict(self.monitor.report())
+        if self.monitor is None:
+            return None
+        try:
+            return dict(self.monitor.report())
+        except Exception as exc:
+            log.exception("the health monitor failed to report")
+            self.unavailable_reason = f"the health monitor failed to report: {exc}"
+            return None
 
 
 class ApiContext:

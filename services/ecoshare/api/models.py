@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ecoshare.domain.agreements import Agreement
-from ecoshare.domain.consent import ConsentRecord, GranteeRef
+from ecoshare.domain.consent import GranteeRef
 from ecoshare.domain.partners import Partner, PartnerId, Role
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=500)]
@@ -148,7 +148,7 @@ class WebhookCreate(Strict):
     )
 
 
-class WebhookState(BaseModel):
+class WebhookStateView(BaseModel):
     status: str
     delivered: int
     failed_attempts: int
@@ -166,7 +166,7 @@ class WebhookView(BaseModel):
     event_type: str
     url: str
     created_at: datetime
-    state: WebhookState | None
+    state: WebhookStateView | None
 
 
 class WebhookCreated(WebhookView):
@@ -179,5 +179,4 @@ class Deleted(BaseModel):
     deleted: str
 
 
-ConsentList = list[ConsentRecord]
 DeliveryStatistics.model_rebuild()

@@ -18,6 +18,8 @@ from ecoshare.settings import Settings
 from ecoshare.topics import TopicNames
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from ecoshare.domain.agreements import Agreement
     from ecoshare.domain.consent import ConsentRecord
     from ecoshare.domain.partners import Partner
@@ -175,6 +177,36 @@ def read_state(where: Endpoints) -> ControlState:
         consents=models[ControlKind.CONSENT],
         invalid=invalid,
     )
+
+
+class ControlWriter:
+    """Writes partner, agreement and consent records the way the control plane reads them.
+
+    Records are JSON of the model (``model_dump(mode="json")``) keyed by their id, one
+    acknowledged record at a time (see :mod:`ecoshare.governance.control_plane`).
+    """
+
+    def __init__(self, where: Endpoints) -> None:
+        from ecoshare.api.compacted import CompactedTopicWriter
+
+        self._names = where.names
+        self._writer = CompactedTopicWriter(where.bootstrap_servers)
+
+    def write(self, kind: str, key: str, model: BaseModel | None) -> None:
+        """Put ``model`` under ``key`` on the ``kind`` topic; None deletes the key."""
+        from ecoshare.governance.control_plane import ControlKind
+
+        topic = ControlKind(kind).topic(self._names)
+        if model is None:
+            self._writer.delete(topic, key)
+        else:
+            self._writer.put(topic, key, model.model_dump(mode="json"))
+
+    def __enter__(self) -> ControlWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._writer.close()
 
 
 def read_input(path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -165,48 +166,51 @@ def tail(
         bool, typer.Option(help="Start at the oldest delivery (else only new ones).")
     ] = True,
 ) -> None:
-    """Print a subscriber's governed deliveries as JSON lines (Ctrl-C stops)."""
-    import re
+    """Print a subscriber's governed deliveries as JSON lines (Ctrl-C stops).
 
-    from ecoshare.api.event_json import delivery_to_json
+    Reads the delivery topic directly (no consumer group, nothing committed), so it
+    never takes deliveries away from the subscriber's own consumers.
+    """
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+
+    from ecoshare.api.decoding import FramedDecoder
+    from ecoshare.api.delivery_reader import DeliveryReader
     from ecoshare.domain.partners import PARTNER_ID_PATTERN
-    from ecoshare.sdk import Subscriber
 
     if re.match(PARTNER_ID_PATTERN, subscriber) is None:
         raise InputError(f"{subscriber!r} is not a partner id")
     base = settings()
     _event_type(event_type, base.schemas_dir)
     where = endpoints(base)
+    reader = DeliveryReader(
+        where.bootstrap_servers,
+        FramedDecoder(where.schema_registry_url),
+        where.names.delivery(subscriber, event_type),
+    )
+    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
     seen = 0
-    with Subscriber(
-        bootstrap_servers=where.bootstrap_servers,
-        schema_registry_url=where.schema_registry_url,
-        subscriber_id=subscriber,
-        event_type=event_type,
-        topic_prefix=where.names.prefix,
-        from_beginning=from_beginning,
-    ) as deliveries:
-        last = time.monotonic()
-        try:
-            while max_events is None or seen < max_events:
-                delivery = deliveries.poll(0.5)
-                if delivery is None:
-                    if timeout is not None and time.monotonic() - last > timeout:
-                        break
-                    continue
-                last = time.monotonic()
+    last = time.monotonic()
+    try:
+        while not reader.assign({}, start):
+            if timeout is not None and time.monotonic() - last > timeout:
+                return
+            time.sleep(0.5)
+        while max_events is None or seen < max_events:
+            wanted = 100 if max_events is None else min(100, max_events - seen)
+            batch = reader.read(wanted)
+            if not batch:
+                if timeout is not None and time.monotonic() - last > timeout:
+                    break
+                continue
+            last = time.monotonic()
+            for _, _, delivery in batch:
+                sys.stdout.write(json_line(delivery) + "\n")
                 seen += 1
-                line = delivery_to_json(
-                    topic=delivery.topic,
-                    partition=delivery.partition,
-                    offset=delivery.offset,
-                    headers=delivery.headers,
-                    record=delivery.record,
-                )
-                sys.stdout.write(json_line(line) + "\n")
-                sys.stdout.flush()
-        except KeyboardInterrupt:
-            pass
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        reader.close()
 
 
 def audit(
@@ -218,11 +222,12 @@ def audit(
     from ecoshare.api.audit_index import scan_audit
 
     where = endpoints(settings())
-    decisions = [
-        record.to_json()
-        for record in scan_audit(where.bootstrap_servers, where.names.audit)
-        if record.event_id == event_id
-    ]
+    with console.status("reading the audit trail…"):
+        decisions = [
+            record.to_json()
+            for record in scan_audit(where.bootstrap_servers, where.names.audit)
+            if record.event_id == event_id
+        ]
     if not decisions:
         raise NotFoundError(f"no decision recorded for event {event_id!r} (yet)")
     if output == "json":

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ecoshare.cli.common import (
+    ControlWriter,
     Endpoints,
     InputError,
     NotFoundError,
@@ -154,19 +155,13 @@ def apply(file: FileOption, output: OutputOption = "table") -> None:
     content changed must carry a higher version.
     """
     check_output(output)
-    from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
-
     where = endpoints(settings())
     changes = _plan(file, where)
     _refuse(changes)
     if not changes.empty:
-        with ControlPlaneWriter(where.bootstrap_servers, where.names) as writer:
+        with ControlWriter(where) as writer:
             for change in changes.changes:
-                kind = ControlKind.PARTNER if change.kind == "partner" else ControlKind.AGREEMENT
-                if change.after is None:
-                    writer.delete(kind, change.key)
-                else:
-                    writer.put(kind, change.key, change.after.model_dump(mode="json"))
+                writer.write(change.kind, change.key, change.after)
     if output == "json":
         print_json({**changes.to_json(), "applied": not changes.empty})
         return
@@ -276,7 +271,8 @@ def dry_run(
     base = settings()
     proposal = load_proposal(agreement, base.schemas_dir)
     where = endpoints(base)
-    report = replay(where, base, proposal, sample)
+    with console.status(f"replaying the last {sample} ingress events…"):
+        report = replay(where, base, proposal, sample)
     if output == "json":
         print_json(report.to_json())
         return

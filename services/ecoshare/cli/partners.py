@@ -8,9 +8,11 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, ValidationError
+from rich.markup import escape
 from rich.table import Table
 
 from ecoshare.cli.common import (
+    ControlWriter,
     Endpoints,
     InputError,
     NotFoundError,
@@ -46,10 +48,8 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 def _write(where: Endpoints, kind: str, key: str, model: BaseModel) -> None:
-    from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
-
-    with ControlPlaneWriter(where.bootstrap_servers, where.names) as writer:
-        writer.put(ControlKind(kind), key, model.model_dump(mode="json"))
+    with ControlWriter(where) as writer:
+        writer.write(kind, key, model)
 
 
 # -- API keys ------------------------------------------------------------------------
@@ -106,33 +106,31 @@ def partners_list(output: OutputOption = "table") -> None:
     for record in _key_records(where).values():
         if not record.revoked:
             active_keys[record.partner_id] = active_keys.get(record.partner_id, 0) + 1
-    rows = [
-        {
-            "partner_id": partner.partner_id,
-            "name": partner.name,
-            "roles": sorted(role.value for role in partner.roles),
-            "enabled": partner.enabled,
-            "key_generation": partner.key_generation,
-            "contact_email": partner.contact_email,
-            "active_api_keys": active_keys.get(partner.partner_id, 0),
-        }
-        for partner in sorted(state.partners.values(), key=lambda item: item.partner_id)
-    ]
+    partners = sorted(state.partners.values(), key=lambda item: item.partner_id)
     if output == "json":
-        print_json(rows)
+        print_json(
+            [
+                {
+                    **partner.model_dump(mode="json"),
+                    "roles": sorted(role.value for role in partner.roles),
+                    "active_api_keys": active_keys.get(partner.partner_id, 0),
+                }
+                for partner in partners
+            ]
+        )
         return
-    table = Table(title=f"partners ({len(rows)})")
+    table = Table(title=f"partners ({len(partners)})")
     for column in ("partner", "name", "roles", "enabled", "key gen", "API keys", "contact"):
         table.add_column(column)
-    for row in rows:
+    for partner in partners:
         table.add_row(
-            str(row["partner_id"]),
-            str(row["name"]),
-            ", ".join(row["roles"]),  # type: ignore[arg-type]
-            "yes" if row["enabled"] else "[red]no[/]",
-            str(row["key_generation"]),
-            str(row["active_api_keys"]),
-            str(row["contact_email"] or ""),
+            partner.partner_id,
+            escape(partner.name),
+            ", ".join(sorted(role.value for role in partner.roles)),
+            "yes" if partner.enabled else "[red]no[/]",
+            str(partner.key_generation),
+            str(active_keys.get(partner.partner_id, 0)),
+            escape(partner.contact_email or ""),
         )
     console.print(table)
 

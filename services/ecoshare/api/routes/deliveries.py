@@ -11,24 +11,21 @@ for the delivery topic to appear when nothing was governed for the subscriber ye
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import StreamingResponse
 
 from ecoshare.api.auth import Caller, current_caller
 from ecoshare.api.context import ApiContext
-from ecoshare.api.decoding import MessageDecodeError
+from ecoshare.api.delivery_reader import DeliveryReader
 from ecoshare.api.errors import ApiError
-from ecoshare.api.event_json import delivery_to_json, header_map
 from ecoshare.api.routes import api_context
 from ecoshare.domain.partners import PARTNER_ID_PATTERN
 
@@ -60,84 +57,9 @@ def format_event_id(positions: dict[int, int]) -> str:
     return ",".join(f"{partition}:{offset}" for partition, offset in sorted(positions.items()))
 
 
-class _DeliveryReader:
-    """The blocking half of a stream, run in worker threads one call at a time.
-
-    A lock keeps :meth:`close` from running while a read is still in its thread (as
-    happens when the client goes away mid-read).
-    """
-
-    def __init__(self, context: ApiContext, topic: str) -> None:
-        self._context = context
-        self.topic = topic
-        self._lock = threading.Lock()
-        self._closed = False
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": context.config.bootstrap_servers,
-                "group.id": f"ecoshare-sse-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 200,
-                "log_level": 3,
-            }
-        )
-
-    def assign(self, positions: dict[int, int], start: int) -> bool:
-        """Assign every partition of the topic; False while the topic does not exist."""
-        with self._lock:
-            return not self._closed and self._assign(positions, start)
-
-    def _assign(self, positions: dict[int, int], start: int) -> bool:
-        metadata = self._consumer.list_topics(self.topic, timeout=5).topics.get(self.topic)
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            return False
-        self._consumer.assign(
-            [
-                TopicPartition(self.topic, partition, positions.get(partition, start))
-                for partition in sorted(metadata.partitions)
-            ]
-        )
-        return True
-
-    def read(self, limit: int) -> list[tuple[int, int, str]]:
-        """Up to ``limit`` deliveries as (partition, offset, JSON text)."""
-        with self._lock:
-            return [] if self._closed else self._read(limit)
-
-    def _read(self, limit: int) -> list[tuple[int, int, str]]:
-        found: list[tuple[int, int, str]] = []
-        for message in self._consumer.consume(num_messages=limit, timeout=0.5):
-            if message.error() is not None:
-                continue
-            partition, offset = int(message.partition() or 0), int(message.offset() or 0)
-            headers = header_map(message.headers())
-            try:
-                record = self._context.decoder.decode(message.value())
-                payload: dict[str, Any] = delivery_to_json(
-                    topic=self.topic,
-                    partition=partition,
-                    offset=offset,
-                    headers=headers,
-                    record=record,
-                )
-            except MessageDecodeError as exc:
-                payload = {"delivery_id": f"{self.topic}:{partition}:{offset}", "error": str(exc)}
-            found.append((partition, offset, json.dumps(payload, separators=(",", ":"))))
-        return found
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            with contextlib.suppress(KafkaException, RuntimeError):
-                self._consumer.close()
-
-
 async def _stream(
     context: ApiContext,
-    reader: _DeliveryReader,
+    reader: DeliveryReader,
     positions: dict[int, int],
     start: int,
     max_events: int | None,
@@ -155,8 +77,9 @@ async def _stream(
                     await asyncio.sleep(1.0)
             else:
                 wanted = 100 if max_events is None else min(100, max_events - sent)
-                for partition, offset, data in await asyncio.to_thread(reader.read, wanted):
+                for partition, offset, payload in await asyncio.to_thread(reader.read, wanted):
                     positions[partition] = offset + 1
+                    data = json.dumps(payload, separators=(",", ":"))
                     sent += 1
                     last_write = time.monotonic()
                     yield f"id: {format_event_id(positions)}\nevent: delivery\ndata: {data}\n\n"
@@ -203,7 +126,11 @@ async def stream_deliveries(
     if event_type not in context.catalog.event_types:
         raise ApiError(404, f"unknown event type {event_type!r}")
     positions = parse_last_event_id(last_event_id)
-    reader = _DeliveryReader(context, context.names.delivery(subscriber_id, event_type))
+    reader = DeliveryReader(
+        context.config.bootstrap_servers,
+        context.decoder,
+        context.names.delivery(subscriber_id, event_type),
+    )
     return StreamingResponse(
         _stream(
             context,

@@ -16,7 +16,7 @@ from ecoshare.api.models import (
     Deleted,
     WebhookCreate,
     WebhookCreated,
-    WebhookState,
+    WebhookStateView,
     WebhookView,
 )
 from ecoshare.api.routes import api_context
@@ -38,7 +38,7 @@ def webhook_view(context: ApiContext, record: WebhookRecord) -> WebhookView:
         event_type=record.event_type,
         url=record.url,
         created_at=record.created_at,
-        state=None if state is None else WebhookState.model_validate(state.to_json()),
+        state=None if state is None else WebhookStateView.model_validate(state.to_json()),
     )
 
 

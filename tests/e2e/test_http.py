@@ -1,0 +1,370 @@
+"""HTTP publish and subscribe end to end: HTTP in, Kafka out; Kafka in, SSE and webhooks out.
+
+One platform (``ecoshare up``) for the module, with webhook retries made short so the
+failure paths run in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from ecoshare.api.event_json import fill_envelope, record_from_json
+from ecoshare.catalog import load_catalog
+from ecoshare.sdk import Publisher, Subscriber
+from ecoshare.settings import Settings
+from tests.e2e.conftest import RunningPlatform, start_platform, stop_platform, wait_until
+
+STATUS = "StoreStatusChanged"
+SCHEMAS_DIR = Settings().schemas_dir
+GRANTED = {"event_id", "publisher_id", "location_id", "status", "postal_code", "occurred_at"}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    running = start_platform(
+        tmp_path_factory.mktemp("http") / "state",
+        {
+            "ECOSHARE_API_WEBHOOK_MAX_ATTEMPTS": "3",
+            "ECOSHARE_API_WEBHOOK_BACKOFF_SECONDS": "0.2",
+        },
+    )
+    try:
+        yield running
+    finally:
+        stop_platform(running)
+
+
+@dataclass
+class Ecosystem:
+    api: httpx.Client
+    shop_key: str
+    shop_signing_key: bytes
+    carrier_key: str
+    other_key: str
+
+    def auth(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="module")
+def ecosystem(platform: RunningPlatform) -> Iterator[Ecosystem]:
+    api = httpx.Client(base_url=platform.api_url, timeout=30)
+    operator = {"Authorization": f"Bearer {platform.operator_key}"}
+    created = {}
+    for partner_id, roles in (
+        ("shop", ["publisher"]),
+        ("carrier", ["subscriber"]),
+        ("other", ["subscriber"]),
+    ):
+        response = api.post(
+            "/v1/partners",
+            headers=operator,
+            json={"partner_id": partner_id, "name": partner_id.title(), "roles": roles},
+        )
+        assert response.status_code == 201, response.text
+        created[partner_id] = response.json()
+    agreement = {
+        "agreement_id": "shop-to-carrier",
+        "version": 1,
+        "publishers": ["shop"],
+        "subscriber": "carrier",
+        "event_types": [STATUS],
+        "purpose": "parcel-delivery",
+        "valid_from": "2020-01-01T00:00:00Z",
+        "fields": dict.fromkeys(GRANTED, "deliver"),
+    }
+    response = api.put("/v1/agreements/shop-to-carrier", headers=operator, json=agreement)
+    assert response.status_code == 200, response.text
+    yield Ecosystem(
+        api=api,
+        shop_key=created["shop"]["api_key"]["api_key"],
+        shop_signing_key=bytes.fromhex(created["shop"]["signing_key"]),
+        carrier_key=created["carrier"]["api_key"]["api_key"],
+        other_key=created["other"]["api_key"]["api_key"],
+    )
+    api.close()
+
+
+def status_event(**extra: Any) -> dict[str, Any]:
+    return {
+        "location_id": f"sp-{uuid.uuid4().hex[:6]}",
+        "location_name": "Servicepunt Vredenburg",
+        "status": "LIMITED",
+        "effective_from": "2020-03-16T09:00:00+01:00",
+        "street": "Vredenburg",
+        "house_number": "10",
+        "postal_code": "3511 BA",
+        "city": "Utrecht",
+        "latitude": 52.0925,
+        "longitude": 5.1156,
+        "occurred_at": "2020-03-16T08:59:00Z",
+        "contact_name": "Pieter Jansen",
+        **extra,
+    }
+
+
+def test_http_publish_reaches_a_kafka_subscriber(
+    platform: RunningPlatform, ecosystem: Ecosystem
+) -> None:
+    response = ecosystem.api.post(
+        f"/v1/events/{STATUS}", headers=ecosystem.auth(ecosystem.shop_key), json=status_event()
+    )
+    assert response.status_code == 202, response.text
+    (event_id,) = response.json()["event_ids"]
+
+    with Subscriber(
+        bootstrap_servers=platform.bootstrap_servers,
+        schema_registry_url=platform.registry_url,
+        subscriber_id="carrier",
+        event_type=STATUS,
+    ) as subscriber:
+        delivery = wait_until(
+            lambda: (
+                (found := subscriber.poll(0.5)) is not None and found.event_id == event_id and found
+            ),
+            "the governed record at the Kafka subscriber",
+        )
+    assert set(delivery.record) == GRANTED
+    assert delivery.record["status"] == "LIMITED"
+
+    # Transparency: the shop sees who received its data; the carrier its statistics.
+    def recipients() -> Any:
+        body = ecosystem.api.get(
+            "/v1/partners/shop/recipients", headers=ecosystem.auth(ecosystem.shop_key)
+        ).json()
+        return body if body["recipients"] else None
+
+    transparency = wait_until(recipients, "the shop's recipients")
+    (flow,) = transparency["recipients"]
+    assert flow["subscriber"] == "carrier" and flow["delivered"] >= 1
+    assert set(flow["fields_delivered"]) == GRANTED
+    assert transparency["agreements"][0]["agreement_id"] == "shop-to-carrier"
+    statistics = ecosystem.api.get(
+        "/v1/partners/carrier/deliveries", headers=ecosystem.auth(ecosystem.carrier_key)
+    ).json()
+    assert statistics["delivered_total"] >= 1
+    assert statistics["flows"][0]["publisher"] == "shop"
+
+
+def sse_events(response: httpx.Response) -> Iterator[dict[str, str]]:
+    """Parse a Server-Sent Events stream into {"id", "event", "data"} dicts."""
+    current: dict[str, str] = {}
+    for line in response.iter_lines():
+        if not line:
+            if "data" in current:
+                yield current
+            current = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            current[name] = value.removeprefix(" ")
+
+
+def read_stream_until(
+    ecosystem: Ecosystem, event_id: str, last_event_id: str | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """Deliveries up to and including ``event_id``, and the last SSE id."""
+    headers = ecosystem.auth(ecosystem.carrier_key)
+    if last_event_id:
+        headers["Last-Event-ID"] = last_event_id
+    seen: list[dict[str, Any]] = []
+    with ecosystem.api.stream(
+        "GET",
+        f"/v1/deliveries/{STATUS}/stream",
+        headers=headers,
+        timeout=httpx.Timeout(10, read=60),
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for event in sse_events(response):
+            assert event["event"] == "delivery"
+            seen.append(json.loads(event["data"]))
+            if seen[-1]["event_id"] == event_id:
+                return seen, event["id"]
+    pytest.fail(f"the stream ended before {event_id}")
+
+
+def test_kafka_publish_reaches_an_sse_subscriber_that_resumes(
+    platform: RunningPlatform, ecosystem: Ecosystem
+) -> None:
+    publisher = Publisher(
+        bootstrap_servers=platform.bootstrap_servers,
+        schema_registry_url=platform.registry_url,
+        partner_id="shop",
+        signing_key=ecosystem.shop_signing_key,
+        schemas_dir=SCHEMAS_DIR,
+    )
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    publisher.publish(_avro(status_event(event_id=first)), STATUS)
+    publisher.flush()
+
+    before, last_id = read_stream_until(ecosystem, first)
+    assert before[-1]["record"]["status"] == "LIMITED"
+    assert set(before[-1]["record"]) == GRANTED
+    assert before[-1]["record"]["occurred_at"] == "2020-03-16T08:59:00.000Z"
+
+    publisher.publish(_avro(status_event(event_id=second)), STATUS)
+    publisher.flush()
+    after, _ = read_stream_until(ecosystem, second, last_event_id=last_id)
+    seen_before = {item["delivery_id"] for item in before}
+    assert not seen_before & {item["delivery_id"] for item in after}
+    assert after[-1]["event_id"] == second
+
+
+def _avro(event: dict[str, Any]) -> dict[str, Any]:
+    """A JSON test event as the SDK takes it (Avro types, envelope filled in)."""
+    schema = load_catalog(SCHEMAS_DIR).event_schema(STATUS)
+    record, problems = record_from_json(schema, fill_envelope(event, "shop", datetime.now(UTC)))
+    assert record is not None, problems
+    return record
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on loopback that fails its first ``failures`` requests."""
+
+    failures: int
+    requests: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def answered(self) -> list[tuple[dict[str, str], bytes, int]]:
+        with self.lock:
+            return list(self.requests)
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Any]:
+    started: list[Receiver] = []
+
+    def start(failures: int) -> Receiver:
+        receiver = Receiver(failures)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.lock:
+                    status = 500 if len(receiver.requests) < receiver.failures else 204
+                    receiver.requests.append((dict(self.headers.items()), body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        receiver.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=receiver.server.serve_forever, daemon=True).start()
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        assert receiver.server is not None
+        receiver.server.shutdown()
+        receiver.server.server_close()
+
+
+def test_webhook_deliveries_are_signed_and_retried(
+    ecosystem: Ecosystem, receiver_factory: Any
+) -> None:
+    receiver = receiver_factory(failures=2)
+    carrier = ecosystem.auth(ecosystem.carrier_key)
+    created = ecosystem.api.post(
+        "/v1/webhooks", headers=carrier, json={"url": receiver.url, "event_type": STATUS}
+    )
+    assert created.status_code == 201, created.text
+    webhook = created.json()
+    secret = webhook["secret"]
+    response = ecosystem.api.post(
+        f"/v1/events/{STATUS}", headers=ecosystem.auth(ecosystem.shop_key), json=status_event()
+    )
+    assert response.status_code == 202
+    (event_id,) = response.json()["event_ids"]
+
+    def delivered() -> bool:
+        return any(
+            status < 300 and json.loads(body)["event_id"] == event_id
+            for _, body, status in receiver.answered()
+        )
+
+    wait_until(delivered, "the webhook delivery of the new event")
+    requests = receiver.answered()
+    for headers, body, _ in requests:
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["X-Ecoshare-Signature"], expected)
+        assert headers["X-Ecoshare-Webhook-Id"] == webhook["webhook_id"]
+    first_three = requests[:3]
+    assert [status for _, _, status in first_three] == [500, 500, 204]
+    assert [h["X-Ecoshare-Attempt"] for h, _, _ in first_three] == ["1", "2", "3"]
+    assert len({h["X-Ecoshare-Delivery-Id"] for h, _, _ in first_three}) == 1
+    payload = json.loads(requests[-1][1])
+    assert set(payload["record"]) == GRANTED and payload["subscriber"] == "carrier"
+
+    state = ecosystem.api.get(f"/v1/webhooks/{webhook['webhook_id']}", headers=carrier).json()
+    assert state["state"]["failed_attempts"] == 2
+    assert state["state"]["delivered"] >= 2
+    assert state["state"]["dead_lettered"] == 0
+    assert "secret" not in state
+    other = ecosystem.auth(ecosystem.other_key)
+    assert (
+        ecosystem.api.get(f"/v1/webhooks/{webhook['webhook_id']}", headers=other).status_code == 403
+    )
+    assert ecosystem.api.delete(f"/v1/webhooks/{webhook['webhook_id']}", headers=carrier).is_success
+
+
+def test_a_failing_webhook_is_dead_lettered(
+    platform: RunningPlatform, ecosystem: Ecosystem, receiver_factory: Any
+) -> None:
+    receiver = receiver_factory(failures=1_000_000)
+    carrier = ecosystem.auth(ecosystem.carrier_key)
+    created = ecosystem.api.post(
+        "/v1/webhooks", headers=carrier, json={"url": receiver.url, "event_type": STATUS}
+    )
+    assert created.status_code == 201, created.text
+    webhook_id = created.json()["webhook_id"]
+
+    def dead_lettered() -> Any:
+        state = ecosystem.api.get(f"/v1/webhooks/{webhook_id}", headers=carrier).json()["state"]
+        return state if state and state["dead_lettered"] >= 1 else None
+
+    state = wait_until(dead_lettered, "a dead-lettered delivery")
+    assert "HTTP 500" in state["last_error"]
+    assert len(receiver.answered()) >= 3
+
+    consumer = Consumer({"bootstrap.servers": platform.bootstrap_servers, "group.id": "dl-test"})
+    consumer.assign([TopicPartition("ecoshare.webhooks.dead-letter", 0, OFFSET_BEGINNING)])
+    try:
+        letter = wait_until(
+            lambda: (
+                (message := consumer.poll(0.5)) is not None
+                and message.error() is None
+                and json.loads(message.value() or b"{}").get("webhook_id") == webhook_id
+                and json.loads(message.value() or b"{}")
+            ),
+            "the dead letter",
+        )
+    finally:
+        consumer.close()
+    assert letter["attempts"] == 3
+    assert letter["body"]["subscriber"] == "carrier"
+
+    assert ecosystem.api.delete(f"/v1/webhooks/{webhook_id}", headers=carrier).status_code == 200
+    assert ecosystem.api.get(f"/v1/webhooks/{webhook_id}", headers=carrier).status_code == 404
