@@ -357,7 +357,11 @@ def test_status_and_health(platform: RunningPlatform) -> None:
     assert components == {"broker": True, "registry": True, "worker-0": True, "api": True}
     health = platform.sh("health -o json")
     assert health.code == 0, health.stderr
-    assert isinstance(health.json(), dict)
+    report = health.json()
+    assert {"totals", "partners", "coverage", "freshness", "agreements"} <= set(report)
+    readable = platform.sh("health")
+    assert readable.code == 0, readable.stderr
+    assert "ecosystem health" in readable.stdout
 
 
 def test_bad_input_exits_non_zero_with_a_message(platform: RunningPlatform, tmp_path: Path) -> None:

@@ -136,26 +136,6 @@ def status(output: OutputOption = "table") -> None:
         raise EcoshareError(f"not answering: {', '.join(down)}")
 
 
-def _render_report(report: dict[str, Any]) -> None:
-    scalars = Table(title="ecosystem health", show_header=False)
-    for key, value in report.items():
-        if isinstance(value, dict) and all(not isinstance(v, dict | list) for v in value.values()):
-            for sub, item in value.items():
-                scalars.add_row(f"{key}.{sub}", str(item))
-        elif not isinstance(value, dict | list):
-            scalars.add_row(key, str(value))
-    console.print(scalars)
-    for key, value in report.items():
-        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
-            table = Table(title=key)
-            columns = list(value[0])
-            for column in columns:
-                table.add_column(column)
-            for item in value:
-                table.add_row(*(str(item.get(column, "")) for column in columns))
-            console.print(table)
-
-
 def health(
     api_url: Annotated[
         str | None, typer.Option(help="The API's base URL.", envvar="ECOSHARE_API_URL")
@@ -192,10 +172,9 @@ def health(
     if output == "json":
         print_json(report)
         return
-    if isinstance(report, dict):
-        _render_report(report)
-    else:
-        print_json(report)
+    from ecoshare.health.render import render_report
+
+    render_report(report, console)
 
 
 def api() -> None:
