@@ -52,7 +52,4 @@ class Settings(BaseSettings):
         default=500_000, ge=1000, description="Event ids remembered per ingress partition."
     )
     batch_size: int = Field(default=2000, ge=1, description="Events per governance batch.")
-    kafka_transactions: bool = Field(
-        default=False, description="Use Kafka transactions (real Kafka only)."
-    )
     log_level: str = Field(default="INFO", description="Log level of the services.")
