@@ -392,6 +392,7 @@ def latency(
             "session.timeout.ms": 6000,
             "fetch.wait.max.ms": 2,
             "fetch.min.bytes": 1,
+            "topic.metadata.refresh.interval.ms": 1000,
         }
     )
     consumer.subscribe([topic])

@@ -364,7 +364,10 @@ class GovernanceWorker:
             )
             for source, batch in result.partitions.items()
         }
-        self._write_checkpoints(checkpoints)
+        # The checkpoint is not waited for here: the next batch's flush (or the final
+        # one) acknowledges it. Losing it in a crash is safe: recovery falls back to the
+        # previous checkpoint and finds this batch's outputs in the output tails.
+        self._write_checkpoints(checkpoints, wait=False)
         offsets = [
             TopicPartition(topic, partition, checkpoint.next_offset)
             for (topic, partition), checkpoint in checkpoints.items()
@@ -374,7 +377,9 @@ class GovernanceWorker:
         except KafkaException as exc:  # the checkpoint is the truth; a lost commit is harmless
             log.warning("offset commit failed: %s", exc)
 
-    def _write_checkpoints(self, checkpoints: dict[tuple[str, int], Checkpoint]) -> None:
+    def _write_checkpoints(
+        self, checkpoints: dict[tuple[str, int], Checkpoint], *, wait: bool = True
+    ) -> None:
         progress = self.config.names.progress
         for (topic, partition), checkpoint in checkpoints.items():
             self._producer.produce(
@@ -384,7 +389,10 @@ class GovernanceWorker:
                 partition=partition,
                 on_delivery=self._on_error,
             )
-        self._flush()
+        if wait:
+            self._flush()
+        else:
+            self._producer.poll(0)
 
     def _report_gauges(self, state: GovernanceState) -> None:
         """Consumer lag per owned ingress partition, and the governance state in force.
