@@ -627,6 +627,19 @@ def main() -> int:
                 latency_samples=samples,
                 latency_rate_eps=round(rate),
             )
+            low_rate = 2000.0
+            log(f"latency at a light {low_rate:,.0f} events/s")
+            fresh = encode_all(
+                schema,
+                schema_id,
+                [dict(r, event_id=str(uuid.uuid4())) for r in items[: int(low_rate * 5)]],
+            )
+            p50, p99, samples = latency(bootstrap, names, fresh, low_rate, 5.0)
+            results.update(
+                latency_light_rate_eps=round(low_rate),
+                latency_light_p50_ms=round(p50, 2),
+                latency_light_p99_ms=round(p99, 2),
+            )
             results["worker_peak_rss_mb"] = round(max(peak_rss_mb(w.pid) for w in workers), 1)
         finally:
             for worker in workers:
@@ -653,6 +666,8 @@ def main() -> int:
         "governed_to_naive_faust",
         "latency_p50_ms",
         "latency_p99_ms",
+        "latency_light_p50_ms",
+        "latency_light_p99_ms",
         "worker_peak_rss_mb",
     ):
         print(f"{key:<34}{results[key]:>14,}")
