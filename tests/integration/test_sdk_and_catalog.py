@@ -9,14 +9,16 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
 from ecoshare.catalog import load_catalog
-from ecoshare.sdk import EventValidationError, Publisher
 from ecoshare.schema_catalog import register_catalog
+from ecoshare.sdk import EventValidationError, Publisher
 from ecoshare.settings import REPO_ROOT
 from ecoshare.topics import TopicNames
 from tests.integration.governed_platform import read_topic, store_status
 
 
-def test_registering_the_catalog_twice_keeps_the_ids(registry_url: str, topic_names: TopicNames) -> None:
+def test_registering_the_catalog_twice_keeps_the_ids(
+    registry_url: str, topic_names: TopicNames
+) -> None:
     catalog = load_catalog(REPO_ROOT / "schemas")
     first = register_catalog(catalog, registry_url, topic_names)
     again = register_catalog(catalog, registry_url, topic_names)
