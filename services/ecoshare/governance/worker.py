@@ -51,6 +51,16 @@ log = logging.getLogger(__name__)
 MARKER_HEADER = "ecoshare-marker"
 
 
+@dataclass(frozen=True, slots=True)
+class _PendingBatch:
+    """A governed batch whose outputs are produced but not yet acknowledged."""
+
+    result: BatchResult
+    now_ms: int
+    events: int
+    started: float
+
+
 class OutputsNotAcknowledgedError(RuntimeError):
     """Outputs were not acknowledged; the worker stops without committing."""
 
@@ -155,6 +165,7 @@ class GovernanceWorker:
         self._on_consent_enforced = on_consent_enforced
         self._gauged_state: GovernanceState | None = None
         self._consent_controllers: set[str] = set()
+        self._pending: _PendingBatch | None = None
         self.batches = 0
         self.events = 0
 
@@ -201,6 +212,8 @@ class GovernanceWorker:
         log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Nothing of a partition may be in flight when another worker takes it over.
+        self._complete_pending()
         for tp in partitions:
             self.engine.release_partition(tp.topic, tp.partition)
             self._output_ends.pop((tp.topic, tp.partition), None)
@@ -284,6 +297,7 @@ class GovernanceWorker:
                     if error is not None and error.code() != KafkaError._PARTITION_EOF:
                         log.warning("consumer error: %s", error)
                 if not batch:
+                    self._complete_pending()
                     continue
                 started = time.perf_counter()
                 state = self._state_source()
@@ -294,16 +308,31 @@ class GovernanceWorker:
                 now = datetime.now(UTC)
                 now_ms = int(now.timestamp() * 1000)
                 result = self.engine.govern(batch, state, now, now_ms)  # type: ignore[arg-type]
-                self._emit(result)
-                self._checkpoint_and_commit(result, now_ms)
+                # Pipelined: this batch was governed while the previous one's outputs
+                # were on their way; only now wait for those, checkpoint and commit them.
+                self._complete_pending()
+                self._produce(result)
+                self._pending = _PendingBatch(result, now_ms, len(batch), started)
                 self.batches += 1
                 self.events += len(batch)
-                if self._metrics is not None:
-                    self._observe(result, len(batch), time.perf_counter() - started)
         finally:
             self._close()
 
-    def _emit(self, result: BatchResult) -> None:
+    def _complete_pending(self) -> None:
+        """Wait for the pending batch's outputs, then checkpoint and commit it."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._flush()
+        self._pending = None
+        self._checkpoint_and_commit(pending.result, pending.now_ms)
+        if self._metrics is not None:
+            self._observe(
+                pending.result, pending.events, time.perf_counter() - pending.started
+            )
+
+    def _produce(self, result: BatchResult) -> None:
+        """Queue every output of a batch; :meth:`_complete_pending` waits for them."""
         outputs = result.outputs
         last_index: dict[tuple[str, int], int] = {}
         for index, output in enumerate(outputs):
@@ -326,7 +355,7 @@ class GovernanceWorker:
                     break
                 except BufferError:
                     self._producer.poll(0.01)
-        self._flush()
+        self._producer.poll(0)
 
     def _on_error(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
@@ -458,6 +487,7 @@ class GovernanceWorker:
 
     def _close(self) -> None:
         try:
+            self._complete_pending()
             self._producer.flush(10.0)
         finally:
             self._consumer.close()
