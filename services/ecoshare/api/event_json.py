@@ -379,14 +379,3 @@ def delivery_to_json(
         "offset": offset,
         "record": to_json_value(dict(record)),
     }
-
-
-def header_map(headers: Any) -> dict[str, bytes]:
-    """Kafka message headers (a list of pairs, or a mapping) as a dict of bytes."""
-    pairs = headers.items() if isinstance(headers, dict) else (headers or ())
-    found: dict[str, bytes] = {}
-    for name, value in pairs:
-        if value is None:
-            continue
-        found[str(name)] = value.encode() if isinstance(value, str) else bytes(value)
-    return found

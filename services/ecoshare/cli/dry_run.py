@@ -10,7 +10,6 @@ signature as the workers do, decodes it with the registry and evaluates it twice
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,15 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from ecoshare.adapters.kafka_reading import header_map, read_to_end
 from ecoshare.api.changes import display_json
 from ecoshare.api.compacted import topic_partitions
 from ecoshare.api.decoding import FramedDecoder, MessageDecodeError
-from ecoshare.api.event_json import header_map, to_json_value
+from ecoshare.api.event_json import to_json_value
 from ecoshare.catalog import Catalog, load_catalog
 from ecoshare.cli.common import ControlState, Endpoints, InputError, read_input, read_state
 from ecoshare.domain.agreements import Agreement
@@ -94,48 +94,36 @@ def read_recent_ingress(
     consumer = Consumer(
         {
             "bootstrap.servers": where.bootstrap_servers,
-            "group.id": f"ecoshare-dry-run-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
+            "group.id": "ecoshare-metadata",
             "log_level": 3,
         }
     )
     topics = {where.names.ingress(event_type): event_type for event_type in event_types}
     found: list[IngressMessage] = []
     try:
-        partitions = topic_partitions(consumer, list(topics), timeout_seconds)
-        assignment = []
-        for topic, partition in partitions:
+        starts = []
+        for topic, partition in topic_partitions(consumer, list(topics), timeout_seconds):
+            # ListOffsets may under-report the end on the embedded broker; that only
+            # makes the read start earlier, and the newest ``sample`` are kept below.
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=timeout_seconds, cached=False
             )
-            assignment.append(TopicPartition(topic, partition, max(int(low), int(high) - sample)))
-        consumer.assign(assignment)
-        pending = set(partitions)
-        deadline = datetime.now(UTC).timestamp() + timeout_seconds
-        while pending:
-            if datetime.now(UTC).timestamp() > deadline:
-                raise EcoshareError("the ingress topics were not read to their end in time")
-            for message in consumer.consume(num_messages=1000, timeout=0.2):
-                position = (str(message.topic()), int(message.partition() or 0))
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(position)
-                        continue
-                    raise EcoshareError(f"reading {position}: {error}")
-                found.append(
-                    IngressMessage(
-                        event_type=topics[position[0]],
-                        partition=position[1],
-                        offset=int(message.offset() or 0),
-                        timestamp_ms=int(message.timestamp()[1]),
-                        value=message.value() or b"",
-                        headers=header_map(message.headers()),
-                    )
+            starts.append((topic, partition, max(int(low), int(high) - sample)))
+        for message in read_to_end(
+            where.bootstrap_servers, starts, timeout_seconds=timeout_seconds
+        ):
+            found.append(
+                IngressMessage(
+                    event_type=topics[str(message.topic())],
+                    partition=int(message.partition() or 0),
+                    offset=int(message.offset() or 0),
+                    timestamp_ms=int(message.timestamp()[1]),
+                    value=message.value() or b"",
+                    headers=header_map(message.headers()),
                 )
-    except KafkaException as exc:
-        raise EcoshareError(f"could not read the ingress topics: {exc}") from exc
+            )
+    except (KafkaException, TimeoutError, RuntimeError) as exc:
+        raise EcoshareError(f"could not read the ingress topics to their end: {exc}") from exc
     finally:
         with contextlib.suppress(KafkaException, RuntimeError):
             consumer.close()

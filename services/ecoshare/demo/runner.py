@@ -245,23 +245,18 @@ def _spoof(
 
 def _worker_totals(platform: Platform) -> tuple[int, Counter[tuple[str, str]]]:
     """(events governed, deliveries per (subscriber, event type)) summed over workers."""
-    import httpx
-    from prometheus_client.parser import text_string_to_metric_families
-
     governed = 0
     delivered: Counter[tuple[str, str]] = Counter()
     for worker in platform.workers:
-        text = httpx.get(worker.metrics_url, timeout=5).text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name in (
-                    "ecoshare_events_received_total",
-                    "ecoshare_events_quarantined_total",
-                ):
-                    governed += int(sample.value)
-                elif sample.name == "ecoshare_events_delivered_total":
-                    key = (sample.labels["subscriber"], sample.labels["event_type"])
-                    delivered[key] += int(sample.value)
+        for sample in worker.samples():
+            if sample.name in (
+                "ecoshare_events_received_total",
+                "ecoshare_events_quarantined_total",
+            ):
+                governed += int(sample.value)
+            elif sample.name == "ecoshare_events_delivered_total":
+                key = (sample.labels["subscriber"], sample.labels["event_type"])
+                delivered[key] += int(sample.value)
     return governed, delivered
 
 
@@ -299,18 +294,13 @@ def _note_contact(report: DemoReport, partner: str, record: dict[str, Any]) -> N
 
 
 def _collect_metrics(platform: Platform, report: DemoReport) -> None:
-    import httpx
-    from prometheus_client.parser import text_string_to_metric_families
-
     for worker in platform.workers:
-        text = httpx.get(worker.metrics_url, timeout=5).text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == "ecoshare_events_withheld_total":
-                    key = (sample.labels["subscriber"], sample.labels["reason"])
-                    report.withheld[key] += int(sample.value)
-                elif sample.name == "ecoshare_events_quarantined_total":
-                    report.quarantined[sample.labels["reason"]] += int(sample.value)
+        for sample in worker.samples():
+            if sample.name == "ecoshare_events_withheld_total":
+                key = (sample.labels["subscriber"], sample.labels["reason"])
+                report.withheld[key] += int(sample.value)
+            elif sample.name == "ecoshare_events_quarantined_total":
+                report.quarantined[sample.labels["reason"]] += int(sample.value)
 
 
 def _print(report: DemoReport, console: Console) -> None:

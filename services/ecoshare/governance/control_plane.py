@@ -19,8 +19,6 @@ worker app that keeps the state live.
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,10 +31,10 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Producer,
-    TopicPartition,
 )
 
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka_reading import read_to_end
 from ecoshare.errors import EcoshareError
 from ecoshare.topics import TopicNames
 
@@ -344,60 +342,41 @@ def read_control_topics(
     """
     kinds = control_topic_kinds(names)
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"ecoshare-control-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 100,
-            "log_level": 3,
-        }
+        {"bootstrap.servers": bootstrap_servers, "group.id": "ecoshare-metadata", "log_level": 3}
     )
-    deadline = time.monotonic() + timeout_seconds
     try:
         partitions = _control_partitions(consumer, list(kinds), timeout_seconds)
-        consumer.assign(
-            [TopicPartition(topic, partition, OFFSET_BEGINNING) for topic, partition in partitions]
-        )
-        pending = set(partitions)
-        ends: dict[tuple[str, int], int] = {}
-        last_offsets: dict[tuple[str, int], int] = {}
-        latest: dict[ControlKind, dict[str, ReferenceRecord]] = {kind: {} for kind in ControlKind}
-        undecodable = 0
-        while pending:
-            if time.monotonic() > deadline:
-                raise ControlPlaneNotRebuiltError(
-                    f"control topics were not read to their end within {timeout_seconds:.0f}s;"
-                    f" still reading {sorted(pending)}"
-                )
-            for message in consumer.consume(num_messages=1000, timeout=0.2):
-                tp = (str(message.topic()), _number(message.partition()))
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        if tp in pending:
-                            ends[tp] = _number(message.offset())
-                            pending.discard(tp)
-                        continue
-                    raise ControlPlaneNotRebuiltError(f"reading {tp}: {error}")
-                if tp not in pending:
-                    continue  # written after this partition's end was reached
-                offset = _number(message.offset())
-                last_offsets[tp] = offset
-                kind = kinds[tp[0]]
-                try:
-                    key = decode_key(message.key())
-                    value = decode_value(message.value())
-                except ControlRecordError:
-                    undecodable += 1
-                    continue
-                latest[kind][key] = ReferenceRecord(kind, key, tp[0], tp[1], offset, value)
-        return ControlTopicsContents(last_offsets, ends, latest, undecodable)
     except KafkaException as exc:
         raise ControlPlaneNotRebuiltError(f"could not read the control topics: {exc}") from exc
     finally:
         consumer.close()
+    ends: dict[tuple[str, int], int] = {}
+    last_offsets: dict[tuple[str, int], int] = {}
+    latest: dict[ControlKind, dict[str, ReferenceRecord]] = {kind: {} for kind in ControlKind}
+    undecodable = 0
+    try:
+        for message in read_to_end(
+            bootstrap_servers,
+            [(topic, partition, OFFSET_BEGINNING) for topic, partition in partitions],
+            timeout_seconds=timeout_seconds,
+            ends=ends,
+        ):
+            tp = (str(message.topic()), _number(message.partition()))
+            offset = _number(message.offset())
+            last_offsets[tp] = offset
+            kind = kinds[tp[0]]
+            try:
+                key = decode_key(message.key())
+                value = decode_value(message.value())
+            except ControlRecordError:
+                undecodable += 1
+                continue
+            latest[kind][key] = ReferenceRecord(kind, key, tp[0], tp[1], offset, value)
+    except (TimeoutError, RuntimeError, KafkaException) as exc:
+        raise ControlPlaneNotRebuiltError(
+            f"control topics were not read to their end: {exc}"
+        ) from exc
+    return ControlTopicsContents(last_offsets, ends, latest, undecodable)
 
 
 def _number(value: int | None) -> int:

@@ -10,6 +10,7 @@ and renders each delivery with a compiled :class:`~ecoshare.governance.plan.Deli
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -237,7 +238,7 @@ class _RouteRuntime:
         self.static_reason = reason
         self.static_closest = closest[0] if closest else None
 
-    def count_withheld(self, reason: WithholdReason, agreement: Agreement | None = None) -> None:
+    def count_withheld(self, reason: WithholdReason) -> None:
         value = reason.value
         self.withheld[value] = self.withheld.get(value, 0) + 1
 
@@ -557,7 +558,7 @@ class GovernanceEngine:
                 if agreement.limits is not None and not limiter.try_acquire(
                     agreement.agreement_id, agreement.limits, now
                 ):
-                    runtime.count_withheld(WithholdReason.RATE_LIMITED, agreement)
+                    runtime.count_withheld(WithholdReason.RATE_LIMITED)
                     row.append(
                         [
                             runtime.withheld_template(
@@ -668,7 +669,7 @@ class GovernanceEngine:
                 None,
             )
         expected = sign_event(compiled.signing_key(partner), batch.event_type, value)
-        if not _same_bytes(expected, signature):
+        if not hmac.compare_digest(expected, signature):
             return (
                 QuarantineReason.UNAUTHENTICATED_PUBLISHER,
                 f"signature does not match publisher {publisher_id!r}",
@@ -806,12 +807,6 @@ class GovernanceEngine:
                 (SOURCE_OFFSETS_HEADER, f"{batch.first_offset}-{batch.next_offset - 1}".encode()),
             ],
         )
-
-
-def _same_bytes(left: bytes, right: bytes) -> bool:
-    import hmac
-
-    return hmac.compare_digest(left, right)
 
 
 def _consented_fields(

@@ -92,7 +92,6 @@ class DeliveryPlan:
     fields_transformed: tuple[tuple[str, str], ...]
     render: Render
     row_filter: RowPredicate | None
-    filter_fields: tuple[str, ...]
 
 
 def compile_plan(
@@ -189,7 +188,6 @@ def compile_plan(
         fields_transformed=tuple(transformed),
         render=scope["render"],
         row_filter=_compile_row_filter(layout, agreement),
-        filter_fields=tuple(sorted({item.field for item in agreement.row_filters})),
     )
 
 

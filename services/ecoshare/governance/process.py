@@ -118,7 +118,6 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
             max_event_bytes=options.max_event_bytes,
             dedup_window_ms=options.dedup_window_seconds * 1000,
             dedup_capacity=options.dedup_capacity,
-            data_dir=options.data_dir,
         ),
         catalog,
         current_state,

@@ -14,12 +14,10 @@ written after the last checkpoint by a worker that died, and is not written agai
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from ecoshare.adapters.kafka_reading import header_map, read_to_end
 
 EVENT_ID_HEADER = "ecoshare-event-id"
 SOURCE_HEADER = "ecoshare-source"  # "<ingress topic>:<partition>"
@@ -86,74 +84,6 @@ class PartitionHistory:
         return self.checkpoints[-1] if self.checkpoints else None
 
 
-def _consumer(bootstrap_servers: str) -> Consumer:
-    return Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"ecoshare-recovery-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 10,
-            "log_level": 3,
-        }
-    )
-
-
-def read_to_end(
-    bootstrap_servers: str,
-    assignments: Iterable[tuple[str, int, int]],
-    *,
-    timeout_seconds: float = 30.0,
-) -> Iterator[Message]:
-    """Every message of each (topic, partition) from ``offset`` to the partition's end.
-
-    The end is the fetch response's high watermark (partition EOF), which is exact on
-    every broker we run on, unlike ListOffsets on the embedded broker.
-    """
-    wanted = [TopicPartition(topic, partition, offset) for topic, partition, offset in assignments]
-    if not wanted:
-        return
-    consumer = _consumer(bootstrap_servers)
-    try:
-        existing = consumer.list_topics(timeout=10).topics
-        wanted = [
-            tp
-            for tp in wanted
-            if tp.topic in existing and tp.partition in existing[tp.topic].partitions
-        ]
-        if not wanted:
-            return
-        consumer.assign(wanted)
-        pending = {(tp.topic, tp.partition) for tp in wanted}
-        deadline = time.monotonic() + timeout_seconds
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {sorted(pending)} to the end")
-            for message in consumer.consume(500, 0.2):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard((message.topic(), message.partition()))
-                        continue
-                    if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                        pending.discard((message.topic(), message.partition()))
-                        continue
-                    raise RuntimeError(f"reading {message.topic()}: {error}")
-                yield message
-    finally:
-        consumer.close()
-
-
-def header_value(message: Message, name: str) -> bytes | None:
-    headers = message.headers() or ()
-    pairs = headers.items() if isinstance(headers, dict) else headers
-    for key, value in pairs:
-        if key == name:
-            return value.encode() if isinstance(value, str) else value
-    return None
-
-
 def load_partition_histories(
     bootstrap_servers: str,
     progress_topic: str,
@@ -194,7 +124,8 @@ def load_partition_histories(
         [(output, partition, offset) for (output, partition), offset in starts.items()],
     )
     for message in tails:
-        source = sources.get(header_value(message, SOURCE_HEADER) or b"")
+        headers = header_map(message.headers())
+        source = sources.get(headers.get(SOURCE_HEADER, b""))
         if source is None:
             continue
         history = histories[source]
@@ -202,7 +133,7 @@ def load_partition_histories(
         output = message.topic() or ""
         if last is not None and (message.offset() or 0) < last.outputs.get(output, 0):
             continue
-        offsets = header_value(message, SOURCE_OFFSETS_HEADER)
+        offsets = headers.get(SOURCE_OFFSETS_HEADER)
         if offsets:
             written = history.written_after_checkpoint.setdefault(output, set())
             written.update(parse_offsets(offsets.decode()))

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.samples import Sample
 
 from ecoshare.adapters import processes
 from ecoshare.errors import EcoshareError
@@ -83,16 +84,20 @@ class WorkerProcess(processes.ChildService):
                 time.sleep(0.1)
         raise WorkerStartError(f"worker did not serve metrics in time; see {self.log_path}")
 
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of a metric's samples whose labels include ``labels`` (0 if none)."""
+    def samples(self) -> list[Sample]:
+        """Every sample the worker's metrics endpoint serves now."""
         from prometheus_client.parser import text_string_to_metric_families
 
         text = httpx.get(self.metrics_url, timeout=5.0).text
-        total = 0.0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(key) == value for key, value in labels.items()
-                ):
-                    total += sample.value
-        return total
+        return [
+            sample for family in text_string_to_metric_families(text) for sample in family.samples
+        ]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of a metric's samples whose labels include ``labels`` (0 if none)."""
+        return sum(
+            sample.value
+            for sample in self.samples()
+            if sample.name == name
+            and all(sample.labels.get(key) == value for key, value in labels.items())
+        )

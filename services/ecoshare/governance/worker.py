@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import (
@@ -33,7 +32,6 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
 from ecoshare.adapters.metrics import GovernanceMetrics
 from ecoshare.catalog import Catalog
-from ecoshare.domain.classification import Classification
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.dedup import DedupWindow
 from ecoshare.governance.engine import BatchResult, GovernanceEngine, Produce
@@ -80,7 +78,6 @@ class WorkerConfig:
     dedup_window_ms: int = 86_400_000
     dedup_capacity: int = 500_000
     session_timeout_ms: int = 6000
-    data_dir: Path = Path(".ecoshare/worker")
 
 
 def governed_topics(
@@ -327,9 +324,7 @@ class GovernanceWorker:
         self._pending = None
         self._checkpoint_and_commit(pending.result, pending.now_ms)
         if self._metrics is not None:
-            self._observe(
-                pending.result, pending.events, time.perf_counter() - pending.started
-            )
+            self._observe(pending.result, pending.events, time.perf_counter() - pending.started)
 
     def _produce(self, result: BatchResult) -> None:
         """Queue every output of a batch; :meth:`_complete_pending` waits for them."""
@@ -491,7 +486,3 @@ class GovernanceWorker:
             self._producer.flush(10.0)
         finally:
             self._consumer.close()
-
-
-def classification_of(catalog: Catalog, event_type: str) -> dict[str, Classification]:
-    return dict(catalog.classification(event_type))

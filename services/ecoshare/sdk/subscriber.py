@@ -12,6 +12,7 @@ from typing import Any
 import fastavro
 from confluent_kafka import Consumer, KafkaError, Message
 
+from ecoshare.adapters.kafka_reading import header_map
 from ecoshare.codec.exceptions import CodecError
 from ecoshare.codec.wire import HEADER_SIZE, schema_id_of
 from ecoshare.sdk._schemas import RegistrySchemas
@@ -86,7 +87,7 @@ class Subscriber:
         return Delivery(
             record=dict(record),
             key=message.key(),
-            headers=_headers_of(message),
+            headers=header_map(message.headers()),
             topic=message.topic() or "",
             partition=message.partition() or 0,
             offset=message.offset() or 0,
@@ -156,9 +157,3 @@ class Subscriber:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _headers_of(message: Message) -> dict[str, bytes]:
-    headers = message.headers() or ()
-    pairs = headers.items() if isinstance(headers, dict) else headers
-    return {name: raw.encode() if isinstance(raw, str) else raw or b"" for name, raw in pairs}

@@ -23,8 +23,9 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
+from ecoshare.adapters.kafka_reading import header_map
 from ecoshare.api.decoding import FramedDecoder, MessageDecodeError
-from ecoshare.api.event_json import delivery_to_json, header_map
+from ecoshare.api.event_json import delivery_to_json
 from ecoshare.topics import TopicNames
 from ecoshare.webhooks.registration import (
     ATTEMPT_HEADER,
