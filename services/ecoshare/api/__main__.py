@@ -8,12 +8,10 @@ import sys
 import uvicorn
 
 from ecoshare.api.app import create_app
-from ecoshare.api.config import ApiConfig
+from ecoshare.api.config import DEFAULT_API_PORT, ApiConfig
 from ecoshare.cli.common import quiet_third_party_warnings
 from ecoshare.errors import EcoshareError
 from ecoshare.settings import Settings
-
-DEFAULT_PORT = 8080
 
 
 def main() -> int:
@@ -33,7 +31,7 @@ def main() -> int:
     uvicorn.run(
         app,
         host=settings.bind_host,
-        port=settings.api_port or DEFAULT_PORT,
+        port=settings.api_port or DEFAULT_API_PORT,
         log_level=settings.log_level.lower(),
         access_log=False,
         # Open SSE streams would otherwise hold a shutdown until they end.

@@ -1,8 +1,9 @@
 """The HTTP API: operator and partner endpoints, HTTP publish, SSE and webhooks.
 
 ``create_app`` wires everything; ``python -m ecoshare.api`` serves it with uvicorn.
-OpenAPI is at ``/openapi.json``, interactive docs at ``/docs``, Prometheus metrics at
-``/metrics`` and liveness at ``/healthz``.
+OpenAPI is at ``/openapi.json``, interactive docs at ``/docs``, liveness at ``/healthz``,
+Prometheus metrics at ``/metrics`` with the operator key (or without a key on the
+internal ``ECOSHARE_API_METRICS_PORT``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ecoshare.api.config import ApiConfig
 from ecoshare.api.context import ApiContext
 from ecoshare.api.errors import ERROR_RESPONSES, install_error_handlers
 from ecoshare.api.limits import BodySizeLimit, RequestMetrics
+from ecoshare.api.request_guards import JsonRequestGuard, SecurityHeaders
 from ecoshare.api.routes import (
     agreements,
     consents,
@@ -59,6 +61,8 @@ def create_app(config: ApiConfig) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # A slash redirect would build its Location from the request's Host header.
+        redirect_slashes=False,
     )
     app.state.context = context
     install_error_handlers(app)
@@ -72,6 +76,9 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.routes = [
         route for router in (*routers, operations.service_router) for route in router.routes
     ]
+    # The last added runs first: headers on every answer, then metrics, size, JSON.
+    app.add_middleware(JsonRequestGuard, max_depth=config.limits.max_json_depth)
     app.add_middleware(BodySizeLimit, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=HttpMetrics(registry, "api"))
+    app.add_middleware(SecurityHeaders)
     return app

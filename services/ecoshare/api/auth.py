@@ -4,6 +4,12 @@ The operator key (``secrets.operator_key``) acts for the whole ecosystem. A part
 acts for its partner only: resources of another partner answer 403. No key, an unknown,
 wrong or revoked key answer 401; a disabled partner's keys answer 403. Every verified
 key is charged against its own rate limit (429 with ``Retry-After``).
+
+Failed authentications are charged against the client address: once an address has
+spent its budget of failures, its requests answer 429 before any key is looked at, so
+guessing keys costs the platform no hashing and no broker round trip. A key id nobody
+issued is refused without scrypt; the one look-up that checks whether it was issued a
+moment ago elsewhere is shared by concurrent requests.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import time
 from dataclasses import dataclass
 
 from fastapi import Request, Security
@@ -65,6 +72,7 @@ class Authenticator:
         partners_topic: str,
         partner_limiter: RateLimiter,
         operator_limiter: RateLimiter,
+        failure_limiter: RateLimiter,
     ) -> None:
         self._operator_key = operator_key.encode()
         self._follower = follower
@@ -72,11 +80,51 @@ class Authenticator:
         self._partners_topic = partners_topic
         self._partner_limiter = partner_limiter
         self._operator_limiter = operator_limiter
+        self._failure_limiter = failure_limiter
+        self._catch_up_lock = threading.Lock()
+        self._last_catch_up_started = float("-inf")
         # key id -> sha256 of the key that passed scrypt once; spares scrypt per request.
         self._verified: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, presented: str | None) -> Caller:
+    def authenticate(self, presented: str | None, client_address: str = "unknown") -> Caller:
+        """The caller a presented key stands for; ApiError 401/403/429 otherwise."""
+        wait = self._failure_limiter.wait_time(client_address)
+        if wait is not None:
+            raise self._too_many_failures(wait)
+        try:
+            return self._verify(presented)
+        except ApiError as exc:
+            if exc.status == 401:
+                wait = self._failure_limiter.acquire(client_address)
+                if wait is not None:
+                    raise self._too_many_failures(wait) from None
+            raise
+
+    @staticmethod
+    def _too_many_failures(wait: float) -> ApiError:
+        return ApiError(
+            429,
+            "too many failed authentications from this address; retry later",
+            headers={"Retry-After": retry_after_header(wait)},
+        )
+
+    def revocation_of(self, caller: Caller) -> str | None:
+        """Why a verified caller may no longer act (its key revoked, its partner disabled).
+
+        None while it still may. Cheap: two look-ups in the followed state.
+        """
+        if caller.operator or caller.key_id is None:
+            return None
+        found = self._follower.get(self._keys_topic, caller.key_id)
+        if found is None or found.get("revoked_at") is not None:
+            return f"the API key {caller.key_id} has been revoked"
+        partner = self._follower.get(self._partners_topic, caller.partner_id or "")
+        if partner is None or partner.get("enabled") is False:
+            return f"partner {caller.partner_id!r} is disabled"
+        return None
+
+    def _verify(self, presented: str | None) -> Caller:
         if not presented:
             raise ApiError(
                 401,
@@ -116,10 +164,7 @@ class Authenticator:
         found = self._follower.get(self._keys_topic, key_id)
         if found is None:
             # Issued a moment ago by the CLI or another API instance: catch up once.
-            try:
-                self._follower.catch_up(3.0)
-            except CompactedTopicError:
-                return None
+            self._catch_up(since=time.monotonic())
             found = self._follower.get(self._keys_topic, key_id)
         if found is None:
             return None
@@ -127,6 +172,17 @@ class Authenticator:
             return ApiKeyRecord.model_validate(found)
         except ValidationError:
             return None
+
+    def _catch_up(self, since: float) -> None:
+        """Catch the key records up, unless a catch-up started after ``since`` already did."""
+        with self._catch_up_lock:
+            if self._last_catch_up_started >= since:
+                return
+            self._last_catch_up_started = time.monotonic()
+            try:
+                self._follower.catch_up(3.0)
+            except CompactedTopicError:
+                return
 
     def _matches(self, record: ApiKeyRecord, presented: str) -> bool:
         digest = hashlib.sha256(presented.encode()).digest()
@@ -159,4 +215,5 @@ def current_caller(
     """FastAPI dependency: the verified caller of this request."""
     presented = bearer.credentials if bearer is not None else header
     authenticator: Authenticator = request.app.state.context.auth
-    return authenticator.authenticate(presented)
+    client = request.client.host if request.client is not None else "unknown"
+    return authenticator.authenticate(presented, client)

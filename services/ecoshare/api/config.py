@@ -12,6 +12,10 @@ from ecoshare.errors import ConfigurationError
 from ecoshare.secrets import operator_key, signing_secret
 from ecoshare.settings import Settings
 from ecoshare.topics import TopicNames
+from ecoshare.webhooks.targets import AllowedTarget, parse_allowlist
+
+DEFAULT_API_PORT = 8080
+"""The API's port when ECOSHARE_API_PORT is 0 (``python -m ecoshare.api``)."""
 
 
 class ApiLimits(BaseSettings):
@@ -37,15 +41,33 @@ class ApiLimits(BaseSettings):
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_allowed_hosts: str = Field(
         default="",
-        description="Comma-separated host names webhooks may target; empty allows any.",
+        description=(
+            "Comma-separated exceptions to the webhook target checks: host names or IP "
+            "literals (optionally host:port) and CIDR networks that webhooks may reach "
+            "over plain http and at non-public addresses. Empty: public https only."
+        ),
     )
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    max_json_depth: int = Field(
+        default=32, ge=2, le=1000, description="Deepest nesting of arrays and objects."
+    )
+    auth_failure_per_second: float = Field(
+        default=1.0, gt=0, description="Sustained failed authentications per client address."
+    )
+    auth_failure_burst: int = Field(
+        default=30, ge=1, description="Failed authentications per client address at once."
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Internal port serving /metrics without a key; 0 serves none.",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Interface of metrics_port.")
 
     @property
-    def allowed_webhook_hosts(self) -> frozenset[str]:
-        return frozenset(
-            host.strip().lower() for host in self.webhook_allowed_hosts.split(",") if host.strip()
-        )
+    def webhook_allowlist(self) -> tuple[AllowedTarget, ...]:
+        return parse_allowlist(self.webhook_allowed_hosts)
 
 
 @dataclass(frozen=True)
@@ -60,6 +82,9 @@ class ApiConfig:
     schemas_dir: Path
     ingress_partitions: int
     limits: ApiLimits
+    state_dir: Path | None = None
+    own_listeners: tuple[str, ...] = ()
+    """``host:port`` of the API itself and of any internal metrics port."""
 
     @classmethod
     def from_settings(cls, settings: Settings, limits: ApiLimits | None = None) -> ApiConfig:
@@ -67,6 +92,12 @@ class ApiConfig:
             raise ConfigurationError(
                 "the API needs ECOSHARE_BOOTSTRAP_SERVERS and ECOSHARE_SCHEMA_REGISTRY_URL"
             )
+        limits = limits or ApiLimits()
+        own = [f"{settings.bind_host}:{settings.api_port or DEFAULT_API_PORT}"]
+        if limits.metrics_port:
+            own.append(f"{limits.metrics_host}:{limits.metrics_port}")
+        if settings.metrics_port:
+            own.append(f"{settings.bind_host}:{settings.metrics_port}")
         return cls(
             bootstrap_servers=settings.bootstrap_servers,
             schema_registry_url=settings.schema_registry_url,
@@ -75,5 +106,7 @@ class ApiConfig:
             signing_secret=signing_secret(settings),
             schemas_dir=settings.schemas_dir,
             ingress_partitions=settings.ingress_partitions,
-            limits=limits or ApiLimits(),
+            limits=limits,
+            state_dir=settings.state_dir,
+            own_listeners=tuple(own),
         )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from pathlib import Path
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.adapters.metrics import start_metrics_server, stop_metrics_server
 from ecoshare.api.audit_index import AuditIndex
 from ecoshare.api.auth import Authenticator
 from ecoshare.api.compacted import CompactedTopicFollower, CompactedTopicWriter, FollowedChange
@@ -31,6 +34,7 @@ from ecoshare.webhooks import (
     dead_letter_topic,
     webhooks_topic,
 )
+from ecoshare.webhooks.targets import Listener, TargetPolicy, listeners_of, system_resolver
 
 log = logging.getLogger(__name__)
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -44,6 +48,54 @@ def _models(records: dict[str, dict[str, Any]], model: type[ModelT]) -> dict[str
         except ValidationError:
             log.warning("invalid %s record %r ignored", model.__name__, key)
     return valid
+
+
+class PlatformListeners:
+    """The platform's own services, which no webhook may reach.
+
+    The broker, the registry and the API's own ports come from the configuration (names
+    resolved once); the worker metrics ports from the ``endpoints.json`` that
+    ``ecoshare up`` writes, re-read when it changes.
+    """
+
+    def __init__(self, config: ApiConfig) -> None:
+        self._static = listeners_of(
+            [
+                *config.bootstrap_servers.split(","),
+                config.schema_registry_url,
+                *config.own_listeners,
+            ],
+            system_resolver,
+        )
+        self._endpoints = (
+            config.state_dir / "endpoints.json" if config.state_dir is not None else None
+        )
+        self._seen: tuple[float, list[Listener]] = (-1.0, [])
+        self._lock = threading.Lock()
+
+    def _from_endpoints(self, path: Path) -> list[Listener]:
+        try:
+            modified = path.stat().st_mtime
+        except OSError:
+            return []
+        with self._lock:
+            if modified == self._seen[0]:
+                return self._seen[1]
+        try:
+            data = json.loads(path.read_text())
+            urls = [str(url) for url in dict(data.get("metrics_urls") or {}).values()]
+            urls.append(str(data.get("api_url") or ""))
+        except (OSError, ValueError, TypeError, AttributeError):
+            urls = []
+        found = listeners_of(urls, system_resolver)
+        with self._lock:
+            self._seen = (modified, found)
+        return found
+
+    def __call__(self) -> list[Listener]:
+        if self._endpoints is None:
+            return list(self._static)
+        return [*self._static, *self._from_endpoints(self._endpoints)]
 
 
 class HealthHook:
@@ -129,6 +181,10 @@ class ApiContext:
             operator_limiter=RateLimiter(
                 limits.operator_rate_per_second, limits.operator_rate_burst
             ),
+            failure_limiter=RateLimiter(limits.auth_failure_per_second, limits.auth_failure_burst),
+        )
+        self.webhook_targets = TargetPolicy(
+            allowed=limits.webhook_allowlist, listeners=PlatformListeners(config)
         )
         self.webhooks = WebhookDispatcher(
             bootstrap_servers=config.bootstrap_servers,
@@ -141,11 +197,13 @@ class ApiContext:
                 backoff_max_seconds=limits.webhook_backoff_max_seconds,
                 timeout_seconds=limits.webhook_timeout_seconds,
             ),
+            targets=self.webhook_targets,
         )
         self.health = HealthHook(config, registry)
         self._publishers: dict[tuple[str, int], Publisher] = {}
         self._publishers_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._metrics_server: Any = None
 
     @property
     def stopping(self) -> threading.Event:
@@ -167,11 +225,20 @@ class ApiContext:
         self.follower.add_listener(self._on_change)
         self.follower.start()
         self.audit.start()
-        self.webhooks.reconcile(self.webhook_records().values())
+        self.webhooks.reconcile(self.active_webhook_records())
         self.health.start()
+        limits = self.config.limits
+        if limits.metrics_port:
+            # The internal scrape port: no key, so it binds where only Prometheus reaches.
+            self._metrics_server, _port = start_metrics_server(
+                self.registry, limits.metrics_host, limits.metrics_port
+            )
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._metrics_server is not None:
+            stop_metrics_server(self._metrics_server)
+            self._metrics_server = None
         self.health.stop()
         self.webhooks.stop()
         self.audit.stop()
@@ -185,8 +252,10 @@ class ApiContext:
         self.writer.close()
 
     def _on_change(self, change: FollowedChange) -> None:
-        if change.topic == self.webhooks_topic:
-            self.webhooks.reconcile(self.webhook_records().values())
+        # A revoked key or a disabled partner stops its webhooks as soon as this
+        # follower applies the change, whichever process wrote it.
+        if change.topic in (self.webhooks_topic, self.keys_topic, self.names.partners):
+            self.webhooks.reconcile(self.active_webhook_records())
 
     # -- state -------------------------------------------------------------------------
 
@@ -207,6 +276,29 @@ class ApiContext:
 
     def webhook_records(self) -> dict[str, WebhookRecord]:
         return _models(self.follower.records(self.webhooks_topic), WebhookRecord)
+
+    def webhook_active(
+        self,
+        record: WebhookRecord,
+        partners: dict[str, Partner] | None = None,
+        keys: dict[str, ApiKeyRecord] | None = None,
+    ) -> bool:
+        """Whether a webhook may deliver: subscriber enabled, registering key not revoked."""
+        partner = (partners if partners is not None else self.partners()).get(record.subscriber)
+        if partner is None or not partner.enabled:
+            return False
+        if record.created_by_key is None:
+            return True
+        key = (keys if keys is not None else self.api_keys()).get(record.created_by_key)
+        return key is not None and not key.revoked
+
+    def active_webhook_records(self) -> list[WebhookRecord]:
+        partners, keys = self.partners(), self.api_keys()
+        return [
+            record
+            for record in self.webhook_records().values()
+            if self.webhook_active(record, partners, keys)
+        ]
 
     def write(self, topic: str, key: str, value: BaseModel | None) -> None:
         """Write a record (None deletes it) and wait until this API's state shows it."""

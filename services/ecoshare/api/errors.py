@@ -146,6 +146,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         403: "The key may not access this resource",
         404: "Not found",
         413: "Request body too large",
+        415: "The body is not application/json",
         422: "The request does not match the API",
         429: "Rate limit of the key exceeded; see Retry-After",
     }.items()

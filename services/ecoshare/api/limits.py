@@ -16,8 +16,9 @@ from ecoshare.adapters.metrics import HttpMetrics
 class RateLimiter:
     """Token buckets per key: ``burst`` requests at once, ``rate_per_second`` sustained.
 
-    Thread-safe. Memory grows with the number of distinct keys, which are verified
-    before they are charged, so it is bounded by the keys issued.
+    Thread-safe. Buckets that have refilled completely are forgotten once more than
+    ``max_keys`` are held, so keys chosen by callers (client addresses) cannot grow
+    memory without bound.
     """
 
     def __init__(
@@ -25,24 +26,44 @@ class RateLimiter:
         rate_per_second: float,
         burst: int,
         clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
     ) -> None:
         self._rate = rate_per_second
         self._burst = float(burst)
         self._clock = clock
+        self._max_keys = max_keys
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def _level(self, key: str, now: float) -> float:
+        level, last = self._buckets.get(key, (self._burst, now))
+        return min(self._burst, level + max(0.0, now - last) * self._rate)
+
+    def wait_time(self, key: str) -> float | None:
+        """Like :meth:`acquire`, without taking anything."""
+        now = self._clock()
+        with self._lock:
+            level = self._level(key, now)
+        return None if level >= 1.0 else (1.0 - level) / self._rate
 
     def acquire(self, key: str) -> float | None:
         """Take one request; None when allowed, else the seconds until one is."""
         now = self._clock()
         with self._lock:
-            level, last = self._buckets.get(key, (self._burst, now))
-            level = min(self._burst, level + max(0.0, now - last) * self._rate)
+            level = self._level(key, now)
             if level >= 1.0:
                 self._buckets[key] = (level - 1.0, now)
-                return None
-            self._buckets[key] = (level, now)
-            return (1.0 - level) / self._rate
+                allowed = True
+            else:
+                self._buckets[key] = (level, now)
+                allowed = False
+            if len(self._buckets) > self._max_keys:
+                self._buckets = {
+                    name: bucket
+                    for name, bucket in self._buckets.items()
+                    if self._level(name, now) < self._burst
+                }
+            return None if allowed else (1.0 - level) / self._rate
 
 
 def retry_after_header(seconds: float) -> str:

@@ -149,13 +149,19 @@ class WebhookCreate(Strict):
 
 
 class WebhookStateView(BaseModel):
-    status: str
+    status: str = Field(
+        description="starting, waiting, delivering, retrying, stopped, failed, or suspended "
+        "(the key that registered it was revoked, or the subscriber is disabled)"
+    )
     delivered: int
     failed_attempts: int
     consecutive_failures: int
     dead_lettered: int
-    last_error: str | None
-    last_status_code: int | None
+    last_error: str | None = Field(
+        description="The class of the last failure: delivery_failed (the receiver did not "
+        "answer 2xx in time), target_refused (the URL no longer passes the target checks) "
+        "or delivery_unavailable; never what the receiver answered"
+    )
     last_attempt_at: datetime | None
     last_delivered_at: datetime | None
 

@@ -7,6 +7,13 @@ was moved to the dead-letter topic: at least once, never silently lost. A failed
 attempt is retried after ``backoff * 2**(attempt - 1)`` seconds (capped), up to
 ``max_attempts`` attempts. Several API instances share a webhook's partitions through
 the group; the counters of :class:`WebhookState` are those of this instance.
+
+Every attempt checks the target again (:mod:`ecoshare.webhooks.targets`) and connects
+to an address it checked, with ``Host`` and TLS SNI of the registered name; redirects
+are not followed. The state a partner sees names only a generic failure class
+(``delivery_failed``, ``target_refused``), never what answered: status codes, timeouts
+and refusals of a receiver would otherwise tell what listens where. The detail goes to
+the API log and the dead letter, both the operator's.
 """
 
 from __future__ import annotations
@@ -37,6 +44,14 @@ from ecoshare.webhooks.registration import (
     sign_body,
     webhook_secret,
 )
+from ecoshare.webhooks.targets import (
+    Resolver,
+    TargetPolicy,
+    WebhookTarget,
+    WebhookTargetRefusedError,
+    parse_target,
+    system_resolver,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +78,6 @@ class WebhookState:
     consecutive_failures: int = 0
     dead_lettered: int = 0
     last_error: str | None = None
-    last_status_code: int | None = None
     last_attempt_at: datetime | None = None
     last_delivered_at: datetime | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -77,10 +91,63 @@ class WebhookState:
                 "consecutive_failures": self.consecutive_failures,
                 "dead_lettered": self.dead_lettered,
                 "last_error": self.last_error,
-                "last_status_code": self.last_status_code,
                 "last_attempt_at": self.last_attempt_at,
                 "last_delivered_at": self.last_delivered_at,
             }
+
+
+DELIVERY_FAILED = "delivery_failed"
+TARGET_REFUSED = "target_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """One attempt: delivered, or a generic failure class with the detail for the log."""
+
+    delivered: bool
+    failure: str | None = None
+    detail: str = ""
+
+
+def post_to_checked_address(
+    client: httpx.Client,
+    url: str,
+    policy: TargetPolicy,
+    resolve: Resolver,
+    body: bytes,
+    headers: dict[str, str],
+) -> AttemptOutcome:
+    """POST ``body`` to ``url`` through an address the policy checked just now.
+
+    Nothing is sent when the check refuses. The connection goes to the checked address
+    itself, so a name that resolves differently a moment later (DNS rebinding) is never
+    looked up again; the name travels in ``Host`` and, for https, in SNI, against which
+    the certificate is verified.
+    """
+    try:
+        target: WebhookTarget = parse_target(url)
+        addresses = policy.check(target, resolve)
+    except WebhookTargetRefusedError as exc:
+        return AttemptOutcome(False, TARGET_REFUSED, f"{exc.reason}: {exc.message}")
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    detail = ""
+    for address in addresses:
+        try:
+            response = client.post(
+                target.url_for(address),
+                content=body,
+                headers={**headers, "Host": target.host_header},
+                extensions=extensions,
+            )
+        except httpx.ConnectError as exc:
+            detail = f"{address}: {type(exc).__name__}: {exc}"
+            continue  # the next checked address, if any
+        except httpx.HTTPError as exc:
+            return AttemptOutcome(False, DELIVERY_FAILED, f"{type(exc).__name__}: {exc}")
+        if 200 <= response.status_code < 300:
+            return AttemptOutcome(True)
+        return AttemptOutcome(False, DELIVERY_FAILED, f"HTTP {response.status_code}")
+    return AttemptOutcome(False, DELIVERY_FAILED, detail or "no address answered")
 
 
 class _WebhookWorker:
@@ -144,7 +211,7 @@ class _WebhookWorker:
                 if self._deliver(client, message):
                     consumer.commit(message=message, asynchronous=False)
         except KafkaException as exc:
-            self._set(status="failed", last_error=f"Kafka: {exc}")
+            self._set(status="failed", last_error="delivery_unavailable")
             log.error("webhook %s stopped: %s", self.record.webhook_id, exc)
         finally:
             client.close()
@@ -185,38 +252,45 @@ class _WebhookWorker:
         signature = sign_body(self._secret, body)
         last_error = ""
         for attempt in range(1, policy.max_attempts + 1):
+            if self._stop.is_set():
+                # Stopped (removed, its key revoked, its partner disabled): no new attempt.
+                return False
             self._set(status="delivering", last_attempt_at=datetime.now(UTC))
-            status_code: int | None = None
-            try:
-                response = client.post(
-                    self.record.url,
-                    content=body,
-                    headers={
-                        "Content-Type": "application/json",
-                        SIGNATURE_HEADER: signature,
-                        WEBHOOK_ID_HEADER: self.record.webhook_id,
-                        DELIVERY_ID_HEADER: delivery_id,
-                        ATTEMPT_HEADER: str(attempt),
-                        "User-Agent": "ecoshare-webhooks",
-                    },
-                )
-                status_code = response.status_code
-                if 200 <= status_code < 300:
-                    with self.state.lock:
-                        self.state.delivered += 1
-                        self.state.consecutive_failures = 0
-                        self.state.last_status_code = status_code
-                        self.state.last_delivered_at = datetime.now(UTC)
-                        self.state.status = "waiting"
-                    return True
-                last_error = f"HTTP {status_code} from the receiver"
-            except httpx.HTTPError as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
+            outcome = post_to_checked_address(
+                client,
+                self.record.url,
+                self._dispatcher.targets,
+                self._dispatcher.resolve,
+                body,
+                {
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: signature,
+                    WEBHOOK_ID_HEADER: self.record.webhook_id,
+                    DELIVERY_ID_HEADER: delivery_id,
+                    ATTEMPT_HEADER: str(attempt),
+                    "User-Agent": "ecoshare-webhooks",
+                },
+            )
+            if outcome.delivered:
+                with self.state.lock:
+                    self.state.delivered += 1
+                    self.state.consecutive_failures = 0
+                    self.state.last_error = None
+                    self.state.last_delivered_at = datetime.now(UTC)
+                    self.state.status = "waiting"
+                return True
+            last_error = outcome.detail
+            log.info(
+                "webhook %s attempt %d failed (%s): %s",
+                self.record.webhook_id,
+                attempt,
+                outcome.failure,
+                outcome.detail,
+            )
             with self.state.lock:
                 self.state.failed_attempts += 1
                 self.state.consecutive_failures += 1
-                self.state.last_error = last_error
-                self.state.last_status_code = status_code
+                self.state.last_error = outcome.failure
                 self.state.status = "retrying"
             if attempt < policy.max_attempts and self._stop.wait(policy.backoff(attempt)):
                 return False
@@ -240,7 +314,6 @@ class _WebhookWorker:
         self._dispatcher.dead_letter(self.record.webhook_id, value)
         with self.state.lock:
             self.state.dead_lettered += 1
-            self.state.last_error = error
             self.state.status = "waiting"
 
 
@@ -255,8 +328,12 @@ class WebhookDispatcher:
         decoder: FramedDecoder,
         master_secret: bytes,
         policy: WebhookPolicy,
+        targets: TargetPolicy | None = None,
+        resolve: Resolver = system_resolver,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.targets = targets or TargetPolicy()
+        self.resolve = resolve
         self.names = names
         self.decoder = decoder
         self.master_secret = master_secret

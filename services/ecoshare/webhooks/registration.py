@@ -49,6 +49,8 @@ class WebhookRecord(BaseModel):
     url: Annotated[str, Field(min_length=1)]
     created_at: UtcTimestamp
     secret_nonce: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    created_by_key: Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")] | None = None
+    """The partner key that registered it (None: the operator); revoking it stops the webhook."""
 
 
 def webhook_secret(master_secret: bytes, record: WebhookRecord) -> str:

@@ -6,6 +6,11 @@ every partition read so far (``0:17,1:4``): a client that reconnects with that i
 ``Last-Event-ID`` resumes exactly after the last delivery it saw. The stream reads the
 topic with ``assign()``, so it joins no consumer group and commits nothing; it waits
 for the delivery topic to appear when nothing was governed for the subscriber yet.
+
+A stream lives no longer than the key that opened it: once the key is revoked or its
+partner disabled (by this API, another instance or the CLI: all write the followed
+compacted topics), the stream sends one ``revoked`` event and ends, within
+:data:`REVOCATION_CHECK_SECONDS` plus the follower's lag.
 """
 
 from __future__ import annotations
@@ -33,7 +38,11 @@ router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
 ContextDep = Annotated[ApiContext, Depends(api_context)]
-_EVENT_ID = re.compile(r"^\d{1,6}:\d{1,19}(,\d{1,6}:\d{1,19})*$")
+_EVENT_ID = re.compile(r"^\d{1,10}:\d{1,19}(,\d{1,10}:\d{1,19})*$")
+_MAX_PARTITION = 2**31 - 1
+_MAX_OFFSET = 2**63 - 1
+REVOCATION_CHECK_SECONDS = 0.25
+"""How often an open stream checks that its key still holds: the longest wait in its loop."""
 
 
 def parse_last_event_id(value: str | None) -> dict[int, int]:
@@ -48,8 +57,17 @@ def parse_last_event_id(value: str | None) -> dict[int, int]:
         )
     positions: dict[int, int] = {}
     for part in value.strip().split(","):
-        partition, offset = part.split(":")
-        positions[int(partition)] = int(offset)
+        partition_text, offset_text = part.split(":")
+        partition, offset = int(partition_text), int(offset_text)
+        if partition > _MAX_PARTITION or offset > _MAX_OFFSET:
+            # Kafka partitions are 32-bit and offsets 64-bit signed integers.
+            raise ApiError(
+                400,
+                f"Last-Event-ID names partition {partition} offset {offset}: partitions "
+                f"go up to {_MAX_PARTITION} and offsets up to {_MAX_OFFSET}",
+                details=[{"field": "header:last-event-id", "message": "out of range"}],
+            )
+        positions[partition] = offset
     return positions
 
 
@@ -57,8 +75,14 @@ def format_event_id(positions: dict[int, int]) -> str:
     return ",".join(f"{partition}:{offset}" for partition, offset in sorted(positions.items()))
 
 
+def _revoked_event(reason: str) -> str:
+    data = json.dumps({"error": "unauthorized", "message": f"{reason}; the stream ends"})
+    return f"event: revoked\ndata: {data}\n\n"
+
+
 async def _stream(
     context: ApiContext,
+    caller: Caller,
     reader: DeliveryReader,
     positions: dict[int, int],
     start: int,
@@ -71,13 +95,20 @@ async def _stream(
     try:
         yield "retry: 2000\n: connected\n\n"
         while not context.stopping.is_set():
+            revocation = context.auth.revocation_of(caller)
+            if revocation is not None:
+                yield _revoked_event(revocation)
+                return
             if not assigned:
                 assigned = await asyncio.to_thread(reader.assign, positions, start)
                 if not assigned:
-                    await asyncio.sleep(1.0)
+                    await asyncio.sleep(REVOCATION_CHECK_SECONDS)
             else:
                 wanted = 100 if max_events is None else min(100, max_events - sent)
-                for partition, offset, payload in await asyncio.to_thread(reader.read, wanted):
+                read = await asyncio.to_thread(reader.read, wanted, REVOCATION_CHECK_SECONDS)
+                if read and context.auth.revocation_of(caller) is not None:
+                    continue  # read while the key was revoked: not sent
+                for partition, offset, payload in read:
                     positions[partition] = offset + 1
                     data = json.dumps(payload, separators=(",", ":"))
                     sent += 1
@@ -134,6 +165,7 @@ async def stream_deliveries(
     return StreamingResponse(
         _stream(
             context,
+            caller,
             reader,
             positions,
             OFFSET_BEGINNING if start == "earliest" else OFFSET_END,

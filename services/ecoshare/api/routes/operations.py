@@ -76,5 +76,7 @@ def healthz(context: ContextDep) -> ServiceHealth:
 
 
 @service_router.get("/metrics", include_in_schema=False)
-def metrics(context: ContextDep) -> Response:
+def metrics(caller: CallerDep, context: ContextDep) -> Response:
+    # Names every partner with its volumes: the operator's, not the public's.
+    caller.require_operator()
     return Response(generate_latest(context.registry), media_type=CONTENT_TYPE_LATEST)

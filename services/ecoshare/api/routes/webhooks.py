@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
@@ -22,6 +21,7 @@ from ecoshare.api.models import (
 from ecoshare.api.routes import api_context
 from ecoshare.domain.partners import Role
 from ecoshare.webhooks import WebhookRecord, webhook_secret
+from ecoshare.webhooks.targets import WebhookTargetRefusedError, parse_target, system_resolver
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
@@ -30,40 +30,45 @@ CallerDep = Annotated[Caller, Depends(current_caller)]
 ContextDep = Annotated[ApiContext, Depends(api_context)]
 
 
+_SUSPENDED = WebhookStateView(
+    status="suspended",
+    delivered=0,
+    failed_attempts=0,
+    consecutive_failures=0,
+    dead_lettered=0,
+    last_error=None,
+    last_attempt_at=None,
+    last_delivered_at=None,
+)
+
+
 def webhook_view(context: ApiContext, record: WebhookRecord) -> WebhookView:
     state = context.webhooks.state(record.webhook_id)
+    if not context.webhook_active(record):
+        shown: WebhookStateView | None = _SUSPENDED
+    else:
+        shown = None if state is None else WebhookStateView.model_validate(state.to_json())
     return WebhookView(
         webhook_id=record.webhook_id,
         subscriber=record.subscriber,
         event_type=record.event_type,
         url=record.url,
         created_at=record.created_at,
-        state=None if state is None else WebhookStateView.model_validate(state.to_json()),
+        state=shown,
     )
 
 
 def _check_url(context: ApiContext, url: str) -> None:
+    """400 unless the URL passes the target checks the dispatcher applies per attempt."""
     try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        _ = parts.port
-    except ValueError as exc:
+        context.webhook_targets.check(parse_target(url), system_resolver)
+    except WebhookTargetRefusedError as exc:
         raise ApiError(
-            400, f"not a usable URL: {exc}", details=[{"field": "url", "message": str(exc)}]
+            400,
+            f"webhooks may not target this URL: {exc.message}",
+            code="webhook_target_refused",
+            details=[{"field": "url", "message": exc.reason}],
         ) from exc
-    if parts.scheme not in ("http", "https") or not host:
-        raise ApiError(
-            400,
-            "the webhook URL must be http(s)://host/...",
-            details=[{"field": "url", "message": "needs http or https and a host"}],
-        )
-    allowed = context.config.limits.allowed_webhook_hosts
-    if allowed and host not in allowed:
-        raise ApiError(
-            400,
-            f"webhooks may not target {host!r} on this platform",
-            details=[{"field": "url", "message": "host not allowed"}],
-        )
 
 
 @router.post(
@@ -76,7 +81,9 @@ def _check_url(context: ApiContext, url: str) -> None:
         "HMAC-SHA256 of the body under the returned secret (shown once). Failed "
         "deliveries are retried with exponential backoff and dead-lettered after the "
         "platform's maximum of attempts. A new webhook starts from the beginning of "
-        "the delivery topic."
+        "the delivery topic. The URL must be https to a public address (the operator "
+        "may allow exceptions); redirects are not followed. Revoking the key that "
+        "registered a webhook, or disabling its subscriber, suspends it."
     ),
 )
 def create_webhook(body: WebhookCreate, caller: CallerDep, context: ContextDep) -> WebhookCreated:
@@ -107,6 +114,7 @@ def create_webhook(body: WebhookCreate, caller: CallerDep, context: ContextDep) 
         url=body.url,
         created_at=datetime.now(UTC),
         secret_nonce=secrets.token_hex(16),
+        created_by_key=caller.key_id,
     )
     context.write(context.webhooks_topic, record.webhook_id, record)
     view = webhook_view(context, record)
