@@ -113,9 +113,11 @@ def parse_target(url: str) -> WebhookTarget:
         host = host[:-1]
     if not host:
         raise refuse("the webhook URL names no host")
+    if "%" in host:
+        raise refuse("scoped IPv6 addresses are not destinations")
     literal = _ip_literal(host)
     if literal is None:
-        if ":" in host or "%" in host:
+        if ":" in host:
             raise refuse(f"{host!r} is not an IP address")
         if not set(host) <= _NAME_CHARACTERS or ".." in host or len(host) > 253:
             raise refuse(f"{host!r} is not a DNS name (use the ASCII form of the name)")
@@ -141,7 +143,8 @@ class AllowedTarget:
             return False
         if self.host is not None and self.host == target.host:
             return True
-        return target.literal is not None and self.allows_address(target.literal, target.port)
+        literal = target.literal
+        return literal is not None and self.allows_address(_unmapped(literal), target.port)
 
     def allows_address(self, address: IpAddress, port: int) -> bool:
         if self.port is not None and self.port != port:
