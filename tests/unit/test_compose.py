@@ -472,7 +472,7 @@ def test_prometheus_scrapes_compose_services(
     worker_env = environment_of(services["ecoshare-worker"])
     assert scraped["ecoshare-worker"] == int(worker_env["ECOSHARE_METRICS_PORT"])
     assert scraped["ecoshare-api"] == int(
-        environment_of(services["ecoshare-api"])["ECOSHARE_API_PORT"]
+        environment_of(services["ecoshare-api"])["ECOSHARE_API_METRICS_PORT"]
     )
     assert f"={scraped['schema-registry']}:" in " ".join(
         service_command(services["schema-registry"])

@@ -130,8 +130,8 @@ class JsonRequestGuard:
             return (
                 400,
                 "bad_request",
-                f"the body is not acceptable JSON: arrays and objects nest deeper than "
-                f"{self.max_depth} levels, or do not close",
+                f"the body is not JSON of at most {self.max_depth} levels: its arrays "
+                "and objects nest deeper, or do not close",
             )
         return None
 
