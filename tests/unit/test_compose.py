@@ -25,6 +25,7 @@ from ecoshare.adapters.metrics import (
     register_build_info,
     series_names,
 )
+from ecoshare.api.config import ApiLimits
 from ecoshare.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +36,9 @@ ALERT_RULES = DEPLOY / "prometheus" / "alerts.yml"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
 GRAFANA_PROVISIONING = DEPLOY / "grafana" / "provisioning"
 
-SETTING_VARIABLES = frozenset(f"ECOSHARE_{name.upper()}" for name in Settings.model_fields)
+SETTING_VARIABLES = frozenset(
+    f"ECOSHARE_{name.upper()}" for name in Settings.model_fields
+) | frozenset(f"ECOSHARE_API_{name.upper()}" for name in ApiLimits.model_fields)
 CLI_COMMANDS = frozenset({"up", "worker", "api", "registry", "schemas", "apply"})
 # Labels Prometheus itself adds or that histograms carry, on top of the catalog's.
 PROMETHEUS_LABELS = frozenset({"le", "job", "instance"})
