@@ -192,7 +192,10 @@ class _WebhookWorker:
                 "log_level": 3,
             }
         )
-        client = httpx.Client(timeout=dispatcher.policy.timeout_seconds, follow_redirects=False)
+        # No proxy from the environment: the connection must go to the checked address.
+        client = httpx.Client(
+            timeout=dispatcher.policy.timeout_seconds, follow_redirects=False, trust_env=False
+        )
         try:
             consumer.subscribe([topic])
             self._set(status="waiting")

@@ -91,6 +91,7 @@ async def _stream(
     keepalive = context.config.limits.sse_keepalive_seconds
     sent = 0
     assigned = False
+    next_assign_at = 0.0
     last_write = time.monotonic()
     try:
         yield "retry: 2000\n: connected\n\n"
@@ -100,7 +101,10 @@ async def _stream(
                 yield _revoked_event(revocation)
                 return
             if not assigned:
-                assigned = await asyncio.to_thread(reader.assign, positions, start)
+                if time.monotonic() >= next_assign_at:
+                    # The topic appears with the first delivery: ask the broker once a second.
+                    next_assign_at = time.monotonic() + 1.0
+                    assigned = await asyncio.to_thread(reader.assign, positions, start)
                 if not assigned:
                     await asyncio.sleep(REVOCATION_CHECK_SECONDS)
             else:
