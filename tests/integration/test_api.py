@@ -23,7 +23,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ecoshare.platform import Platform
@@ -877,9 +877,26 @@ LOOPBACK_WEBHOOK_URLS = [
 ]
 _known_ids = {"alpha", "beta", "gamma", "delta", "alpha-to-beta"}
 path_ids = st.text(min_size=0, max_size=24).filter(lambda text: text not in _known_ids)
-header_text = st.text(
-    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
-    max_size=80,
+NASTY_VALUES = [
+    "0:99999999999999999999",
+    "0:9223372036854775808",
+    "99999999999:0",
+    "0:1,0:2,1:-1",
+    "-1",
+    "1e309",
+    "NaN",
+    "%00",
+    "../../etc/passwd",
+    "esk_000000000000_",
+    "Bearer",
+    "a" * 5000,
+]
+header_text = st.one_of(
+    st.sampled_from(NASTY_VALUES),
+    st.text(
+        alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
+        max_size=80,
+    ),
 )
 json_like = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -924,11 +941,15 @@ def _operations(api: Api) -> list[tuple[str, str]]:
 @st.composite
 def calls(draw: st.DrawFn, operations: list[tuple[str, str]]) -> Call:
     method, template = draw(st.sampled_from(operations))
-    ids = tuple(draw(path_ids) for _ in range(template.count("{")))
-    auth = draw(st.sampled_from([None, "operator", "alpha", "beta", "junk"]))
+    ids = tuple(
+        draw(st.one_of(st.sampled_from(NASTY_VALUES), path_ids)) for _ in range(template.count("{"))
+    )
+    auth = draw(st.sampled_from([None, "operator", "alpha", "beta", "junk", "operator", "alpha"]))
     content_type = draw(
         st.sampled_from(
             [
+                "application/json",
+                "application/json",
                 "application/json",
                 None,
                 "text/plain",
@@ -995,13 +1016,37 @@ def test_no_request_gets_a_server_error(api: Api) -> None:
     with httpx.Client(base_url=api.platform.api_url, transport=transport) as client:
 
         @settings(
-            max_examples=250,
+            max_examples=600,
             deadline=None,
             database=None,
             derandomize=True,
             suppress_health_check=list(HealthCheck),
         )
         @given(calls(operations))
+        @example(
+            Call(
+                "POST",
+                "/v1/events/{event_type}",
+                (STATUS,),
+                "alpha",
+                "application/json",
+                (),
+                (),
+                _deep(5000),
+            )
+        )
+        @example(
+            Call(
+                "GET",
+                "/v1/deliveries/{event_type}/stream",
+                (STATUS,),
+                "beta",
+                None,
+                (("Last-Event-ID", "0:99999999999999999999"),),
+                (),
+                None,
+            )
+        )
         def no_server_error(call: Call) -> None:
             status = _send(api, client, call)
             assert status < 500, call

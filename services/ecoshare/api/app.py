@@ -39,6 +39,8 @@ Authenticate with `Authorization: Bearer <key>` (or `X-API-Key: <key>`): the ope
 key acts for the whole ecosystem, a partner key for its own partner only (other
 partners' resources answer 403). Every error is JSON:
 `{"error": code, "message": text, "details": [{"field", "message"}]}`.
+Request bodies are UTF-8 `application/json` (415 otherwise), nested at most a bounded
+depth (400 beyond). Failed authentications are limited per client address (429).
 """
 
 
