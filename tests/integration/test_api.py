@@ -33,7 +33,7 @@ from ecoshare.settings import Settings
 STATUS = "StoreStatusChanged"
 RATE_BURST = 60
 MAX_BODY = 65536
-AUTH_FAILURE_BURST = 600
+AUTH_FAILURE_BURST = 1000
 
 
 @dataclass
@@ -96,7 +96,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             # Failed authentications from this test's address are many; the limit is
             # tested from another loopback address.
             "ECOSHARE_API_AUTH_FAILURE_BURST": str(AUTH_FAILURE_BURST),
-            "ECOSHARE_API_AUTH_FAILURE_PER_SECOND": "5",
+            "ECOSHARE_API_AUTH_FAILURE_PER_SECOND": "0.05",
             "ECOSHARE_API_WEBHOOK_MAX_ATTEMPTS": "2",
             "ECOSHARE_API_WEBHOOK_BACKOFF_SECONDS": "0.1",
         }.items():

@@ -10,35 +10,45 @@ Both are plain ASGI middleware, so their answers do not depend on the route.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)
-_STRING = re.compile(rb'"[^"]*"')
-_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+
+
+@functools.lru_cache(maxsize=4)
+def _bounded_nesting(max_depth: int) -> re.Pattern[bytes]:
+    """Balanced brackets at most ``max_depth`` deep, strings as opaque atoms.
+
+    Every quantifier is possessive, so matching never backtracks: linear in the input.
+    """
+    level = rb'(?:"[^"]*+")*+'
+    for _ in range(max_depth):
+        level = rb'(?:"[^"]*+"|\[' + level + rb"\])*+"
+    return re.compile(level)
+
+
+_OPEN_CLOSE = bytes.maketrans(b"{}", b"[]")
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
 
 
 def json_nesting_exceeds(raw: bytes, max_depth: int) -> bool:
     """Whether arrays and objects in ``raw`` nest deeper than ``max_depth`` (or unbalanced).
 
-    Linear in the body and never recursive: escapes go first (so no quote is mistaken
-    for an escaped one), then strings, then everything but brackets; each pass then
-    removes the innermost ``[]`` and ``{}`` pairs. Balanced JSON of depth d is empty
-    after d passes. Brackets left over mean too deep, or not JSON at all; either way a
-    parser must not see the body.
+    Never recursive and linear: a hostile megabyte costs tens of milliseconds. Escaped
+    backslashes go first, then escaped quotes (what is left of a run of backslashes
+    tells whether the quote after it is escaped); then everything but quotes and
+    brackets, with ``{}`` read as ``[]`` (the depth bound holds for both alike, and a
+    mismatch is the parser's to name). What remains must be balanced brackets and
+    strings, at most ``max_depth`` deep. Anything else is too deep or not JSON at all;
+    either way a parser must not see it.
     """
-    brackets = _STRING.sub(b"", _ESCAPE.sub(b"", raw)).translate(None, _NOT_BRACKETS)
-    for _ in range(max_depth):
-        if not brackets:
-            return False
-        reduced = brackets.replace(b"[]", b"").replace(b"{}", b"")
-        if len(reduced) == len(brackets):
-            return True  # unbalanced
-        brackets = reduced
-    return bool(brackets)
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = unescaped.translate(_OPEN_CLOSE, _NOT_STRUCTURE)
+    return _bounded_nesting(max_depth).fullmatch(structure) is None
 
 
 def _media_type(value: bytes) -> tuple[str, dict[str, str]]:
