@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,15 @@ STATUS = "StoreStatusChanged"
 RATE_BURST = 60
 MAX_BODY = 65536
 AUTH_FAILURE_BURST = 1000
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+INTERNAL_METRICS_PORT = _free_port()
 
 
 @dataclass
@@ -97,6 +107,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             # tested from another loopback address.
             "ECOSHARE_API_AUTH_FAILURE_BURST": str(AUTH_FAILURE_BURST),
             "ECOSHARE_API_AUTH_FAILURE_PER_SECOND": "0.05",
+            "ECOSHARE_API_METRICS_PORT": str(INTERNAL_METRICS_PORT),
             "ECOSHARE_API_WEBHOOK_MAX_ATTEMPTS": "2",
             "ECOSHARE_API_WEBHOOK_BACKOFF_SECONDS": "0.1",
         }.items():
@@ -557,7 +568,10 @@ def test_docs_spec_and_metrics_are_served(api: Api) -> None:
     # Metrics name every partner with its volumes: the operator's only.
     assert api.call("GET", "/metrics", None).status_code == 401
     assert api.call("GET", "/metrics", "alpha").status_code == 403
+    assert api.call("GET", "/v1/partners/alpha", "alpha").status_code == 200
     metrics = api.call("GET", "/metrics", "operator").text
+    internal = httpx.get(f"http://127.0.0.1:{INTERNAL_METRICS_PORT}/metrics", timeout=10)
+    assert internal.status_code == 200 and "ecoshare_build_info" in internal.text
     assert 'route="/v1/partners/{partner_id}"' in metrics
     assert "ecoshare_build_info" in metrics
 
@@ -730,6 +744,36 @@ def test_a_webhook_whose_target_is_inside_gets_no_connection(api: Api) -> None:
         writer.delete("ecoshare.webhooks", webhook_id)
         writer.close()
         counter.close()
+
+
+def test_disabling_a_partner_suspends_its_webhooks(api: Api) -> None:
+    partner_id = f"p-{uuid.uuid4().hex[:8]}"
+    created = api.call(
+        "POST",
+        "/v1/partners",
+        "operator",
+        json={"partner_id": partner_id, "name": "Soon Disabled", "roles": ["subscriber"]},
+    )
+    assert created.status_code == 201
+    webhook = api.call(
+        "POST",
+        "/v1/webhooks",
+        "operator",
+        json={"url": "http://127.0.0.1:9/x", "event_type": STATUS, "subscriber": partner_id},
+    )
+    assert webhook.status_code == 201, webhook.text
+    path = f"/v1/webhooks/{webhook.json()['webhook_id']}"
+
+    def status() -> str:
+        state = api.call("GET", path, "operator").json()["state"]
+        return str(state["status"]) if state else "starting"
+
+    assert status() != "suspended"
+    assert api.call("POST", f"/v1/partners/{partner_id}/disable", "operator").status_code == 200
+    assert status() == "suspended"
+    assert api.call("POST", f"/v1/partners/{partner_id}/enable", "operator").status_code == 200
+    assert wait_for(lambda: status() != "suspended", "the webhook running again")
+    assert api.call("DELETE", path, "operator").is_success
 
 
 def _deep(depth: int) -> bytes:
