@@ -91,6 +91,8 @@ def test_every_spelling_of_an_inside_address_is_refused(url: str) -> None:
         ("https://example.org:99999/", "invalid_url"),
         ("https://example.org:0/", "invalid_url"),
         ("https://[::1%25lo]/", "invalid_url"),
+        ("https://example.org/a b", "invalid_url"),
+        ("https://example.org/\r\nX-Injected: 1", "invalid_url"),
     ],
 )
 def test_malformed_urls_are_refused_before_any_lookup(url: str, reason: str) -> None:

@@ -142,7 +142,7 @@ def post_to_checked_address(
         except httpx.ConnectError as exc:
             detail = f"{address}: {type(exc).__name__}: {exc}"
             continue  # the next checked address, if any
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return AttemptOutcome(False, DELIVERY_FAILED, f"{type(exc).__name__}: {exc}")
         if 200 <= response.status_code < 300:
             return AttemptOutcome(True)

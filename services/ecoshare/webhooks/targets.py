@@ -98,6 +98,8 @@ def parse_target(url: str) -> WebhookTarget:
     def refuse(message: str) -> WebhookTargetRefusedError:
         return WebhookTargetRefusedError("invalid_url", message)
 
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise refuse("the webhook URL contains spaces or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port
