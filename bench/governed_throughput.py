@@ -520,6 +520,9 @@ def profile_hot_path(
         def headers(self) -> Any:
             return self._h
 
+        def timestamp(self) -> tuple[int, int]:
+            return (2, 0)
+
     messages = [Message(k, v, h, n) for n, (k, v, h) in enumerate(encoded[:20000])]
     now = datetime.now(UTC)
     profiler = cProfile.Profile()
