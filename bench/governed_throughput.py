@@ -363,11 +363,8 @@ def governed(workers: list[WorkerProcess], total: int) -> float:
     last_count = 0
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        count = sum(
-            worker.metric("ecoshare_events_received_total")
-            + worker.metric("ecoshare_events_quarantined_total")
-            for worker in workers
-        )
+        # Received counts every ingress message, quarantined ones included.
+        count = sum(worker.metric("ecoshare_events_received_total") for worker in workers)
         now = time.perf_counter()
         if count and not first:
             first = now
