@@ -348,7 +348,8 @@ def test_dashboard_and_alert_promql_is_valid_and_rules_evaluate(
 TYPE = "StoreStatusChanged"
 AVAILABILITY = "LocationAvailability"
 POSTNL_EVENTS = range(1, 401)  # odd numbers in Amsterdam (1012), even in Eindhoven (5611)
-SHOPS_EVENTS = range(1001, 1201)  # all in Amsterdam
+SHOPS_EVENTS = range(1001, 1201)  # all in Amsterdam, published_at an hour back
+BACK_DATED = timedelta(hours=1)  # within the event type's 24 h freshness SLA
 CITY_EVENTS = range(1, 151)
 UNSIGNED, BAD_FRAMING, DUPLICATES = 8, 6, 6  # the burst of bad records
 
@@ -381,6 +382,10 @@ def _postnl_event(number: int) -> dict[str, Any]:
         postal_code="1012 AB" if number % 2 else "5611 AB",
         subject="owner-1" if number % 3 else None,
     )
+
+
+def _shops_event(number: int) -> dict[str, Any]:
+    return store_status(number, publisher_id="shops", published_at=datetime.now(UTC) - BACK_DATED)
 
 
 def _expected_counts() -> dict[str, dict[tuple[str, ...], float]]:
@@ -613,7 +618,7 @@ def test_prometheus_increase_equals_the_true_count_of_every_counter_and_every_pa
         for number in POSTNL_EVENTS[:half]:
             postnl.publish(_postnl_event(number), TYPE)
         for number in SHOPS_EVENTS[: len(SHOPS_EVENTS) // 2]:
-            shops.publish(store_status(number, publisher_id="shops"), TYPE)
+            shops.publish(_shops_event(number), TYPE)
         for number in CITY_EVENTS[: len(CITY_EVENTS) // 2]:
             city.publish(_availability(number), AVAILABILITY)
     first_half = half + len(SHOPS_EVENTS) // 2 + len(CITY_EVENTS) // 2
@@ -640,7 +645,7 @@ def test_prometheus_increase_equals_the_true_count_of_every_counter_and_every_pa
         for number in POSTNL_EVENTS[half:]:
             postnl.publish(_postnl_event(number), TYPE)
         for number in SHOPS_EVENTS[len(SHOPS_EVENTS) // 2 :]:
-            shops.publish(store_status(number, publisher_id="shops"), TYPE)
+            shops.publish(_shops_event(number), TYPE)
         for number in CITY_EVENTS[len(CITY_EVENTS) // 2 :]:
             city.publish(_availability(number), AVAILABILITY)
         postnl.flush()
@@ -672,10 +677,35 @@ def test_prometheus_increase_equals_the_true_count_of_every_counter_and_every_pa
         if sample.name.endswith("_total")
     }
     assert worker_counters <= set(expected), worker_counters - set(expected)
+    measured: dict[str, dict[tuple[str, ...], float]] = {}
     for name, true_counts in expected.items():
         found = _exact_increase(prometheus, "ecoshare-worker", name, LABELS_OF[name], window)
-        nonzero = {key: round(value, 6) for key, value in found.items() if round(value, 6)}
-        assert nonzero == true_counts, name
+        measured[name] = {key: round(value, 6) for key, value in found.items() if round(value, 6)}
+        assert measured[name] == true_counts, name
+    # Every candidate subscriber was counted for every received message, and agrees.
+    received = measured["ecoshare_events_received_total"]
+    received_of_type = sum(
+        value for (_, event_type), value in received.items() if event_type == TYPE
+    )
+    subscriber_received = measured["ecoshare_subscriber_events_received_total"]
+    for subscriber in ("carrier-north", "carrier-south", "consumer-app"):
+        assert subscriber_received[(subscriber, TYPE)] == received_of_type
+
+    # Latency runs from the platform's ingest, freshness from the publisher's clock: the
+    # shops' hour of back-dating shows in the data age, not in the deliveries.
+    latency = _exact_increase(
+        prometheus,
+        "ecoshare-worker",
+        "ecoshare_delivery_latency_seconds_sum",
+        ("subscriber",),
+        window,
+    )
+    deliveries = expected["ecoshare_delivery_latency_seconds_count"][("carrier-north",)]
+    assert latency[("carrier-north",)] < deliveries * BACK_DATED.total_seconds() / 10
+    (age,) = prometheus.query(
+        'time() - max(ecoshare_last_event_timestamp_seconds{publisher="shops"})'
+    )
+    assert float(age["value"][1]) >= BACK_DATED.total_seconds()
     # The API's counter of freshness breaches: none in this run, on declared series.
     breaches = prometheus.wait_for("ecoshare_freshness_sla_breaches_total", timeout_seconds=60)
     assert breaches and all(float(sample["value"][1]) == 0 for sample in breaches)
