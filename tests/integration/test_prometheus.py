@@ -741,3 +741,7 @@ def test_prometheus_increase_equals_the_true_count_of_every_counter_and_every_pa
     for expr in unaccounted:
         (result,) = prometheus.query(expr)
         assert float(result["value"][1]) == 0.0, expr
+    rules = [rule for group in prometheus.api("rules")["groups"] for rule in group["rules"]]
+    assert all(rule["health"] == "ok" for rule in rules), rules
+    imbalance = next(rule for rule in rules if rule["name"] == "EcoshareAccountingImbalance")
+    assert imbalance["state"] == "inactive"
