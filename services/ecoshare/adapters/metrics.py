@@ -170,9 +170,10 @@ class GovernanceMetrics:
     Attributes (metric name in brackets; labels in braces):
 
     - ``events_received`` [``ecoshare_events_received_total``] {publisher, event_type}:
-      every ingress message read, before any check, once (a message re-read after a
-      worker crash is counted by the worker that governs it). ``event_type`` is the one
-      named by the ingress topic, so it stays bounded even for garbage payloads;
+      every ingress message read, before any check, counted once its batch is committed
+      (a batch a killed worker did not commit is counted by the worker that re-governs
+      it). ``event_type`` is the one named by the ingress topic, so it stays bounded
+      even for garbage payloads;
       ``publisher`` is the authenticated sender, ``"unknown"`` when the message is
       quarantined before its signature is verified (unsigned, unknown partner, bad
       signature, empty or oversize).
