@@ -5,6 +5,10 @@ The ``start_prometheus`` fixture starts ``/usr/bin/prometheus`` (Debian package
 scrapes the given targets every second, and stops it after the test. Point it at any
 ``host:port`` serving ``/metrics``: here an endpoint of :func:`start_metrics_server`,
 elsewhere a running worker.
+
+The last test runs the platform as ``ecoshare up`` does (two workers and the API) and
+checks, through Prometheus, that ``increase()`` of every counter equals the true count
+of what the test sent, and that every dashboard query returns data.
 """
 
 from __future__ import annotations
