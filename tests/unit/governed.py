@@ -39,6 +39,7 @@ class IngressRecord:
     offset_number: int = 0
     partition_number: int = 0
     key_bytes: bytes | None = None
+    ingested_ms: int = 0
 
     def topic(self) -> str:
         return self.topic_name
@@ -57,6 +58,9 @@ class IngressRecord:
 
     def headers(self) -> list[tuple[str, bytes]]:
         return self.header_list
+
+    def timestamp(self) -> tuple[int, int]:
+        return (2, self.ingested_ms)  # 2: TIMESTAMP_LOG_APPEND_TIME
 
 
 @dataclass

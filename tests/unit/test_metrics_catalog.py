@@ -130,6 +130,7 @@ def test_requested_metric_names_are_present(metrics: list[MetricWrapperBase]) ->
     names = {exposed_name(m): set(label_names(m)) for m in metrics}
     expected = {
         "ecoshare_events_received_total": {"publisher", "event_type"},
+        "ecoshare_events_admitted_total": {"publisher", "event_type"},
         "ecoshare_subscriber_events_received_total": {"subscriber", "event_type"},
         "ecoshare_events_delivered_total": {"subscriber", "event_type"},
         "ecoshare_events_withheld_total": {"subscriber", "event_type", "reason"},
@@ -203,7 +204,9 @@ def populated_registry() -> CollectorRegistry:
     governance.events_received.labels("shop-1", "StoreStatusChanged").inc()
     governance.record_delivered("carrier-1", "StoreStatusChanged")
     governance.record_withheld("carrier-2", "StoreStatusChanged", "row_filter")
-    governance.record_quarantined("StoreStatusChanged", "schema_invalid", ["carrier-1"])
+    governance.record_quarantined(
+        "unknown", "StoreStatusChanged", "unauthenticated_publisher", ["carrier-1"]
+    )
     governance.batch_processing_seconds.observe(0.02)
     governance.event_processing_seconds.observe(3e-6)
     governance.delivery_latency_seconds.labels("carrier-1").observe(0.05)

@@ -12,17 +12,35 @@ Conventions (checked by ``tests/unit/test_metrics_catalog.py``):
   closed vocabulary, agreement ids, topics and partitions. Event ids, location ids or
   anything else that grows with traffic never become a label.
 
-The governance counters keep the platform's accounting law visible in Prometheus: for
-every subscriber and event type,
-``ecoshare_subscriber_events_received_total == ecoshare_events_delivered_total
-+ ecoshare_events_withheld_total + ecoshare_subscriber_events_quarantined_total``.
-The ``record_*`` methods of :class:`GovernanceMetrics` keep that law by construction.
+The governance counters keep the platform's accounting laws visible in Prometheus:
+
+- per event type, ``ecoshare_events_received_total == ecoshare_events_admitted_total
+  + ecoshare_events_quarantined_total`` (summed over publishers and reasons);
+- per subscriber and event type, ``ecoshare_subscriber_events_received_total ==
+  ecoshare_events_delivered_total + ecoshare_events_withheld_total
+  + ecoshare_subscriber_events_quarantined_total``;
+- per candidate subscriber, ``ecoshare_subscriber_events_received_total`` equals
+  ``ecoshare_events_received_total`` of the event type, summed over publishers (for as
+  long as the subscriber was a candidate).
+
+Two things make Prometheus see those laws, not just the process:
+
+- a batch's increments are applied under :meth:`GovernanceMetrics.update`, and a
+  :class:`ConsistentRegistry` takes the same lock to collect, so no scrape sees half a
+  batch;
+- :meth:`GovernanceMetrics.declare_series` creates every label set knowable in advance
+  at 0 (``rate()`` and ``increase()`` miss the first value of a series, so a series born
+  holding a batch under-counts by that batch forever) and removes the ones no longer
+  known.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import threading
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -32,6 +50,7 @@ from prometheus_client import (
     Histogram,
     start_http_server,
 )
+from prometheus_client.metrics import MetricWrapperBase
 
 __all__ = [
     "BATCH_PROCESSING_BUCKETS",
@@ -39,6 +58,8 @@ __all__ = [
     "DELIVERY_LATENCY_BUCKETS",
     "EVENT_PROCESSING_BUCKETS",
     "HTTP_DURATION_BUCKETS",
+    "ConsistentRegistry",
+    "DeclaredSeries",
     "GovernanceMetrics",
     "HealthMetrics",
     "HttpMetrics",
@@ -60,7 +81,7 @@ BATCH_PROCESSING_BUCKETS: tuple[float, ...] = (
     1e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1,
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
-# Published-at to delivery acknowledged: 1 ms up to a minute.
+# Ingested (broker timestamp) to delivery acknowledged: 1 ms up to a minute.
 DELIVERY_LATENCY_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -76,35 +97,114 @@ HTTP_DURATION_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 
 
+class ConsistentRegistry(CollectorRegistry):
+    """A registry whose scrape never sees a batch half applied.
+
+    :meth:`collect` holds :attr:`update_lock`; writers that must change several series
+    as one fact (a batch's counters) hold it too, via :meth:`GovernanceMetrics.update`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.update_lock = threading.Lock()
+
+    def collect(self) -> Iterator[Any]:
+        with self.update_lock:
+            families = list(super().collect())
+        yield from families
+
+
+@dataclass(frozen=True)
+class DeclaredSeries:
+    """The label sets of the governance counters known in advance, from the control
+    plane and the catalog.
+
+    ``publishers``: partners holding the publisher role; ``subscribers_by_type``: the
+    candidate subscribers of each event type (subscribers holding any agreement naming
+    it); ``withhold_reasons`` and ``quarantine_reasons``: the closed vocabularies;
+    ``unknown_publisher``: the publisher label of unauthenticated input.
+    """
+
+    event_types: tuple[str, ...]
+    publishers: frozenset[str]
+    subscribers_by_type: Mapping[str, Collection[str]]
+    withhold_reasons: tuple[str, ...]
+    quarantine_reasons: tuple[str, ...]
+    unknown_publisher: str = "unknown"
+
+    def label_sets(self) -> dict[str, set[tuple[str, ...]]]:
+        """Metric attribute name of :class:`GovernanceMetrics` -> its label tuples."""
+        types = self.event_types
+        pairs: set[tuple[str, ...]] = {
+            (subscriber, event_type)
+            for event_type in types
+            for subscriber in self.subscribers_by_type.get(event_type, ())
+        }
+        return {
+            "events_received": {
+                (publisher, event_type)
+                for publisher in (*self.publishers, self.unknown_publisher)
+                for event_type in types
+            },
+            "events_admitted": {
+                (publisher, event_type) for publisher in self.publishers for event_type in types
+            },
+            "events_quarantined": {
+                (event_type, reason) for event_type in types for reason in self.quarantine_reasons
+            },
+            "subscriber_events_received": set(pairs),
+            "events_delivered": set(pairs),
+            "subscriber_quarantined": set(pairs),
+            "events_withheld": {
+                (subscriber, event_type, reason)
+                for subscriber, event_type in pairs
+                for reason in self.withhold_reasons
+            },
+            "delivery_latency_seconds": {(subscriber,) for subscriber, _ in pairs},
+        }
+
+
 class GovernanceMetrics:
     """Flow, latency, freshness and state of the governance workers.
 
     Attributes (metric name in brackets; labels in braces):
 
     - ``events_received`` [``ecoshare_events_received_total``] {publisher, event_type}:
-      every ingress event read, before validation. ``event_type`` is the one named by the
-      ingress topic, so it stays bounded even for garbage payloads; ``publisher`` is the
-      authenticated sender (``"unknown"`` when it cannot be established).
+      every ingress message read, before any check, counted once its batch is committed
+      (a batch a killed worker did not commit is counted by the worker that re-governs
+      it). ``event_type`` is the one named by the ingress topic, so it stays bounded
+      even for garbage payloads;
+      ``publisher`` is the authenticated sender, ``"unknown"`` when the message is
+      quarantined before its signature is verified (unsigned, unknown partner, bad
+      signature, empty or oversize).
+    - ``events_admitted`` [``ecoshare_events_admitted_total``] {publisher, event_type}:
+      messages that passed admission and were governed for their subscribers;
+      received = admitted + quarantined.
+    - ``events_quarantined`` [``ecoshare_events_quarantined_total``] {event_type, reason}:
+      once per quarantined input message.
     - ``subscriber_events_received`` [``ecoshare_subscriber_events_received_total``]
-      {subscriber, event_type}: ingress events considered for a candidate subscriber.
+      {subscriber, event_type}: every received message, counted once for each candidate
+      subscriber of its event type; equals delivered + withheld + quarantined for that
+      subscriber.
     - ``events_delivered`` [``ecoshare_events_delivered_total``] {subscriber, event_type}.
     - ``events_withheld`` [``ecoshare_events_withheld_total``]
       {subscriber, event_type, reason}.
-    - ``events_quarantined`` [``ecoshare_events_quarantined_total``] {event_type, reason}:
-      once per quarantined input event.
     - ``subscriber_quarantined`` [``ecoshare_subscriber_events_quarantined_total``]
-      {subscriber, event_type}: a quarantined event, counted for each candidate subscriber.
+      {subscriber, event_type}: a quarantined message, counted for each candidate subscriber.
     - ``batch_processing_seconds`` [``ecoshare_batch_processing_seconds``]: one batch,
       read to committed.
     - ``event_processing_seconds`` [``ecoshare_event_processing_seconds``]: one event's
       governance decision for all subscribers (buckets from 1 µs).
     - ``delivery_latency_seconds`` [``ecoshare_delivery_latency_seconds``] {subscriber}:
-      the event's published-at to the delivery being acknowledged by the broker.
+      the ingress record's broker timestamp (the platform's ingest time) to the delivery
+      acknowledged by the broker, once per delivered event.
     - ``consent_enforcement_delay_seconds``
-      [``ecoshare_consent_enforcement_delay_seconds``]: consent withdrawal stored to the
-      first event processed under it.
+      [``ecoshare_consent_enforcement_delay_seconds``]: a consent withdrawal's stored
+      ``withdrawn_at`` to a worker deciding with it; once per withdrawal, see
+      :class:`~ecoshare.governance.observer.WorkerObserver`.
     - ``last_event_timestamp_seconds`` [``ecoshare_last_event_timestamp_seconds``]
-      {publisher, event_type}: unix time of the newest accepted event (freshness).
+      {publisher, event_type}: the publisher's own ``published_at`` of the newest admitted
+      event (freshness, on the publisher's clock).
     - ``ingress_consumer_lag_messages`` [``ecoshare_ingress_consumer_lag_messages``]
       {topic, partition}: for the partitions this worker owns; see :meth:`forget_partition`.
     - ``governance_state_version`` [``ecoshare_governance_state_version``] and
@@ -116,16 +216,26 @@ class GovernanceMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self._update_lock: threading.Lock | None = getattr(registry, "update_lock", None)
+        self._declared: dict[str, set[tuple[str, ...]]] = {}
         self.events_received = Counter(
             f"{PREFIX}_events_received",
-            "Ingress events read by the governance workers, before validation.",
+            "Ingress messages read by the governance workers, before any check, including "
+            "those then quarantined; publisher 'unknown' when not authenticated.",
+            ["publisher", "event_type"],
+            registry=registry,
+        )
+        self.events_admitted = Counter(
+            f"{PREFIX}_events_admitted",
+            "Ingress messages that passed admission and were governed for their "
+            "subscribers; received = admitted + quarantined.",
             ["publisher", "event_type"],
             registry=registry,
         )
         self.subscriber_events_received = Counter(
             f"{PREFIX}_subscriber_events_received",
-            "Ingress events considered for a candidate subscriber; equals delivered + "
-            "withheld + quarantined for that subscriber.",
+            "Ingress messages, counted once for each candidate subscriber of their event "
+            "type; equals delivered + withheld + quarantined for that subscriber.",
             ["subscriber", "event_type"],
             registry=registry,
         )
@@ -137,19 +247,19 @@ class GovernanceMetrics:
         )
         self.events_withheld = Counter(
             f"{PREFIX}_events_withheld",
-            "Events withheld from a subscriber, by reason.",
+            "Admitted events withheld from a subscriber, by reason.",
             ["subscriber", "event_type", "reason"],
             registry=registry,
         )
         self.events_quarantined = Counter(
             f"{PREFIX}_events_quarantined",
-            "Input events put into quarantine, by reason (once per event).",
+            "Ingress messages put into quarantine, by reason (once per message).",
             ["event_type", "reason"],
             registry=registry,
         )
         self.subscriber_quarantined = Counter(
             f"{PREFIX}_subscriber_events_quarantined",
-            "Quarantined input events, counted for each candidate subscriber.",
+            "Quarantined ingress messages, counted for each candidate subscriber.",
             ["subscriber", "event_type"],
             registry=registry,
         )
@@ -167,20 +277,23 @@ class GovernanceMetrics:
         )
         self.delivery_latency_seconds = Histogram(
             f"{PREFIX}_delivery_latency_seconds",
-            "Event published-at to delivery acknowledged by the broker, in seconds.",
+            "Ingress record's broker timestamp (platform ingest time) to delivery "
+            "acknowledged by the broker, in seconds; once per delivered event.",
             ["subscriber"],
             registry=registry,
             buckets=DELIVERY_LATENCY_BUCKETS,
         )
         self.consent_enforcement_delay_seconds = Histogram(
             f"{PREFIX}_consent_enforcement_delay_seconds",
-            "Consent withdrawal stored to the first event processed under it, in seconds.",
+            "Consent withdrawal stored to a worker deciding with it, in seconds; observed "
+            "once per withdrawal, by the worker owning its designated ingress partition.",
             registry=registry,
             buckets=CONSENT_ENFORCEMENT_BUCKETS,
         )
         self.last_event_timestamp_seconds = Gauge(
             f"{PREFIX}_last_event_timestamp_seconds",
-            "Unix time (published-at) of the newest accepted event per publisher and type.",
+            "Publisher's published-at (its own clock) of the newest admitted event per "
+            "publisher and type, as Unix time.",
             ["publisher", "event_type"],
             registry=registry,
         )
@@ -213,24 +326,66 @@ class GovernanceMetrics:
             registry=registry,
         )
 
+    @contextlib.contextmanager
+    def update(self) -> Iterator[None]:
+        """Hold while changing several series that make one fact: a
+        :class:`ConsistentRegistry` collects only before or after."""
+        if self._update_lock is None:
+            yield
+            return
+        with self._update_lock:
+            yield
+
+    def declare_series(self, declared: DeclaredSeries) -> None:
+        """Create every label set of ``declared`` at 0 and remove those declared before
+        but not now (a partner or agreement gone); series born from traffic alone stay."""
+        label_sets = declared.label_sets()
+        # A publisher gone takes its freshness series along (never declared at 0: a
+        # zero timestamp would read as data fifty years old).
+        gone_publishers = (
+            self._declared.get("events_admitted", set()) - label_sets["events_admitted"]
+        )
+        with self.update():
+            for attribute, wanted in label_sets.items():
+                metric: MetricWrapperBase = getattr(self, attribute)
+                before = self._declared.get(attribute, set())
+                for labels in before - wanted:
+                    with contextlib.suppress(KeyError):
+                        metric.remove(*labels)
+                for labels in wanted - before:
+                    metric.labels(*labels)
+                self._declared[attribute] = wanted
+            for labels in gone_publishers:
+                with contextlib.suppress(KeyError):
+                    self.last_event_timestamp_seconds.remove(*labels)
+
     def record_delivered(self, subscriber: str, event_type: str) -> None:
-        """Count one event delivered to ``subscriber``."""
-        self.subscriber_events_received.labels(subscriber, event_type).inc()
-        self.events_delivered.labels(subscriber, event_type).inc()
+        """Count one admitted event delivered to ``subscriber`` (subscriber-side counters)."""
+        with self.update():
+            self.subscriber_events_received.labels(subscriber, event_type).inc()
+            self.events_delivered.labels(subscriber, event_type).inc()
 
     def record_withheld(self, subscriber: str, event_type: str, reason: str) -> None:
-        """Count one event withheld from ``subscriber``; ``reason`` from a closed set."""
-        self.subscriber_events_received.labels(subscriber, event_type).inc()
-        self.events_withheld.labels(subscriber, event_type, reason).inc()
+        """Count one admitted event withheld from ``subscriber``; ``reason`` from a closed set."""
+        with self.update():
+            self.subscriber_events_received.labels(subscriber, event_type).inc()
+            self.events_withheld.labels(subscriber, event_type, reason).inc()
 
     def record_quarantined(
-        self, event_type: str, reason: str, candidate_subscribers: Iterable[str]
+        self,
+        publisher: str,
+        event_type: str,
+        reason: str,
+        candidate_subscribers: Iterable[str],
     ) -> None:
-        """Count one quarantined input event: once in total, once per candidate subscriber."""
-        self.events_quarantined.labels(event_type, reason).inc()
-        for subscriber in candidate_subscribers:
-            self.subscriber_events_received.labels(subscriber, event_type).inc()
-            self.subscriber_quarantined.labels(subscriber, event_type).inc()
+        """Count one quarantined input message: received and quarantined once in total,
+        and once per candidate subscriber."""
+        with self.update():
+            self.events_received.labels(publisher, event_type).inc()
+            self.events_quarantined.labels(event_type, reason).inc()
+            for subscriber in candidate_subscribers:
+                self.subscriber_events_received.labels(subscriber, event_type).inc()
+                self.subscriber_quarantined.labels(subscriber, event_type).inc()
 
     def set_consumer_lag(self, topic: str, partition: int, lag_messages: int) -> None:
         """Report the lag of an ingress partition this worker owns."""

@@ -249,10 +249,7 @@ def _worker_totals(platform: Platform) -> tuple[int, Counter[tuple[str, str]]]:
     delivered: Counter[tuple[str, str]] = Counter()
     for worker in platform.workers:
         for sample in worker.samples():
-            if sample.name in (
-                "ecoshare_events_received_total",
-                "ecoshare_events_quarantined_total",
-            ):
+            if sample.name == "ecoshare_events_received_total":  # quarantined included
                 governed += int(sample.value)
             elif sample.name == "ecoshare_events_delivered_total":
                 key = (sample.labels["subscriber"], sample.labels["event_type"])

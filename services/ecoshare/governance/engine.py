@@ -52,6 +52,10 @@ ORIGIN_OFFSET_HEADER = "ecoshare-original-offset"
 REDACTION_HEADER = "ecoshare-redaction"
 
 
+# The publisher label of a quarantined message whose sender could not be authenticated.
+UNKNOWN_PUBLISHER = "unknown"
+
+
 class QuarantineReason(StrEnum):
     """Why an ingress message was refused; carried in the quarantine reason header."""
 
@@ -78,6 +82,7 @@ class IngressMessage(Protocol):
     def key(self) -> bytes | None: ...
     def value(self) -> bytes | None: ...
     def headers(self) -> list[tuple[str, bytes]] | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
 
 
 ADMISSION_FIELDS = ("event_id", "publisher_id", "location_id", "published_at", "contact_subject_id")
@@ -135,16 +140,24 @@ class PartitionBatch:
 
 @dataclass
 class BatchCounts:
-    """What a batch did, for metrics: label tuples to counts."""
+    """What a batch did, for metrics: label tuples to counts.
 
-    received: dict[tuple[str, str], int] = field(default_factory=dict)
+    ``admitted`` and ``quarantined_publishers`` are keyed (publisher, event type) and
+    together count every ingress message once; a quarantined message whose publisher
+    was not authenticated counts under :data:`UNKNOWN_PUBLISHER`.
+    ``delivered_ingested_ms`` holds, per subscriber, the ingress record's broker
+    timestamp of each delivered event (0 when the broker gave none).
+    """
+
+    admitted: dict[tuple[str, str], int] = field(default_factory=dict)
     delivered: dict[tuple[str, str], int] = field(default_factory=dict)
     withheld: dict[tuple[str, str, str], int] = field(default_factory=dict)
     quarantined: dict[tuple[str, str], int] = field(default_factory=dict)
+    quarantined_publishers: dict[tuple[str, str], int] = field(default_factory=dict)
     subscriber_received: dict[tuple[str, str], int] = field(default_factory=dict)
     subscriber_quarantined: dict[tuple[str, str], int] = field(default_factory=dict)
     latest_published_ms: dict[tuple[str, str], int] = field(default_factory=dict)
-    delivered_published_ms: dict[str, list[int]] = field(default_factory=dict)
+    delivered_ingested_ms: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -230,7 +243,7 @@ class _RouteRuntime:
     received: int = 0
     delivered: int = 0
     withheld: dict[str, int] = field(default_factory=dict)
-    delivered_published_ms: list[int] = field(default_factory=list)
+    delivered_ingested_ms: list[int] = field(default_factory=list)
     _withheld_templates: dict[tuple[str, str | None], int] = field(default_factory=dict)
     _delivered_templates: dict[tuple[str, tuple[str, ...]], int] = field(default_factory=dict)
 
@@ -300,8 +313,8 @@ class _RouteRuntime:
         _bump(counts.subscriber_received, (subscriber, event_type), self.received)
         if self.delivered:
             _bump(counts.delivered, (subscriber, event_type), self.delivered)
-            counts.delivered_published_ms.setdefault(subscriber, []).extend(
-                self.delivered_published_ms
+            counts.delivered_ingested_ms.setdefault(subscriber, []).extend(
+                self.delivered_ingested_ms
             )
         for reason, count in self.withheld.items():
             _bump(counts.withheld, (subscriber, event_type, reason), count)
@@ -480,7 +493,7 @@ class GovernanceEngine:
         template_ids: dict[tuple[Any, ...], int] = {}
         batch_cache: dict[tuple[int, str], tuple[_RouteRuntime, ...]] = {}
         limiter = self.limiter
-        received = counts.received
+        admitted = counts.admitted
         latest = counts.latest_published_ms
         no_consent: frozenset[str] = frozenset()
 
@@ -512,6 +525,10 @@ class GovernanceEngine:
                     [offset, event_id, reason.value, detail, publisher_id]
                 )
                 _bump(counts.quarantined, (batch.event_type, reason.value))
+                _bump(
+                    counts.quarantined_publishers,
+                    (publisher_id or UNKNOWN_PUBLISHER, batch.event_type),
+                )
                 for route in compiled.routes(batch.event_type, publisher_id or ""):
                     _bump(counts.subscriber_quarantined, (route.subscriber_id, batch.event_type))
                     _bump(counts.subscriber_received, (route.subscriber_id, batch.event_type))
@@ -525,10 +542,13 @@ class GovernanceEngine:
             writer, body, offsets, envelope, publisher_id, publisher = verdict
             event_id, _, location_id, published_ms, event_subject = envelope
             published_ms = published_ms or 0
-            received_key = (publisher_id, writer.event_type)
-            received[received_key] = received.get(received_key, 0) + 1
-            if published_ms > latest.get(received_key, 0):
-                latest[received_key] = published_ms
+            admitted_key = (publisher_id, writer.event_type)
+            admitted[admitted_key] = admitted.get(admitted_key, 0) + 1
+            if published_ms > latest.get(admitted_key, 0):
+                latest[admitted_key] = published_ms
+            # The broker's timestamp of the ingress record: the platform's own ingest
+            # time (LogAppendTime on the ingress topics), unlike the publisher's clock.
+            ingested_ms = message.timestamp()[1]
             batch.new_event_ids.append(event_id)
             row: list[Any] = [offset, event_id, publisher_id, location_id, published_ms]
             key = location_id.encode()
@@ -591,7 +611,7 @@ class GovernanceEngine:
                         )
                     )
                 runtime.delivered += 1
-                runtime.delivered_published_ms.append(published_ms)
+                runtime.delivered_ingested_ms.append(ingested_ms)
                 missing = (
                     tuple(name for name in plan.personal_fields if name not in allowed)
                     if plan.personal_fields

@@ -8,19 +8,22 @@ import signal
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from prometheus_client import CollectorRegistry
-
 from ecoshare import __version__
 from ecoshare.adapters.kafka_admin import ensure_topics
-from ecoshare.adapters.metrics import GovernanceMetrics, register_build_info, start_metrics_server
+from ecoshare.adapters.metrics import (
+    ConsistentRegistry,
+    GovernanceMetrics,
+    register_build_info,
+    start_metrics_server,
+)
 from ecoshare.catalog import load_catalog
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.control_app import create_control_app
 from ecoshare.governance.live_state import LiveGovernanceState
+from ecoshare.governance.observer import WorkerObserver
 from ecoshare.governance.worker import GovernanceWorker, WorkerConfig, governed_topics
 from ecoshare.topics import EVENT_TYPES, TopicNames
 
@@ -46,29 +49,6 @@ class WorkerProcessOptions:
     metrics_port_file: Path | None = None
 
 
-class ConsentEnforcementClock:
-    """Observes withdrawal → enforcement delay: the first batch run under a withdrawal."""
-
-    def __init__(self, metrics: GovernanceMetrics | None) -> None:
-        self._metrics = metrics
-        self._withdrawn: set[str] = set()
-        self.delays_seconds: list[float] = []
-
-    def prime(self, state: GovernanceState) -> None:
-        self._withdrawn = {c.consent_id for c in state.consents if c.withdrawn_at is not None}
-
-    def __call__(self, state: GovernanceState) -> None:
-        now = datetime.now(UTC)
-        for consent in state.consents:
-            if consent.withdrawn_at is None or consent.consent_id in self._withdrawn:
-                continue
-            self._withdrawn.add(consent.consent_id)
-            delay = max(0.0, (now - consent.withdrawn_at).total_seconds())
-            self.delays_seconds.append(delay)
-            if self._metrics is not None:
-                self._metrics.consent_enforcement_delay_seconds.observe(delay)
-
-
 def run_worker_process(options: WorkerProcessOptions) -> None:
     """Run one governance worker until SIGTERM or SIGINT."""
     names = TopicNames(options.topic_prefix)
@@ -77,7 +57,7 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
     ensure_topics(
         options.bootstrap_servers, governed_topics(names, event_types, options.ingress_partitions)
     )
-    registry = CollectorRegistry()
+    registry = ConsistentRegistry()
     metrics = GovernanceMetrics(registry)
     register_build_info(registry, "worker", __version__)
     _, port = start_metrics_server(registry, options.metrics_host, options.metrics_port)
@@ -103,8 +83,9 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
         metrics.governance_state_version.set(live.snapshot_version)
         return state
 
-    clock = ConsentEnforcementClock(metrics)
-    clock.prime(live.state)
+    observer = WorkerObserver(
+        metrics, names=names, event_types=event_types, ingress_partitions=options.ingress_partitions
+    )
     worker = GovernanceWorker(
         WorkerConfig(
             bootstrap_servers=options.bootstrap_servers,
@@ -121,8 +102,7 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
         ),
         catalog,
         current_state,
-        metrics,
-        on_consent_enforced=clock,
+        observer,
     )
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

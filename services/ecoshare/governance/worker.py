@@ -30,11 +30,11 @@ from confluent_kafka import (
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
-from ecoshare.adapters.metrics import GovernanceMetrics
 from ecoshare.catalog import Catalog
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.dedup import DedupWindow
 from ecoshare.governance.engine import BatchResult, GovernanceEngine, Produce
+from ecoshare.governance.observer import WorkerObserver
 from ecoshare.governance.progress import (
     SOURCE_HEADER,
     Checkpoint,
@@ -83,8 +83,18 @@ class WorkerConfig:
 def governed_topics(
     names: TopicNames, event_types: Iterable[str], partitions: int
 ) -> list[TopicSpec]:
-    """Topics the governance data plane needs (delivery topics are created on demand)."""
-    specs = [TopicSpec(names.ingress(event_type), partitions) for event_type in event_types]
+    """Topics the governance data plane needs (delivery topics are created on demand).
+
+    Ingress topics stamp records with the broker's clock (LogAppendTime), so a record's
+    timestamp is the platform's ingest time, whatever the publisher's clock says; brokers
+    that ignore the setting (the embedded one) keep the producing client's time.
+    """
+    specs = [
+        TopicSpec(
+            names.ingress(event_type), partitions, {"message.timestamp.type": "LogAppendTime"}
+        )
+        for event_type in event_types
+    ]
     specs += [
         TopicSpec(names.audit, partitions),
         TopicSpec(names.quarantine, partitions),
@@ -102,12 +112,11 @@ class GovernanceWorker:
         config: WorkerConfig,
         catalog: Catalog,
         state_source: Callable[[], GovernanceState],
-        metrics: GovernanceMetrics | None = None,
-        on_consent_enforced: Callable[[GovernanceState], None] | None = None,
+        observer: WorkerObserver | None = None,
     ) -> None:
         self.config = config
         self._state_source = state_source
-        self._metrics = metrics
+        self._observer = observer
         self._stop = threading.Event()
         self._registry = SchemaRegistryClient({"url": config.schema_registry_url})
         names = config.names
@@ -159,9 +168,6 @@ class GovernanceWorker:
         self._output_ends: dict[tuple[str, int], dict[str, int]] = {}
         self._delivery_errors: list[str] = []
         self._assigned: set[tuple[str, int]] = set()
-        self._on_consent_enforced = on_consent_enforced
-        self._gauged_state: GovernanceState | None = None
-        self._consent_controllers: set[str] = set()
         self._pending: _PendingBatch | None = None
         self.batches = 0
         self.events = 0
@@ -205,6 +211,8 @@ class GovernanceWorker:
         for tp in partitions:
             self._recover(tp, histories[(tp.topic, tp.partition)], now_ms)
             self._assigned.add((tp.topic, tp.partition))
+            if self._observer is not None:
+                self._observer.partition_assigned(tp.topic, tp.partition)
         consumer.assign(partitions)
         log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
 
@@ -215,8 +223,8 @@ class GovernanceWorker:
             self.engine.release_partition(tp.topic, tp.partition)
             self._output_ends.pop((tp.topic, tp.partition), None)
             self._assigned.discard((tp.topic, tp.partition))
-            if self._metrics is not None:
-                self._metrics.forget_partition(tp.topic, tp.partition)
+            if self._observer is not None:
+                self._observer.partition_revoked(tp.topic, tp.partition)
         consumer.unassign()
 
     def _recover(self, tp: TopicPartition, history: PartitionHistory, now_ms: int) -> None:
@@ -278,13 +286,16 @@ class GovernanceWorker:
         self._consumer.subscribe(
             list(self._ingress), on_assign=self._on_assign, on_revoke=self._on_revoke
         )
-        last_state: GovernanceState | None = None
+        observer = self._observer
         next_gauges = 0.0
         try:
             while not self._stop.is_set():
-                if self._metrics is not None and time.monotonic() >= next_gauges:
-                    self._report_gauges(self._state_source())
-                    next_gauges = time.monotonic() + 1.0
+                if observer is not None:
+                    # Every turn, traffic or not: a withdrawal is in force from here on.
+                    observer.state_in_force(self._state_source())
+                    if time.monotonic() >= next_gauges:
+                        self._report_gauges(observer)
+                        next_gauges = time.monotonic() + 1.0
                 messages = self._consumer.consume(
                     self.config.batch_size, self.config.batch_timeout_seconds
                 )
@@ -298,10 +309,8 @@ class GovernanceWorker:
                     continue
                 started = time.perf_counter()
                 state = self._state_source()
-                if state is not last_state:
-                    if last_state is not None and self._on_consent_enforced is not None:
-                        self._on_consent_enforced(state)
-                    last_state = state
+                if observer is not None:
+                    observer.state_in_force(state)  # its series exist before it counts
                 now = datetime.now(UTC)
                 now_ms = int(now.timestamp() * 1000)
                 result = self.engine.govern(batch, state, now, now_ms)  # type: ignore[arg-type]
@@ -323,8 +332,13 @@ class GovernanceWorker:
         self._flush()
         self._pending = None
         self._checkpoint_and_commit(pending.result, pending.now_ms)
-        if self._metrics is not None:
-            self._observe(pending.result, pending.events, time.perf_counter() - pending.started)
+        if self._observer is not None:
+            self._observer.batch_completed(
+                pending.result.counts,
+                pending.events,
+                time.perf_counter() - pending.started,
+                acknowledged_at=time.time(),
+            )
 
     def _produce(self, result: BatchResult) -> None:
         """Queue every output of a batch; :meth:`_complete_pending` waits for them."""
@@ -418,14 +432,12 @@ class GovernanceWorker:
         else:
             self._producer.poll(0)
 
-    def _report_gauges(self, state: GovernanceState) -> None:
+    def _report_gauges(self, observer: WorkerObserver) -> None:
         """Consumer lag per owned ingress partition, and the governance state in force.
 
         Lag is the fetch response's high watermark (cached by the client from its last
         fetch, exact on every broker we run on) minus the next offset to process.
         """
-        metrics = self._metrics
-        assert metrics is not None
         for topic, partition in sorted(self._assigned):
             tp = TopicPartition(topic, partition)
             try:
@@ -434,51 +446,8 @@ class GovernanceWorker:
             except KafkaException:
                 continue
             if high >= 0 and position.offset >= 0:
-                metrics.set_consumer_lag(topic, partition, max(0, high - position.offset))
-        now = datetime.now(UTC)
-        metrics.active_agreements.set(
-            sum(1 for agreement in state.agreements.values() if agreement.is_in_force(now))
-        )
-        active: dict[str, int] = {}
-        for consent in state.consents:
-            if consent.is_active(now):
-                active[consent.controller] = active.get(consent.controller, 0) + 1
-        for controller in self._consent_controllers - set(active):
-            metrics.consents_active.labels(controller).set(0)
-        for controller, count in active.items():
-            metrics.consents_active.labels(controller).set(count)
-        self._consent_controllers |= set(active)
-        if state is not self._gauged_state:
-            self._gauged_state = state
-            metrics.governance_state_updated_timestamp_seconds.set(time.time())
-
-    def _observe(self, result: BatchResult, events: int, seconds: float) -> None:
-        metrics = self._metrics
-        assert metrics is not None
-        counts = result.counts
-        for (publisher, event_type), count in counts.received.items():
-            metrics.events_received.labels(publisher, event_type).inc(count)
-        for (subscriber, event_type), count in counts.subscriber_received.items():
-            metrics.subscriber_events_received.labels(subscriber, event_type).inc(count)
-        for (subscriber, event_type), count in counts.delivered.items():
-            metrics.events_delivered.labels(subscriber, event_type).inc(count)
-        for (subscriber, event_type, reason), count in counts.withheld.items():
-            metrics.events_withheld.labels(subscriber, event_type, reason).inc(count)
-        for (event_type, reason), count in counts.quarantined.items():
-            metrics.events_quarantined.labels(event_type, reason).inc(count)
-        for (subscriber, event_type), count in counts.subscriber_quarantined.items():
-            metrics.subscriber_quarantined.labels(subscriber, event_type).inc(count)
-        for (publisher, event_type), published_ms in counts.latest_published_ms.items():
-            gauge = metrics.last_event_timestamp_seconds.labels(publisher, event_type)
-            gauge.set(max(published_ms / 1000.0, gauge._value.get()))
-        acked = time.time()
-        for subscriber, published in counts.delivered_published_ms.items():
-            histogram = metrics.delivery_latency_seconds.labels(subscriber)
-            for published_ms in published:
-                histogram.observe(max(0.0, acked - published_ms / 1000.0))
-        metrics.batch_processing_seconds.observe(seconds)
-        if events:
-            metrics.event_processing_seconds.observe(seconds / events)
+                observer.report_lag(topic, partition, max(0, high - position.offset))
+        observer.report_state_gauges(self._state_source())
 
     def _close(self) -> None:
         try:
