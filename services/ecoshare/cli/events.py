@@ -26,6 +26,7 @@ from ecoshare.cli.common import (
     read_state,
     settings,
 )
+from ecoshare.cli.tables import print_table
 
 MAX_PROBLEMS_SHOWN = 20
 
@@ -266,4 +267,4 @@ def audit(
             ", ".join(item.get("consent_ids", [])),
             str(item.get("source", "")),
         )
-    console.print(table)
+    print_table(table, console)

@@ -26,6 +26,7 @@ from ecoshare.cli.common import (
     read_state,
     settings,
 )
+from ecoshare.cli.tables import print_table
 
 if TYPE_CHECKING:
     from ecoshare.api.changes import Change, GovernancePlan
@@ -221,7 +222,7 @@ def agreements_list(
             str(len(agreement.granted_fields)),
             "yes" if agreement.is_in_force(now) else "[red]no[/]",
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @agreements_app.command("show")

@@ -29,6 +29,7 @@ from ecoshare.cli.common import (
     quiet_third_party_warnings,
     settings,
 )
+from ecoshare.cli.tables import print_table
 from ecoshare.errors import ConfigurationError, EcoshareError
 from ecoshare.settings import Settings
 
@@ -69,7 +70,7 @@ def up(
         table = Table(title="ecoshare is up", show_header=False)
         for name, value in endpoints.items():
             table.add_row(name, json.dumps(value) if isinstance(value, dict) else str(value))
-        console.print(table)
+        print_table(table, console)
         console.print(f"endpoints written to {base.state_dir / 'endpoints.json'}; Ctrl-C stops")
         while not stop.wait(0.5):
             for index, worker in enumerate(platform.workers):
@@ -164,7 +165,7 @@ def schemas_register(output: OutputOption = "table") -> None:
         table.add_column(column)
     for entry in registered:
         table.add_row(entry.subject, str(entry.schema_id), entry.record)
-    console.print(table)
+    print_table(table, console)
 
 
 @schemas_app.command("list")
@@ -200,7 +201,7 @@ def schemas_list(output: OutputOption = "table") -> None:
             str(row["fields"]),
             ", ".join(row["personal"]),  # type: ignore[arg-type]
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @schemas_app.command("show")
@@ -230,10 +231,10 @@ def main() -> None:
         errors.print("aborted")
         sys.exit(130)
     except ConfigurationError as exc:
-        errors.print(f"error: {exc}")
+        errors.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
         sys.exit(2)
     except EcoshareError as exc:
-        errors.print(f"error: {exc}")
+        errors.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
         sys.exit(1)
     except Exception as exc:
         # Usage errors come from the click that typer bundles, not the click package.

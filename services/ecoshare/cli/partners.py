@@ -25,6 +25,7 @@ from ecoshare.cli.common import (
     read_state,
     settings,
 )
+from ecoshare.cli.tables import print_table
 from ecoshare.errors import EcoshareError
 
 partners_app = typer.Typer(
@@ -132,7 +133,7 @@ def partners_list(output: OutputOption = "table") -> None:
             str(active_keys.get(partner.partner_id, 0)),
             escape(partner.contact_email or ""),
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @partners_app.command("add")
@@ -277,7 +278,7 @@ def key_list(
             str(row["revoked_at"] or ""),
             str(row["label"] or ""),
         )
-    console.print(table)
+    print_table(table, console)
 
 
 # -- consent -------------------------------------------------------------------------
@@ -399,4 +400,4 @@ def consent_list(
             ", ".join(sorted(consent.scope)),
             state,
         )
-    console.print(table)
+    print_table(table, console)
