@@ -25,6 +25,7 @@ import fastavro
 from fastavro.schema import SchemaParseException, UnknownType
 
 from ecoshare.domain.classification import Classification
+from ecoshare.domain.formats import FORMAT_ATTRIBUTE, FORMATS
 from ecoshare.errors import EcoshareError
 
 EVENT_NAMESPACE = "nl.ecoshare.events"
@@ -154,6 +155,12 @@ def _check_fields(record: Mapping[str, Any], where: str) -> None:
         doc = item.get("doc")
         if not isinstance(doc, str) or not doc.strip():
             raise CatalogError(f"{field_where} has no doc")
+        value_format = item.get(FORMAT_ATTRIBUTE)
+        if value_format is not None and value_format not in FORMATS:
+            raise CatalogError(
+                f"{field_where} has format {value_format!r}; "
+                f"expected one of {', '.join(sorted(FORMATS))}"
+            )
         _check_nested(item.get("type"), where)
 
 

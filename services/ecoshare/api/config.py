@@ -60,6 +60,7 @@ class ApiConfig:
     schemas_dir: Path
     ingress_partitions: int
     limits: ApiLimits
+    max_event_bytes: int = 65536
 
     @classmethod
     def from_settings(cls, settings: Settings, limits: ApiLimits | None = None) -> ApiConfig:
@@ -76,4 +77,5 @@ class ApiConfig:
             schemas_dir=settings.schemas_dir,
             ingress_partitions=settings.ingress_partitions,
             limits=limits or ApiLimits(),
+            max_event_bytes=settings.max_event_bytes,
         )

@@ -16,6 +16,18 @@ class EventValidationError(SdkError):
         self.field = field
 
 
+class EventTooLargeError(EventValidationError):
+    """An encoded event is larger than the platform accepts (its workers would quarantine
+    it as ``oversize_event``)."""
+
+    def __init__(self, event_type: str, size: int, limit: int) -> None:
+        super().__init__(
+            event_type, "(event)", f"{size} bytes encoded; the platform accepts at most {limit}"
+        )
+        self.size = size
+        self.limit = limit
+
+
 class PublishError(SdkError):
     """The broker did not acknowledge an event."""
 
