@@ -90,6 +90,15 @@ def _key_records(where: Endpoints) -> dict[str, Any]:
     return records
 
 
+def active_key_counts(where: Endpoints) -> dict[str, int]:
+    """partner id -> API keys issued to it and not revoked."""
+    counts: dict[str, int] = {}
+    for record in _key_records(where).values():
+        if not record.revoked:
+            counts[record.partner_id] = counts.get(record.partner_id, 0) + 1
+    return counts
+
+
 def _show_secret(label: str, value: str) -> None:
     console.print(f"[bold]{label}:[/] {value}", soft_wrap=True, highlight=False)
 
@@ -103,10 +112,7 @@ def partners_list(output: OutputOption = "table") -> None:
     check_output(output)
     where = endpoints(settings())
     state = read_state(where)
-    active_keys: dict[str, int] = {}
-    for record in _key_records(where).values():
-        if not record.revoked:
-            active_keys[record.partner_id] = active_keys.get(record.partner_id, 0) + 1
+    active_keys = active_key_counts(where)
     partners = sorted(state.partners.values(), key=lambda item: item.partner_id)
     if output == "json":
         print_json(
