@@ -1,7 +1,8 @@
 """The HTTP API: operator and partner endpoints, HTTP publish, SSE and webhooks.
 
 ``create_app`` wires everything; ``python -m ecoshare.api`` serves it with uvicorn.
-OpenAPI is at ``/openapi.json``, interactive docs at ``/docs``, Prometheus metrics at
+OpenAPI is at ``/openapi.json``, interactive docs at ``/docs`` (served from the installed
+packages, no CDN), the AsyncAPI document at ``/asyncapi.json``, Prometheus metrics at
 ``/metrics`` and liveness at ``/healthz``.
 """
 
@@ -18,10 +19,12 @@ from ecoshare import __version__
 from ecoshare.adapters.metrics import HttpMetrics, register_build_info
 from ecoshare.api.config import ApiConfig
 from ecoshare.api.context import ApiContext
+from ecoshare.api.docs import install_docs
 from ecoshare.api.errors import ERROR_RESPONSES, install_error_handlers
 from ecoshare.api.limits import BodySizeLimit, RequestMetrics
 from ecoshare.api.routes import (
     agreements,
+    catalog,
     consents,
     deliveries,
     events,
@@ -59,12 +62,23 @@ def create_app(config: ApiConfig) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.context = context
     install_error_handlers(app)
     routers = [
         module.router
-        for module in (partners, agreements, consents, events, deliveries, webhooks, operations)
+        for module in (
+            partners,
+            agreements,
+            consents,
+            events,
+            deliveries,
+            webhooks,
+            operations,
+            catalog,
+        )
     ]
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)
@@ -72,6 +86,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.routes = [
         route for router in (*routers, operations.service_router) for route in router.routes
     ]
+    install_docs(app, context.catalog)
     app.add_middleware(BodySizeLimit, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=HttpMetrics(registry, "api"))
     return app

@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ecoshare.cli import events, governance, partners, status
+from ecoshare.cli import catalog, events, governance, partners, status
 from ecoshare.cli.common import (
     InputError,
     OutputOption,
@@ -217,7 +217,7 @@ def schemas_show(event_type: str) -> None:
     print_json(schema)
 
 
-for module in (status, partners, governance, events):
+for module in (status, partners, governance, events, catalog):
     module.register(app)
 
 
