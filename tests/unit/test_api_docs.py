@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ CATALOG = load_catalog(Settings().schemas_dir)
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
+def client() -> TestClient:
     # No lifespan: the adapters never start, the documentation needs none of them.
     config = ApiConfig(
         bootstrap_servers="127.0.0.1:9",
@@ -31,7 +30,7 @@ def client() -> Iterator[TestClient]:
         ingress_partitions=1,
         limits=ApiLimits(),
     )
-    yield TestClient(create_app(config))
+    return TestClient(create_app(config))
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,8 @@ def test_the_platform_slas_would_flag_the_replayed_day_as_stale() -> None:
 
 
 def test_the_demo_judges_its_day_with_day_long_slas() -> None:
-    assert set(DEMO_FRESHNESS_SLA) == {scenario.STORE_STATUS_CHANGED, scenario.LOCATION_AVAILABILITY}
+    event_types = {scenario.STORE_STATUS_CHANGED, scenario.LOCATION_AVAILABILITY}
+    assert set(DEMO_FRESHNESS_SLA) == event_types
     assert _stale_streams(DEMO_FRESHNESS_SLA) == []
 
 
