@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,19 +20,19 @@ CATALOG = load_catalog(Settings().schemas_dir)
 
 
 @pytest.fixture(scope="module")
-def client() -> TestClient:
-    # No lifespan: the adapters never start, the documentation needs none of them.
+def client(bootstrap_servers: str, registry_url: str) -> Iterator[TestClient]:
     config = ApiConfig(
-        bootstrap_servers="127.0.0.1:9",
-        schema_registry_url="http://127.0.0.1:9",
-        names=TopicNames(""),
+        bootstrap_servers=bootstrap_servers,
+        schema_registry_url=registry_url,
+        names=TopicNames(f"docs{uuid.uuid4().hex[:8]}."),
         operator_key="o" * 40,
         signing_secret=b"s" * 32,
         schemas_dir=Settings().schemas_dir,
         ingress_partitions=1,
         limits=ApiLimits(),
     )
-    return TestClient(create_app(config))
+    with TestClient(create_app(config)) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

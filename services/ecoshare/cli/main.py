@@ -224,7 +224,11 @@ for module in (status, partners, governance, events, catalog):
 def main() -> None:
     """Console entry: run the app, turning the platform's errors into exit codes."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns the code of a `typer.Exit` raised in a
+        # command instead of raising it.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
