@@ -577,7 +577,7 @@ def test_apply_keeps_what_the_file_does_not_declare_unless_pruned(
     pruned = platform.sh(f"apply -f {governance} --prune -o json")
     assert pruned.code == 0, pruned.stderr
     assert pruned.json()["kept"] == []
-    assert pruned.json()["api_keys_revoked_by_removal"] == {"city-e2e": 1, "city-prune": 1}
+    assert pruned.json()["api_keys_of_removed_partners"] == {"city-e2e": 1, "city-prune": 1}
     assert "city-prune" not in {
         p["partner_id"] for p in platform.sh("partners list -o json").json()
     }

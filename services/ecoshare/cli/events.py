@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ecoshare.cli.common import (
@@ -394,7 +395,7 @@ def audit(
         table.add_row(
             subscribers or "-",
             f"[{colour}]{item['outcome']}[/]",
-            ": ".join(part for part in (item.get("reason"), item.get("detail")) if part),
+            escape(": ".join(part for part in (item.get("reason"), item.get("detail")) if part)),
             agreement,
             fields,
             ", ".join(item.get("consent_ids", [])),

@@ -193,7 +193,8 @@ def apply(
     _refuse(changes)
     removals = [change for change in changes.changes if change.action == "remove"]
     keys = _active_keys(where, {c.key for c in removals if c.kind == "partner"})
-    if removals and not prune and output == "table" and sys.stdin.isatty():
+    asked = removals and not prune and output == "table" and sys.stdin.isatty()
+    if asked:
         _print_plan(changes, keys)
         prune = typer.confirm(f"remove the {len(removals)} not declared in {file}?")
     kept = [] if prune else removals
@@ -208,14 +209,15 @@ def apply(
                 **changes.to_json(),
                 "applied": bool(to_write),
                 "kept": [{"kind": c.kind, "id": c.key} for c in kept],
-                "api_keys_revoked_by_removal": {} if kept else keys,
+                "api_keys_of_removed_partners": {} if kept else keys,
             }
         )
         return
     if changes.empty:
         console.print("no changes: the platform matches the file")
         return
-    _print_plan(changes, keys)
+    if not asked:
+        _print_plan(changes, keys)
     if to_write:
         console.print("[bold green]applied[/]; in force from the next governed event on")
     if kept:
