@@ -10,7 +10,6 @@ in full on its own line, never cut.
 from __future__ import annotations
 
 from rich.console import Console, RenderableType
-from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -60,6 +59,3 @@ def print_table(table: Table, console: Console) -> None:
         for label, cell in zip(labels[1:], rest, strict=True):
             if not _is_empty(cell):
                 console.print(_line(label, cell), soft_wrap=True)
-
-
-__all__ = ["escape", "fits", "print_table"]
