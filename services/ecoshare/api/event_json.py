@@ -333,11 +333,10 @@ def encode_json_events(
         try:
             _, key, value = publisher.encode(record, event_type)
         except EventTooLargeError as exc:
-            message = str(exc).split(": ", 1)[-1]
-            problems.append(FieldProblem(prefix or "(event)", message, too_large=True))
+            problems.append(FieldProblem(prefix or "(event)", exc.message, too_large=True))
             continue
         except EventValidationError as exc:
-            problems.append(FieldProblem(_join(prefix, exc.field), str(exc)))
+            problems.append(FieldProblem(_join(prefix, exc.field), exc.message))
             continue
         encoded.append((key, value))
         event_ids.append(str(record["event_id"]))

@@ -246,7 +246,8 @@ class DryRunReport:
         current = f"v{self.current_version} in force" if self.current_version else "not applied yet"
         console.print(
             f"dry-run of [bold]{proposal.agreement_id} v{proposal.version}[/] ({current}) for "
-            f"subscriber [bold]{proposal.subscriber}[/] over the last {len(self.events)} "
+            f"subscriber [bold]{proposal.subscriber}[/] over the last "
+            f"{len(self.events) + sum(self.skipped.values())} "
             f"ingress events of {', '.join(sorted(proposal.event_types))}"
         )
         table = Table(title="what the subscriber receives")

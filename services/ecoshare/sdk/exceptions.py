@@ -14,6 +14,7 @@ class EventValidationError(SdkError):
         super().__init__(f"{event_type}.{field}: {message}")
         self.event_type = event_type
         self.field = field
+        self.message = message
 
 
 class EventTooLargeError(EventValidationError):
