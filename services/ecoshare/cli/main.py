@@ -53,7 +53,10 @@ def up(
     workers: Annotated[int | None, typer.Option(help="Governance worker processes.")] = None,
     api: Annotated[bool, typer.Option(help="Start the HTTP API.")] = True,
 ) -> None:
-    """Run the embedded platform in the foreground until Ctrl-C or SIGTERM."""
+    """Run the embedded platform in the foreground until Ctrl-C or SIGTERM.
+
+    One platform per state directory (ECOSHARE_STATE_DIR): a second `up` there refuses.
+    """
     from ecoshare.platform import Platform
 
     base = settings()
