@@ -429,3 +429,25 @@ def test_asyncapi_is_served_whole_to_the_operator_and_per_partner(
     )
     assert other.status_code == 403
     assert ecosystem.api.get("/asyncapi.json").status_code == 401
+
+
+def test_docs_work_without_internet_and_describe_the_event_bodies(ecosystem: Ecosystem) -> None:
+    for page in ("/docs", "/redoc"):
+        html = ecosystem.api.get(page)
+        assert html.status_code == 200
+        assets = [part.split('"', 1)[0] for part in html.text.split('src="')[1:]]
+        assets += [part.split('"', 1)[0] for part in html.text.split('href="')[1:]]
+        assert assets
+        for asset in assets:
+            assert asset.startswith("/static-docs/"), f"{page} loads {asset} from elsewhere"
+            served = ecosystem.api.get(asset)
+            assert served.status_code == 200 and len(served.content) > 1000, asset
+        assert "cdn" not in html.text.lower()
+    openapi = ecosystem.api.get("/openapi.json").json()
+    operation = openapi["paths"]["/v1/events/{event_type}"]["post"]
+    content = operation["requestBody"]["content"]["application/json"]
+    assert {"$ref": f"#/components/schemas/{STATUS}Event"} in content["schema"]["oneOf"]
+    assert content["examples"][STATUS]["value"]["postal_code"] == "1012 LG"
+    event = openapi["components"]["schemas"][f"{STATUS}Event"]
+    assert "postal_code" in event["required"]
+    assert "x-event-schemas" not in operation["requestBody"]
