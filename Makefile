@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo test check lint typecheck bench clean
+.PHONY: install system-packages demo test check lint typecheck bench clean asyncapi-schema
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,4 +37,13 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.governed_throughput
 
 clean:
-	rm -rf $(VENV) .ecoshare .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .ecoshare .cache .pytest_cache .mypy_cache .ruff_cache
+
+# The AsyncAPI JSON Schema the tests validate against, vendored in tests/data/asyncapi/
+# from the npm package @asyncapi/specs; this refreshes it (needs npm).
+ASYNCAPI_SPECS_VERSION := 6.11.1
+asyncapi-schema:
+	rm -rf .cache/asyncapi-specs && mkdir -p .cache/asyncapi-specs
+	cd .cache/asyncapi-specs && npm pack --silent @asyncapi/specs@$(ASYNCAPI_SPECS_VERSION) && tar xzf asyncapi-specs-$(ASYNCAPI_SPECS_VERSION).tgz
+	cp '.cache/asyncapi-specs/package/schemas/3.0.0-without-$$id.json' tests/data/asyncapi/asyncapi-3.0.0.schema.json
+	cp .cache/asyncapi-specs/package/LICENSE .cache/asyncapi-specs/package/NOTICE tests/data/asyncapi/

@@ -25,6 +25,7 @@ import fastavro
 from fastavro.schema import SchemaParseException, UnknownType
 
 from ecoshare.domain.classification import Classification
+from ecoshare.domain.formats import FORMAT_ATTRIBUTE, FORMATS
 from ecoshare.errors import EcoshareError
 
 EVENT_NAMESPACE = "nl.ecoshare.events"
@@ -118,6 +119,20 @@ class Catalog:
         """Classification of each top-level field of the current schema, in catalog order."""
         return dict(self.event(event_type).classification)
 
+    def example(self, event_type: str) -> dict[str, Any] | None:
+        """The documented example event of ``event_type`` (JSON, as partners publish it
+        over HTTP or with ``ecoshare publish``), from ``examples/<EventType>.json``."""
+        path = self.directory / "examples" / f"{event_type}.json"
+        if not path.is_file():
+            return None
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CatalogError(f"{path}: not readable JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise CatalogError(f"{path}: an example must be a JSON object")
+        return value
+
     def event_schemas(self) -> dict[str, dict[str, Any]]:
         """Current schema JSON per event type (shared, read-only: copy before changing)."""
         return {name: entry.schema for name, entry in self._latest_events.items()}
@@ -154,6 +169,12 @@ def _check_fields(record: Mapping[str, Any], where: str) -> None:
         doc = item.get("doc")
         if not isinstance(doc, str) or not doc.strip():
             raise CatalogError(f"{field_where} has no doc")
+        value_format = item.get(FORMAT_ATTRIBUTE)
+        if value_format is not None and value_format not in FORMATS:
+            raise CatalogError(
+                f"{field_where} has format {value_format!r}; "
+                f"expected one of {', '.join(sorted(FORMATS))}"
+            )
         _check_nested(item.get("type"), where)
 
 

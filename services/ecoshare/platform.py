@@ -32,6 +32,7 @@ from ecoshare.registry.process import RegistryProcess
 from ecoshare.schema_catalog import register_catalog
 from ecoshare.secrets import operator_key, signing_secret
 from ecoshare.settings import Settings
+from ecoshare.state_lock import StateDirLock
 from ecoshare.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class Platform:
     bootstrap_servers: str = ""
     schema_registry_url: str = ""
     api_url: str | None = None
+    # One platform per state directory; endpoints are removed only by the one that wrote them.
+    _lock: StateDirLock | None = None
+    _wrote_endpoints: bool = False
 
     @property
     def names(self) -> TopicNames:
@@ -70,6 +74,7 @@ class Platform:
 
     def start(self) -> Platform:
         settings = self.settings
+        self._lock = StateDirLock(self.state_dir).acquire()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         secret = signing_secret(settings).decode()
         operator_key(settings)
@@ -178,6 +183,7 @@ class Platform:
     def write_endpoints(self) -> Path:
         path = self.state_dir / ENDPOINTS_FILE
         path.write_text(json.dumps(self.endpoints(), indent=2) + "\n")
+        self._wrote_endpoints = True
         return path
 
     def stop(self) -> None:
@@ -193,8 +199,13 @@ class Platform:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
-        with contextlib.suppress(FileNotFoundError):
-            (self.state_dir / ENDPOINTS_FILE).unlink()
+        if self._wrote_endpoints:
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / ENDPOINTS_FILE).unlink()
+            self._wrote_endpoints = False
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> Platform:
         return self.start()

@@ -1,7 +1,8 @@
 """End-to-end fixtures: the platform as a user runs it, and the CLI as a user types it.
 
 ``ecoshare up`` runs as a child process with its own state directory; commands run as
-``python -m ecoshare.cli.main ...`` child processes against it, exactly like a shell.
+``python -m ecoshare.cli.main ...`` child processes against it, exactly like a shell
+whose output is piped (not a terminal) into a narrow window: 60 columns.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class RunningPlatform:
             input=stdin,
             capture_output=True,
             text=True,
-            env={**self.env, "COLUMNS": "200", **(env or {})},
+            env={**self.env, "COLUMNS": "60", **(env or {})},
             timeout=timeout,
             check=False,
         )

@@ -392,3 +392,225 @@ def test_bad_input_exits_non_zero_with_a_message(platform: RunningPlatform, tmp_
 
     nowhere = platform.sh("partners list", env={"ECOSHARE_STATE_DIR": str(tmp_path / "none")})
     assert nowhere.code == 1 and "no running platform" in nowhere.stderr
+
+
+# -- what a new operator and partner hit (narrow, piped output throughout) -------------
+
+WALKTHROUGH_EVENTS = Path(__file__).resolve().parents[2] / "examples" / "events"
+STORE_STATUS_FILE = WALKTHROUGH_EVENTS / "store-status.jsonl"
+
+
+def _file_event_ids() -> list[str]:
+    return [json.loads(line)["event_id"] for line in STORE_STATUS_FILE.read_text().splitlines()]
+
+
+def test_ids_are_shown_in_full_in_narrow_output_and_taken_back(
+    platform: RunningPlatform, published: dict[str, str]
+) -> None:
+    granted = platform.sh(
+        "consent grant --subject owner-narrow --controller franchise-shops"
+        " --grantee carrier-north --purpose parcel-delivery --scope personal -o json"
+    )
+    assert granted.code == 0, granted.stderr
+    consent_id = granted.json()["consent_id"]
+    listed = platform.sh("consent list --subject owner-narrow")
+    assert listed.code == 0, listed.stderr
+    assert consent_id in listed.stdout
+    assert "…" not in listed.stdout
+    assert platform.sh(f"consent revoke {consent_id}").code == 0
+
+    audit = platform.sh(f"audit {published['before']}")
+    assert audit.code == 0, audit.stderr
+    for subscriber in ("carrier-north", "carrier-south", "consumer-app"):
+        assert subscriber in audit.stdout
+    assert "…" not in audit.stdout
+    partners = platform.sh("partners list")
+    assert partners.code == 0 and "…" not in partners.stdout
+    assert "franchise-shops" in partners.stdout
+
+
+def test_publish_reports_what_became_of_each_event_and_refuses_duplicates(
+    platform: RunningPlatform,
+) -> None:
+    sent = platform.sh(f"publish StoreStatusChanged -f {STORE_STATUS_FILE} --as postnl")
+    assert sent.code == 0, sent.stderr
+    assert "sent 3 StoreStatusChanged event(s) as postnl" in sent.stdout
+    assert "ecoshare audit EVENT_ID" in sent.stdout
+    event_ids = _file_event_ids()
+    again = platform.sh(
+        f"publish StoreStatusChanged -f {STORE_STATUS_FILE} --as postnl --wait 60 -o json"
+    )
+    assert again.code == 2, again.stderr
+    outcomes = again.json()
+    assert outcomes["sent"] == 3
+    assert set(outcomes["outcomes"]) == set(event_ids)
+    assert outcomes["summary"] == {"quarantined (duplicate_event_id)": 3}
+
+    audited = platform.sh(f"audit {event_ids[0]} -o json")
+    assert audited.code == 0, audited.stderr
+    kinds = {(item["outcome"], item.get("reason")) for item in audited.json()}
+    assert ("quarantined", "duplicate_event_id") in kinds
+    assert ("delivered", None) in kinds
+
+
+def test_publish_waits_for_and_summarises_the_decisions(platform: RunningPlatform) -> None:
+    event_id = str(uuid.uuid4())
+    sent = platform.sh(
+        "publish StoreStatusChanged -f - --as postnl --wait 60",
+        stdin=json.dumps(status_event(event_id, "sp-wait")) + "\n",
+    )
+    assert sent.code == 0, sent.stderr
+    assert "1 delivered to carrier-north, consumer-app" in sent.stdout
+
+
+def test_a_postcode_the_catalog_refuses_is_never_sent(platform: RunningPlatform) -> None:
+    result = platform.sh(
+        "publish StoreStatusChanged -f - --as postnl",
+        stdin=json.dumps(status_event(str(uuid.uuid4()), "sp-hello", postal_code="hello")) + "\n",
+    )
+    assert result.code == 2
+    assert "postal_code" in result.stderr
+    assert "'hello' is not a Dutch postcode" in result.stderr
+    assert "nothing was published" in result.stderr
+
+
+def test_dry_run_counts_duplicates_as_quarantined_not_delivered(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
+    proposal = {
+        "agreement_id": "status-to-carrier-north",
+        "version": 9,
+        "publishers": ["postnl"],
+        "subscriber": "carrier-north",
+        "event_types": ["StoreStatusChanged"],
+        "purpose": "parcel-delivery",
+        "valid_from": "2020-03-01T00:00:00+01:00",
+        "fields": {"event_id": "deliver", "status": "deliver"},
+    }
+    path = tmp_path / "proposal.yaml"
+    path.write_text(yaml.safe_dump(proposal))
+    # The newest 7 ingress events: the file (3), its 3 duplicates, one more event.
+    result = platform.sh(f"dry-run --agreement {path} --sample 7 -o json")
+    assert result.code == 0, result.stderr
+    report = result.json()
+    assert report["skipped"] == {"duplicate_event_id": 3}
+    assert report["quarantined"] == 3
+    assert report["replayed"] == 4
+    # Three of the four replayed events lie in carrier-north's regions (10xx-49xx).
+    assert report["now"]["delivered"] == 3
+    assert report["now"]["withheld"] == {"row_filter": 1}
+    assert len({event["event_id"] for event in report["events"]}) == 4
+
+    table = platform.sh(f"dry-run --agreement {path} --sample 7")
+    assert table.code == 0, table.stderr
+    assert "duplicate_event_id: 3" in table.stdout
+
+
+def test_audit_shows_an_oversize_event_the_workers_quarantined(
+    platform: RunningPlatform,
+) -> None:
+    from ecoshare.domain.identity import partner_signing_key
+    from ecoshare.sdk import Publisher
+    from ecoshare.settings import Settings
+
+    event_id = str(uuid.uuid4())
+    record = {
+        **status_event(event_id, "sp-huge"),
+        "reason": "x" * 70_000,
+        "publisher_id": "postnl",
+        "effective_from": 1584345600000,
+        "published_at": 1584345600000,
+        "opening_hours_today": None,
+        "effective_until": None,
+        "contact_subject_id": None,
+        "contact_name": None,
+        "contact_phone": None,
+    }
+    # A client that does not check sizes: the workers quarantine the event.
+    with Publisher(
+        bootstrap_servers=platform.bootstrap_servers,
+        schema_registry_url=platform.registry_url,
+        partner_id="postnl",
+        signing_key=partner_signing_key(platform.signing_secret, "postnl", 1),
+        schemas_dir=Settings().schemas_dir,
+        max_event_bytes=1_000_000,
+    ) as publisher:
+        publisher.publish(record, "StoreStatusChanged")
+        publisher.flush()
+    found = wait_until(
+        lambda: (result := platform.sh(f"audit {event_id} -o json")).code == 0 and result.json(),
+        "the oversize event's quarantine found",
+    )
+    assert [(item["outcome"], item["reason"]) for item in found] == [
+        ("quarantined", "oversize_event")
+    ]
+    table = platform.sh(f"audit {event_id}")
+    assert "oversize_event" in table.stdout and "exceeds the limit" in table.stdout
+
+
+def test_apply_keeps_what_the_file_does_not_declare_unless_pruned(
+    platform: RunningPlatform, governance: Path
+) -> None:
+    added = platform.sh("partners add city-prune --name 'Gemeente Delft' --role subscriber -o json")
+    assert added.code == 0, added.stderr
+    api_key = added.json()["api_key"]["api_key"]
+    me = f"{platform.api_url}/v1/partners/city-prune"
+
+    def answers() -> int:
+        headers = {"Authorization": f"Bearer {api_key}"}
+        return httpx.get(me, headers=headers, timeout=10).status_code
+
+    planned = platform.sh(f"plan -f {governance}")
+    assert planned.code == 0, planned.stderr
+    assert "- partner city-prune" in planned.stdout
+    assert "(1 active API key(s) stop working)" in planned.stdout
+    assert "apply --prune" in planned.stdout
+
+    # city-e2e, added by an earlier test, is not in the file either.
+    kept = platform.sh(f"apply -f {governance}")
+    assert kept.code == 0, kept.stderr
+    assert "kept 2 not declared in the file" in kept.stdout
+    assert "partner city-prune" in kept.stdout and "partner city-e2e" in kept.stdout
+    assert answers() == 200
+    assert "city-prune" in {p["partner_id"] for p in platform.sh("partners list -o json").json()}
+
+    pruned = platform.sh(f"apply -f {governance} --prune -o json")
+    assert pruned.code == 0, pruned.stderr
+    assert pruned.json()["kept"] == []
+    assert pruned.json()["api_keys_of_removed_partners"] == {"city-e2e": 1, "city-prune": 1}
+    assert "city-prune" not in {
+        p["partner_id"] for p in platform.sh("partners list -o json").json()
+    }
+    assert platform.sh(f"plan -f {governance} -o json").json()["summary"]["remove"] == 0
+
+
+def test_catalog_asyncapi_describes_the_running_ecosystem(platform: RunningPlatform) -> None:
+    from jsonschema import Draft7Validator
+
+    schema_path = Path(__file__).resolve().parents[1] / "data" / "asyncapi"
+    validator = Draft7Validator(
+        json.loads((schema_path / "asyncapi-3.0.0.schema.json").read_text())
+    )
+    whole = platform.sh("catalog asyncapi")
+    assert whole.code == 0, whole.stderr
+    document = whole.json()
+    assert list(validator.iter_errors(document)) == []
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert "ingress.StoreStatusChanged" in addresses
+    assert "deliver.carrier-north.StoreStatusChanged" in addresses
+    assert document["servers"]["kafka"]["host"] == platform.bootstrap_servers
+
+    carrier = platform.sh("catalog asyncapi --partner carrier-south").json()
+    assert list(validator.iter_errors(carrier)) == []
+    assert {c["address"] for c in carrier["channels"].values()} == {
+        "deliver.carrier-south.StoreStatusChanged"
+    }
+    missing = platform.sh("catalog asyncapi --partner nobody")
+    assert missing.code == 1 and "no partner 'nobody'" in missing.stderr
+
+
+def test_worker_logs_open_without_a_warning(platform: RunningPlatform) -> None:
+    log = (platform.state_dir / "logs" / "worker-0.log").read_text()
+    assert log.strip(), "the worker logged nothing"
+    assert "Warning" not in log.splitlines()[0]
+    assert "DeprecationWarning" not in log

@@ -577,3 +577,85 @@ def test_webhooks_cannot_target_the_platforms_own_services(
             )
             assert refused.status_code == 400, f"{target}: {refused.text}"
             assert refused.json()["details"] == [{"field": "url", "message": "platform_listener"}]
+
+def test_http_publish_refuses_what_the_workers_would_quarantine(ecosystem: Ecosystem) -> None:
+    shop = ecosystem.auth(ecosystem.shop_key)
+    huge = ecosystem.api.post(
+        f"/v1/events/{STATUS}", headers=shop, json=status_event(reason="x" * 70_000)
+    )
+    assert huge.status_code == 413, huge.text
+    assert huge.json()["error"] == "event_too_large"
+    assert "the platform accepts at most 65536" in huge.json()["details"][0]["message"]
+
+    batch = [status_event(), status_event(postal_code="hello")]
+    refused = ecosystem.api.post(f"/v1/events/{STATUS}", headers=shop, json=batch)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "invalid_event"
+    [problem] = refused.json()["details"]
+    assert problem["field"] == "[1].postal_code"
+    assert "'hello' is not a Dutch postcode" in problem["message"]
+
+    compact = ecosystem.api.post(
+        f"/v1/events/{STATUS}", headers=shop, json=status_event(postal_code="3511BA")
+    )
+    assert compact.status_code == 202, compact.text
+
+
+def test_a_forbidden_partner_is_named_without_doubled_quotes(ecosystem: Ecosystem) -> None:
+    response = ecosystem.api.post(
+        f"/v1/events/{STATUS}?publisher=shop",
+        headers=ecosystem.auth(ecosystem.other_key),
+        json=status_event(),
+    )
+    assert response.status_code == 403
+    message = response.json()["message"]
+    assert "''" not in message
+    assert message == "the key of partner other may not access the resources of partner shop"
+
+
+def test_asyncapi_is_served_whole_to_the_operator_and_per_partner(
+    platform: RunningPlatform, ecosystem: Ecosystem
+) -> None:
+    operator = {"Authorization": f"Bearer {platform.operator_key}"}
+    whole = ecosystem.api.get("/asyncapi.json", headers=operator)
+    assert whole.status_code == 200, whole.text
+    addresses = {channel["address"] for channel in whole.json()["channels"].values()}
+    assert {f"ingress.{STATUS}", f"deliver.carrier.{STATUS}"} <= addresses
+
+    mine = ecosystem.api.get("/asyncapi.json", headers=ecosystem.auth(ecosystem.carrier_key))
+    assert mine.status_code == 200, mine.text
+    channels = mine.json()["channels"]
+    assert {channel["address"] for channel in channels.values()} == {f"deliver.carrier.{STATUS}"}
+    [message] = mine.json()["components"]["messages"].values()
+    delivered = {field["name"] for field in message["payload"]["schema"]["fields"]}
+    assert delivered == GRANTED
+
+    viewed = ecosystem.api.get("/v1/partners/carrier/asyncapi.json", headers=operator)
+    assert viewed.json() == mine.json()
+    other = ecosystem.api.get(
+        "/v1/partners/carrier/asyncapi.json", headers=ecosystem.auth(ecosystem.shop_key)
+    )
+    assert other.status_code == 403
+    assert ecosystem.api.get("/asyncapi.json").status_code == 401
+
+
+def test_docs_work_without_internet_and_describe_the_event_bodies(ecosystem: Ecosystem) -> None:
+    for page in ("/docs", "/redoc"):
+        html = ecosystem.api.get(page)
+        assert html.status_code == 200
+        assets = [part.split('"', 1)[0] for part in html.text.split('src="')[1:]]
+        assets += [part.split('"', 1)[0] for part in html.text.split('href="')[1:]]
+        assert assets
+        for asset in assets:
+            assert asset.startswith("/static-docs/"), f"{page} loads {asset} from elsewhere"
+            served = ecosystem.api.get(asset)
+            assert served.status_code == 200 and len(served.content) > 1000, asset
+        assert "cdn" not in html.text.lower()
+    openapi = ecosystem.api.get("/openapi.json").json()
+    operation = openapi["paths"]["/v1/events/{event_type}"]["post"]
+    content = operation["requestBody"]["content"]["application/json"]
+    assert {"$ref": f"#/components/schemas/{STATUS}Event"} in content["schema"]["oneOf"]
+    assert content["examples"][STATUS]["value"]["postal_code"] == "1012 LG"
+    event = openapi["components"]["schemas"][f"{STATUS}Event"]
+    assert "postal_code" in event["required"]
+    assert "x-event-schemas" not in operation["requestBody"]

@@ -102,3 +102,50 @@ def test_an_invalid_setting_names_the_variable(tmp_path: Path, variable: str, va
     )
     assert result.returncode == 2
     assert variable.removeprefix("ECOSHARE_").lower() in result.stderr.lower()
+
+
+def test_a_second_up_on_the_same_state_dir_refuses_and_leaves_the_first_alone(
+    tmp_path: Path,
+) -> None:
+    first = subprocess.Popen(
+        [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api"],
+        env=_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        endpoints_file = tmp_path / "endpoints.json"
+        deadline = time.monotonic() + 90
+        while not endpoints_file.exists():
+            assert first.poll() is None, "the first ecoshare up exited"
+            assert time.monotonic() < deadline, "ecoshare up did not write its endpoints"
+            time.sleep(0.2)
+        written = endpoints_file.read_text()
+
+        second = subprocess.run(
+            [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api"],
+            env={**_env(tmp_path), "COLUMNS": "60"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert f"a platform already runs on state directory {tmp_path}" in second.stderr
+        assert f"(pid {first.pid})" in second.stderr
+        assert "Traceback" not in second.stderr
+        # The first platform's endpoints are untouched and it still serves.
+        assert endpoints_file.read_text() == written
+        assert first.poll() is None
+        status = subprocess.run(
+            [sys.executable, "-m", "ecoshare.cli.main", "status", "-o", "json"],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        broker = next(row for row in json.loads(status.stdout) if row["component"] == "broker")
+        assert broker["up"] is True
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=60)
+    assert not (tmp_path / "endpoints.json").exists()

@@ -10,7 +10,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
 from ecoshare.catalog import load_catalog
 from ecoshare.schema_catalog import register_catalog
-from ecoshare.sdk import EventValidationError, Publisher
+from ecoshare.sdk import EventTooLargeError, EventValidationError, Publisher
 from ecoshare.settings import REPO_ROOT
 from ecoshare.topics import TopicNames
 from tests.integration.governed_platform import read_topic, store_status
@@ -55,3 +55,33 @@ def test_an_invalid_event_names_its_field_and_sends_nothing(
     assert only.key() == store_status(3)["location_id"].encode()
     assert dict(only.headers())["ecoshare-publisher"] == b"postnl"
     assert str(uuid.UUID(int=3, version=4)).encode() in only.value()
+
+
+def test_the_sdk_refuses_catalog_format_violations_and_oversize_events(
+    bootstrap_servers: str, registry_url: str, topic_names: TopicNames
+) -> None:
+    topic = topic_names.ingress("StoreStatusChanged")
+    ensure_topics(bootstrap_servers, [TopicSpec(topic, 1)])
+    publisher = Publisher(
+        bootstrap_servers=bootstrap_servers,
+        schema_registry_url=registry_url,
+        partner_id="postnl",
+        signing_key=b"k" * 32,
+        schemas_dir=REPO_ROOT / "schemas",
+        topic_prefix=topic_names.prefix,
+        max_event_bytes=4096,
+    )
+    with pytest.raises(EventValidationError) as raised:
+        publisher.publish(store_status(1, postal_code="hello"), "StoreStatusChanged")
+    assert raised.value.field == "postal_code"
+    assert "is not a Dutch postcode" in raised.value.message
+    with pytest.raises(EventTooLargeError) as too_large:
+        publisher.publish(store_status(2) | {"reason": "x" * 5000}, "StoreStatusChanged")
+    assert too_large.value.limit == 4096 and too_large.value.size > 4096
+    # A postcode without its space is written the catalog's way.
+    publisher.publish(store_status(3, postal_code="1012AB"), "StoreStatusChanged")
+    publisher.flush()
+    (only,) = list(read_topic(bootstrap_servers, topic, 1, 15))
+    assert b"1012 AB" in only.value()
+    assert str(uuid.UUID(int=3, version=4)).encode() in only.value()
+    publisher.close()

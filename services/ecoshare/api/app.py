@@ -1,7 +1,8 @@
 """The HTTP API: operator and partner endpoints, HTTP publish, SSE and webhooks.
 
 ``create_app`` wires everything; ``python -m ecoshare.api`` serves it with uvicorn.
-OpenAPI is at ``/openapi.json``, interactive docs at ``/docs``, liveness at ``/healthz``,
+OpenAPI is at ``/openapi.json``, interactive docs at ``/docs`` (served from the installed
+packages, no CDN), the AsyncAPI document at ``/asyncapi.json``, liveness at ``/healthz``,
 Prometheus metrics at ``/metrics`` with the operator key (or without a key on the
 internal ``ECOSHARE_API_METRICS_PORT``).
 """
@@ -19,11 +20,13 @@ from ecoshare import __version__
 from ecoshare.adapters.metrics import HttpMetrics, register_build_info
 from ecoshare.api.config import ApiConfig
 from ecoshare.api.context import ApiContext
+from ecoshare.api.docs import install_docs
 from ecoshare.api.errors import ERROR_RESPONSES, install_error_handlers
 from ecoshare.api.limits import BodySizeLimit, RequestMetrics
 from ecoshare.api.request_guards import JsonRequestGuard, SecurityHeaders
 from ecoshare.api.routes import (
     agreements,
+    catalog,
     consents,
     deliveries,
     events,
@@ -65,12 +68,23 @@ def create_app(config: ApiConfig) -> FastAPI:
         lifespan=lifespan,
         # A slash redirect would build its Location from the request's Host header.
         redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.context = context
     install_error_handlers(app)
     routers = [
         module.router
-        for module in (partners, agreements, consents, events, deliveries, webhooks, operations)
+        for module in (
+            partners,
+            agreements,
+            consents,
+            events,
+            deliveries,
+            webhooks,
+            operations,
+            catalog,
+        )
     ]
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)
@@ -78,6 +92,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.routes = [
         route for router in (*routers, operations.service_router) for route in router.routes
     ]
+    install_docs(app, context.catalog)
     # The last added runs first: headers on every answer, then metrics, size, JSON.
     app.add_middleware(JsonRequestGuard, max_depth=config.limits.max_json_depth)
     app.add_middleware(BodySizeLimit, max_bytes=config.limits.max_body_bytes)

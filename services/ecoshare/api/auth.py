@@ -53,7 +53,9 @@ class Caller:
     def require(self, partner_id: str) -> None:
         """403 unless the caller is the operator or ``partner_id`` itself."""
         if not self.may_act_for(partner_id):
-            raise ApiError(403, f"the key of {self.name} may not access {partner_id!r}'s resources")
+            raise ApiError(
+                403, f"the key of {self.name} may not access the resources of partner {partner_id}"
+            )
 
     def require_operator(self) -> None:
         if not self.operator:

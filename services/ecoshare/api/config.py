@@ -85,6 +85,7 @@ class ApiConfig:
     state_dir: Path | None = None
     own_listeners: tuple[str, ...] = ()
     """``host:port`` of the API itself and of any internal metrics port."""
+    max_event_bytes: int = 65536
 
     @classmethod
     def from_settings(cls, settings: Settings, limits: ApiLimits | None = None) -> ApiConfig:
@@ -109,4 +110,5 @@ class ApiConfig:
             limits=limits,
             state_dir=settings.state_dir,
             own_listeners=tuple(own),
+            max_event_bytes=settings.max_event_bytes,
         )

@@ -323,6 +323,7 @@ class ApiContext:
                     ),
                     schemas_dir=self.config.schemas_dir,
                     topic_prefix=self.names.prefix,
+                    max_event_bytes=self.config.max_event_bytes,
                 )
                 self._publishers[key] = found
             return found

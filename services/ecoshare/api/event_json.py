@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from ecoshare.domain.timestamps import from_epoch_millis, to_utc_millis
-from ecoshare.sdk import EventValidationError, Publisher
+from ecoshare.sdk import EventTooLargeError, EventValidationError, Publisher
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
@@ -31,6 +31,8 @@ class FieldProblem:
 
     field: str
     message: str
+    too_large: bool = False
+    """The event is larger than the platform accepts (HTTP answers 413, not 400)."""
 
     def to_json(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
@@ -330,8 +332,11 @@ def encode_json_events(
             continue
         try:
             _, key, value = publisher.encode(record, event_type)
+        except EventTooLargeError as exc:
+            problems.append(FieldProblem(prefix or "(event)", exc.message, too_large=True))
+            continue
         except EventValidationError as exc:
-            problems.append(FieldProblem(_join(prefix, exc.field), str(exc)))
+            problems.append(FieldProblem(_join(prefix, exc.field), exc.message))
             continue
         encoded.append((key, value))
         event_ids.append(str(record["event_id"]))

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from ecoshare.errors import ConfigurationError, EcoshareError
+from ecoshare.quiet import quiet_third_party_warnings as quiet_third_party_warnings
 from ecoshare.settings import Settings
 from ecoshare.topics import TopicNames
 
@@ -37,21 +38,6 @@ class InputError(ConfigurationError):
 
 class NotFoundError(EcoshareError):
     """The named partner, agreement, consent or event does not exist: exit code 1."""
-
-
-def quiet_third_party_warnings() -> None:
-    """Silence the deprecation warning authlib prints when the registry client imports it.
-
-    authlib installs an "always" filter for its warning on import, so it is imported
-    first and the "ignore" filters are put in front of it.
-    """
-    import contextlib
-    import warnings
-
-    with contextlib.suppress(ImportError):
-        import authlib.deprecate  # noqa: F401
-    warnings.filterwarnings("ignore", module="authlib.*")
-    warnings.filterwarnings("ignore", message=".*httpx2.*")
 
 
 def settings() -> Settings:

@@ -29,6 +29,7 @@ from ecoshare.api.decoding import FramedDecoder, MessageDecodeError
 from ecoshare.api.event_json import to_json_value
 from ecoshare.catalog import Catalog, load_catalog
 from ecoshare.cli.common import ControlState, Endpoints, InputError, read_input, read_state
+from ecoshare.cli.tables import print_table
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.identity import (
     PUBLISHER_HEADER,
@@ -36,6 +37,7 @@ from ecoshare.domain.identity import (
     partner_signing_key,
     signature_matches,
 )
+from ecoshare.domain.partners import Role
 from ecoshare.domain.policy import Decision, evaluate_event
 from ecoshare.domain.projection import agreement_schema_problems, subscriber_hash_key
 from ecoshare.domain.state import GovernanceState
@@ -232,6 +234,7 @@ class DryRunReport:
             "sampled": len(self.events) + sum(self.skipped.values()),
             "replayed": len(self.events),
             "skipped": dict(sorted(self.skipped.items())),
+            "quarantined": sum(self.skipped.values()),
             "now": self.now.to_json(),
             "proposed": self.proposed.to_json(),
             "events": [event.to_json() for event in self.events],
@@ -243,14 +246,10 @@ class DryRunReport:
         current = f"v{self.current_version} in force" if self.current_version else "not applied yet"
         console.print(
             f"dry-run of [bold]{proposal.agreement_id} v{proposal.version}[/] ({current}) for "
-            f"subscriber [bold]{proposal.subscriber}[/] over the last {len(self.events)} "
+            f"subscriber [bold]{proposal.subscriber}[/] over the last "
+            f"{len(self.events) + sum(self.skipped.values())} "
             f"ingress events of {', '.join(sorted(proposal.event_types))}"
         )
-        if self.skipped:
-            console.print(
-                "skipped (the workers would quarantine them): "
-                + ", ".join(f"{reason} {count}" for reason, count in sorted(self.skipped.items()))
-            )
         table = Table(title="what the subscriber receives")
         table.add_column("")
         table.add_column("now (agreements in force)")
@@ -261,26 +260,28 @@ class DryRunReport:
             _reasons(self.now.withheld),
             _reasons(self.proposed.withheld),
         )
+        # Quarantined events reach no subscriber under any agreement: one count for both.
+        table.add_row("quarantined", _reasons(self.skipped), _reasons(self.skipped))
         table.add_row("fields", self.now.fields_text() or "-", self.proposed.fields_text() or "-")
         table.add_row(
             "personal fields nulled (no consent)",
             _reasons(self.now.without_consent),
             _reasons(self.proposed.without_consent),
         )
-        console.print(table)
+        print_table(table, console)
         if show and self.events:
             detail = Table(title=f"the {min(show, len(self.events))} most recent events")
             for column in ("event", "location", "now", "proposed", "fields that differ"):
                 detail.add_column(column)
             for event in self.events[-show:]:
                 detail.add_row(
-                    event.event_id[:8],
+                    event.event_id,
                     event.location_id,
                     _outcome(event.now),
                     _outcome(event.proposed),
                     _record_difference(event.now, event.proposed),
                 )
-            console.print(detail)
+            print_table(detail, console)
         console.print("nothing was delivered: this was a dry-run")
 
 
@@ -335,6 +336,52 @@ def _decide(
     return next((d for d in decisions if d.subscriber_id == context.subscriber), None)
 
 
+def _quarantined_by_the_engine(
+    where: Endpoints, messages: list[IngressMessage]
+) -> dict[tuple[str, int, int], str]:
+    """(ingress topic, partition, offset) -> reason, for the sampled messages the
+    workers quarantined, from their audit trail; empty when none was audited yet."""
+    from ecoshare.api.audit_index import scan_audit
+    from ecoshare.audit import QuarantineRecord
+
+    if not messages:
+        return {}
+    wanted = {(where.names.ingress(m.event_type), m.partition, m.offset) for m in messages}
+    found: dict[tuple[str, int, int], str] = {}
+    try:
+        for record in scan_audit(where.bootstrap_servers, where.names.audit):
+            if not isinstance(record, QuarantineRecord):
+                continue
+            topic, _, partition = record.source.rpartition(":")
+            position = (topic, int(partition or 0), record.offset)
+            if position in wanted:
+                found[position] = record.reason
+    except EcoshareError:
+        return found
+    return found
+
+
+def _admission_refusal(
+    message: IngressMessage, governance: GovernanceState, secret: bytes, max_event_bytes: int
+) -> str | None:
+    """Why the workers' admission would quarantine ``message`` (before decoding), if so."""
+    if not message.value:
+        return "empty_value"
+    if len(message.value) > max_event_bytes:
+        return "oversize_event"
+    publisher_id = message.headers.get(PUBLISHER_HEADER, b"").decode(errors="replace")
+    signature = message.headers.get(SIGNATURE_HEADER)
+    partner = governance.partner(publisher_id)
+    if not publisher_id or signature is None or partner is None:
+        return "unauthenticated_publisher"
+    key = partner_signing_key(secret, publisher_id, partner.key_generation)
+    if not signature_matches(key, message.event_type, message.value, signature):
+        return "unauthenticated_publisher"
+    if not partner.enabled or Role.PUBLISHER not in partner.roles:
+        return "publisher_not_allowed"
+    return None
+
+
 def replay(where: Endpoints, base: Settings, proposal: Agreement, sample: int) -> DryRunReport:
     """Evaluate the last ``sample`` ingress events under the current state and the proposal."""
     state: ControlState = read_state(where)
@@ -351,28 +398,34 @@ def replay(where: Endpoints, base: Settings, proposal: Agreement, sample: int) -
     decoder = FramedDecoder(where.schema_registry_url)
     context = _EvaluationContext(subscriber, catalog, datetime.now(UTC), hash_keys)
     event_types = sorted(t for t in proposal.event_types if t in catalog.event_types)
-    for message in read_recent_ingress(where, event_types, sample):
-        publisher_id = message.headers.get(PUBLISHER_HEADER, b"").decode(errors="replace")
-        signature = message.headers.get(SIGNATURE_HEADER)
-        partner = current.partner(publisher_id)
-        if not publisher_id or signature is None or partner is None:
-            report.skipped["unauthenticated_publisher"] += 1
-            continue
-        key = partner_signing_key(secret, publisher_id, partner.key_generation)
-        if not signature_matches(key, message.event_type, message.value, signature):
-            report.skipped["unauthenticated_publisher"] += 1
+    messages = read_recent_ingress(where, event_types, sample)
+    engine_quarantined = _quarantined_by_the_engine(where, messages)
+    seen_ids: set[str] = set()
+    for message in messages:
+        refused = engine_quarantined.get(
+            (where.names.ingress(message.event_type), message.partition, message.offset)
+        ) or _admission_refusal(message, current, secret, base.max_event_bytes)
+        if refused is not None:
+            report.skipped[refused] += 1
             continue
         try:
             record = decoder.decode(message.value)
         except MessageDecodeError:
             report.skipped["undecodable_payload"] += 1
             continue
+        publisher_id = message.headers[PUBLISHER_HEADER].decode(errors="replace")
         if record.get("publisher_id") != publisher_id:
             report.skipped["unauthenticated_publisher"] += 1
             continue
-
+        event_id = str(record.get("event_id", ""))
+        if event_id in seen_ids:
+            # The engine's duplicate window also spans events before the sample; those
+            # duplicates are found above, in its own quarantine records.
+            report.skipped["duplicate_event_id"] += 1
+            continue
+        seen_ids.add(event_id)
         replayed = ReplayedEvent(
-            event_id=str(record.get("event_id", "")),
+            event_id=event_id,
             event_type=message.event_type,
             publisher_id=publisher_id,
             location_id=str(record.get("location_id", "")),

@@ -6,14 +6,17 @@ import json
 import re
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ecoshare.cli.common import (
+    Endpoints,
     InputError,
     NotFoundError,
     OutputOption,
@@ -26,6 +29,7 @@ from ecoshare.cli.common import (
     read_state,
     settings,
 )
+from ecoshare.cli.tables import print_table
 
 MAX_PROBLEMS_SHOWN = 20
 
@@ -80,12 +84,23 @@ def publish(
             envvar="ECOSHARE_PARTNER_SIGNING_KEY",
         ),
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="Wait up to this many seconds for the workers' decisions and report them "
+            "(exit 2 if any event was quarantined). 0 only sends.",
+            min=0,
+        ),
+    ] = 0,
     output: OutputOption = "table",
 ) -> None:
     """Publish JSON events as a partner: all are validated first, none sent if one is bad.
 
-    Timestamps may be ISO 8601 with a time zone or epoch milliseconds; event_id,
-    publisher_id and published_at are filled in when left out.
+    One JSON object per line, with the fields of the event type's schema (`ecoshare
+    schemas show TYPE`); see examples/events/. Timestamps may be ISO 8601 with a time
+    zone or epoch milliseconds; event_id, publisher_id and published_at are filled in
+    when left out. The workers govern what was sent asynchronously: `--wait` reports
+    what became of each event (delivered, withheld, quarantined as a duplicate...).
     """
     check_output(output)
     from ecoshare.api.event_json import encode_json_events
@@ -118,6 +133,7 @@ def publish(
         signing_key=key,
         schemas_dir=base.schemas_dir,
         topic_prefix=where.names.prefix,
+        max_event_bytes=base.max_event_bytes,
     )
     encoded, event_ids, problems = encode_json_events(
         publisher,
@@ -140,17 +156,69 @@ def publish(
     for event_key, value in encoded:
         publisher.produce_encoded(event_type, event_key, value)
     publisher.flush()
+    outcomes = _await_outcomes(where, event_ids, wait) if wait else None
+    summary = None if outcomes is None else Counter(outcomes.values())
     if output == "json":
         print_json(
             {
-                "published": len(event_ids),
+                "sent": len(event_ids),
                 "event_type": event_type,
                 "publisher": as_partner,
                 "event_ids": event_ids,
+                "outcomes": outcomes,
+                "summary": None if summary is None else dict(sorted(summary.items())),
             }
         )
-        return
-    console.print(f"published {len(event_ids)} {event_type} event(s) as {as_partner}")
+    else:
+        console.print(
+            f"sent {len(event_ids)} {event_type} event(s) as {as_partner} to "
+            f"{where.names.ingress(event_type)}",
+            soft_wrap=True,
+        )
+        if summary is None:
+            console.print(
+                "the workers govern them asynchronously: `ecoshare audit EVENT_ID` shows "
+                "what became of one, `--wait 30` waits and reports all",
+                soft_wrap=True,
+            )
+        else:
+            for outcome, count in sorted(summary.items()):
+                console.print(f"  {count} {outcome}", soft_wrap=True, highlight=False)
+    if summary is not None and any(key.startswith("quarantined") for key in summary):
+        raise typer.Exit(2)
+
+
+def _outcome_of(decisions: list[dict[str, Any]]) -> str | None:
+    """One line for what became of an event: quarantine first, then any delivery."""
+    if not decisions:
+        return None
+    for item in decisions:
+        if item["outcome"] == "quarantined":
+            return f"quarantined ({item.get('reason')})"
+    delivered = sorted(
+        item["subscriber_id"] for item in decisions if item["outcome"] == "delivered"
+    )
+    if delivered:
+        return f"delivered to {', '.join(delivered)}"
+    return "withheld from every subscriber"
+
+
+def _await_outcomes(where: Endpoints, event_ids: list[str], wait: float) -> dict[str, str]:
+    """event id -> outcome line, polling the audit trail until all are decided or
+    ``wait`` seconds have passed (then: "no decision yet")."""
+    deadline = time.monotonic() + wait
+    outcomes: dict[str, str] = {}
+    with console.status("waiting for the workers' decisions…"):
+        while True:
+            pending = {event_id for event_id in event_ids if event_id not in outcomes}
+            for event_id, decisions in decisions_on(where, pending).items():
+                outcome = _outcome_of(decisions)
+                if outcome is not None:
+                    outcomes[event_id] = outcome
+            if len(outcomes) == len(set(event_ids)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    return {event_id: outcomes.get(event_id, "no decision yet") for event_id in event_ids}
 
 
 def tail(
@@ -213,21 +281,88 @@ def tail(
         reader.close()
 
 
+def quarantined_messages(where: Endpoints, event_ids: set[str]) -> list[dict[str, Any]]:
+    """Quarantine records of ``event_ids`` read from the quarantine topic itself.
+
+    The audit trail names a quarantined event only when its id could be read during
+    admission; an oversize event is refused before it is scanned, so its id is found
+    here, by decoding the kept payload.
+    """
+    from confluent_kafka import Consumer, KafkaException
+
+    from ecoshare.adapters.kafka_reading import header_map, read_to_end
+    from ecoshare.api.compacted import topic_partitions
+    from ecoshare.api.decoding import FramedDecoder, MessageDecodeError
+
+    topic = where.names.quarantine
+    consumer = Consumer({"bootstrap.servers": where.bootstrap_servers, "group.id": "ecoshare-q"})
+    try:
+        partitions = topic_partitions(consumer, [topic], 30.0)
+    except (KafkaException, TimeoutError, RuntimeError):
+        return []
+    finally:
+        consumer.close()
+    decoder = FramedDecoder(where.schema_registry_url)
+    needles = {event_id: event_id.encode() for event_id in event_ids}
+    found: list[dict[str, Any]] = []
+    for message in read_to_end(where.bootstrap_servers, [(t, p, 0) for t, p in partitions]):
+        value = message.value() or b""
+        candidates = [event_id for event_id, raw in needles.items() if raw in value]
+        if not candidates:
+            continue
+        try:
+            record = decoder.decode(value)
+        except MessageDecodeError:
+            continue
+        if record.get("event_id") not in candidates:
+            continue
+        headers = header_map(message.headers())
+
+        def header(name: str, headers: dict[str, bytes] = headers) -> str:
+            return headers.get(name, b"").decode(errors="replace")
+
+        origin = header("ecoshare-original-topic")
+        found.append(
+            {
+                "event_id": record["event_id"],
+                "event_type": origin.rsplit(".", 1)[-1],
+                "publisher_id": record.get("publisher_id"),
+                "outcome": "quarantined",
+                "reason": header("ecoshare-reason"),
+                "detail": header("ecoshare-detail"),
+                "source": f"{origin}:{header('ecoshare-original-partition')}"
+                f"@{header('ecoshare-original-offset')}",
+                "candidate_subscribers": [],
+            }
+        )
+    return found
+
+
+def decisions_on(where: Endpoints, event_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every decision recorded on each of ``event_ids``: the audit trail's, and
+    quarantine records the audit trail could not name."""
+    from ecoshare.api.audit_index import scan_audit
+
+    found: dict[str, list[dict[str, Any]]] = {event_id: [] for event_id in event_ids}
+    for record in scan_audit(where.bootstrap_servers, where.names.audit):
+        if record.event_id in found:
+            found[record.event_id].append(record.to_json())
+    known_sources = {item["source"] for items in found.values() for item in items}
+    for item in quarantined_messages(where, event_ids):
+        if item["source"] not in known_sources:
+            found[item["event_id"]].append(item)
+    return found
+
+
 def audit(
     event_id: Annotated[str, typer.Argument(help="The event's event_id.")],
     output: OutputOption = "table",
 ) -> None:
     """Every decision taken on one event: delivered, withheld (why), quarantined (why)."""
     check_output(output)
-    from ecoshare.api.audit_index import scan_audit
-
     where = endpoints(settings())
-    with console.status("reading the audit trail…"):
-        decisions = [
-            record.to_json()
-            for record in scan_audit(where.bootstrap_servers, where.names.audit)
-            if record.event_id == event_id
-        ]
+    with console.status("reading the audit trail and the quarantine…"):
+        decisions = decisions_on(where, {event_id}).get(event_id, [])
     if not decisions:
         raise NotFoundError(f"no decision recorded for event {event_id!r} (yet)")
     if output == "json":
@@ -260,10 +395,10 @@ def audit(
         table.add_row(
             subscribers or "-",
             f"[{colour}]{item['outcome']}[/]",
-            str(item.get("reason") or ""),
+            escape(": ".join(part for part in (item.get("reason"), item.get("detail")) if part)),
             agreement,
             fields,
             ", ".join(item.get("consent_ids", [])),
             str(item.get("source", "")),
         )
-    console.print(table)
+    print_table(table, console)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -26,6 +27,7 @@ from ecoshare.cli.common import (
     read_state,
     settings,
 )
+from ecoshare.cli.tables import print_table
 
 if TYPE_CHECKING:
     from ecoshare.api.changes import Change, GovernancePlan
@@ -117,14 +119,19 @@ def _describe(change: Change) -> str:
     )
 
 
-def _print_plan(plan: GovernancePlan) -> None:
+def _print_plan(plan: GovernancePlan, keys: dict[str, int] | None = None) -> None:
     if plan.empty:
         console.print("no changes: the platform matches the file")
         return
     for change in plan.changes:
-        console.print(_describe(change), highlight=False)
+        line = _describe(change)
+        if change.action == "remove" and (keys or {}).get(change.key):
+            line += f"  [red]({(keys or {})[change.key]} active API key(s) stop working)[/]"
+        console.print(line, highlight=False, soft_wrap=True)
         for field in change.fields:
-            console.print(_field_line(field.path, field.before, field.after), highlight=False)
+            console.print(
+                _field_line(field.path, field.before, field.after), highlight=False, soft_wrap=True
+            )
     console.print(
         f"\nplan: [green]{plan.count('add')} to add[/], [yellow]{plan.count('change')} to "
         f"change[/], [red]{plan.count('remove')} to remove[/]"
@@ -145,31 +152,81 @@ def plan(file: FileOption, output: OutputOption = "table") -> None:
     if output == "json":
         print_json(changes.to_json())
         return
-    _print_plan(changes)
+    removed = {c.key for c in changes.changes if c.action == "remove" and c.kind == "partner"}
+    _print_plan(changes, _active_keys(where, removed))
+    if changes.count("remove"):
+        console.print("removals are applied only with `apply --prune`")
 
 
-def apply(file: FileOption, output: OutputOption = "table") -> None:
-    """Apply a governance file: partners and agreements become exactly what it says.
+def _active_keys(where: Endpoints, partner_ids: set[str]) -> dict[str, int]:
+    """Active API keys of ``partner_ids``: they stop working when the partner is removed."""
+    if not partner_ids:
+        return {}
+    from ecoshare.cli.partners import active_key_counts
+
+    counts = active_key_counts(where)
+    return {partner_id: counts.get(partner_id, 0) for partner_id in partner_ids}
+
+
+def apply(
+    file: FileOption,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Also remove partners and agreements the file does not declare (a removed "
+            "partner's API keys stop working). Without it they are kept.",
+        ),
+    ] = False,
+    output: OutputOption = "table",
+) -> None:
+    """Apply a governance file: adds and changes what it declares.
 
     Idempotent: applying the same file again changes nothing. Agreements whose
-    content changed must carry a higher version.
+    content changed must carry a higher version. What is applied but not in the file
+    is removed only with --prune (or when confirmed at a terminal); otherwise it is
+    kept and listed.
     """
     check_output(output)
     where = endpoints(settings())
     changes = _plan(file, where)
     _refuse(changes)
-    if not changes.empty:
+    removals = [change for change in changes.changes if change.action == "remove"]
+    keys = _active_keys(where, {c.key for c in removals if c.kind == "partner"})
+    asked = removals and not prune and output == "table" and sys.stdin.isatty()
+    if asked:
+        _print_plan(changes, keys)
+        prune = typer.confirm(f"remove the {len(removals)} not declared in {file}?")
+    kept = [] if prune else removals
+    to_write = [change for change in changes.changes if change not in kept]
+    if to_write:
         with ControlWriter(where) as writer:
-            for change in changes.changes:
+            for change in to_write:
                 writer.write(change.kind, change.key, change.after)
     if output == "json":
-        print_json({**changes.to_json(), "applied": not changes.empty})
+        print_json(
+            {
+                **changes.to_json(),
+                "applied": bool(to_write),
+                "kept": [{"kind": c.kind, "id": c.key} for c in kept],
+                "api_keys_of_removed_partners": {} if kept else keys,
+            }
+        )
         return
     if changes.empty:
         console.print("no changes: the platform matches the file")
         return
-    _print_plan(changes)
-    console.print("[bold green]applied[/]; in force from the next governed event on")
+    if not asked:
+        _print_plan(changes, keys)
+    if to_write:
+        console.print("[bold green]applied[/]; in force from the next governed event on")
+    if kept:
+        console.print(
+            f"[yellow]kept {len(kept)} not declared in the file[/] "
+            f"({', '.join(f'{c.kind} {c.key}' for c in kept)}): "
+            "`apply --prune` removes them",
+            soft_wrap=True,
+        )
 
 
 # -- agreements ------------------------------------------------------------------------
@@ -221,7 +278,7 @@ def agreements_list(
             str(len(agreement.granted_fields)),
             "yes" if agreement.is_in_force(now) else "[red]no[/]",
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @agreements_app.command("show")

@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ecoshare.cli import events, governance, partners, status
+from ecoshare.cli import catalog, events, governance, partners, status
 from ecoshare.cli.common import (
     InputError,
     OutputOption,
@@ -29,6 +29,7 @@ from ecoshare.cli.common import (
     quiet_third_party_warnings,
     settings,
 )
+from ecoshare.cli.tables import print_table
 from ecoshare.errors import ConfigurationError, EcoshareError
 from ecoshare.settings import Settings
 
@@ -52,7 +53,10 @@ def up(
     workers: Annotated[int | None, typer.Option(help="Governance worker processes.")] = None,
     api: Annotated[bool, typer.Option(help="Start the HTTP API.")] = True,
 ) -> None:
-    """Run the embedded platform in the foreground until Ctrl-C or SIGTERM."""
+    """Run the embedded platform in the foreground until Ctrl-C or SIGTERM.
+
+    One platform per state directory (ECOSHARE_STATE_DIR): a second `up` there refuses.
+    """
     from ecoshare.platform import Platform
 
     base = settings()
@@ -69,7 +73,7 @@ def up(
         table = Table(title="ecoshare is up", show_header=False)
         for name, value in endpoints.items():
             table.add_row(name, json.dumps(value) if isinstance(value, dict) else str(value))
-        console.print(table)
+        print_table(table, console)
         console.print(f"endpoints written to {base.state_dir / 'endpoints.json'}; Ctrl-C stops")
         while not stop.wait(0.5):
             for index, worker in enumerate(platform.workers):
@@ -164,7 +168,7 @@ def schemas_register(output: OutputOption = "table") -> None:
         table.add_column(column)
     for entry in registered:
         table.add_row(entry.subject, str(entry.schema_id), entry.record)
-    console.print(table)
+    print_table(table, console)
 
 
 @schemas_app.command("list")
@@ -200,7 +204,7 @@ def schemas_list(output: OutputOption = "table") -> None:
             str(row["fields"]),
             ", ".join(row["personal"]),  # type: ignore[arg-type]
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @schemas_app.command("show")
@@ -216,24 +220,28 @@ def schemas_show(event_type: str) -> None:
     print_json(schema)
 
 
-for module in (status, partners, governance, events):
+for module in (status, partners, governance, events, catalog):
     module.register(app)
 
 
 def main() -> None:
     """Console entry: run the app, turning the platform's errors into exit codes."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns the code of a `typer.Exit` raised in a
+        # command instead of raising it.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         errors.print("aborted")
         sys.exit(130)
     except ConfigurationError as exc:
-        errors.print(f"error: {exc}")
+        errors.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
         sys.exit(2)
     except EcoshareError as exc:
-        errors.print(f"error: {exc}")
+        errors.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
         sys.exit(1)
     except Exception as exc:
         # Usage errors come from the click that typer bundles, not the click package.

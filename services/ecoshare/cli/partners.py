@@ -25,6 +25,7 @@ from ecoshare.cli.common import (
     read_state,
     settings,
 )
+from ecoshare.cli.tables import print_table
 from ecoshare.errors import EcoshareError
 
 partners_app = typer.Typer(
@@ -89,6 +90,15 @@ def _key_records(where: Endpoints) -> dict[str, Any]:
     return records
 
 
+def active_key_counts(where: Endpoints) -> dict[str, int]:
+    """partner id -> API keys issued to it and not revoked."""
+    counts: dict[str, int] = {}
+    for record in _key_records(where).values():
+        if not record.revoked:
+            counts[record.partner_id] = counts.get(record.partner_id, 0) + 1
+    return counts
+
+
 def _show_secret(label: str, value: str) -> None:
     console.print(f"[bold]{label}:[/] {value}", soft_wrap=True, highlight=False)
 
@@ -102,10 +112,7 @@ def partners_list(output: OutputOption = "table") -> None:
     check_output(output)
     where = endpoints(settings())
     state = read_state(where)
-    active_keys: dict[str, int] = {}
-    for record in _key_records(where).values():
-        if not record.revoked:
-            active_keys[record.partner_id] = active_keys.get(record.partner_id, 0) + 1
+    active_keys = active_key_counts(where)
     partners = sorted(state.partners.values(), key=lambda item: item.partner_id)
     if output == "json":
         print_json(
@@ -132,7 +139,7 @@ def partners_list(output: OutputOption = "table") -> None:
             str(active_keys.get(partner.partner_id, 0)),
             escape(partner.contact_email or ""),
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @partners_app.command("add")
@@ -277,7 +284,7 @@ def key_list(
             str(row["revoked_at"] or ""),
             str(row["label"] or ""),
         )
-    console.print(table)
+    print_table(table, console)
 
 
 # -- consent -------------------------------------------------------------------------
@@ -399,4 +406,4 @@ def consent_list(
             ", ".join(sorted(consent.scope)),
             state,
         )
-    console.print(table)
+    print_table(table, console)

@@ -17,6 +17,7 @@ from ecoshare.cli.common import (
     print_json,
     settings,
 )
+from ecoshare.cli.tables import print_table
 from ecoshare.errors import EcoshareError
 
 _PROBE_SECONDS = 3.0
@@ -130,7 +131,7 @@ def status(output: OutputOption = "table") -> None:
         for row in rows:
             state = "[green]up[/]" if row["up"] else "[red]down[/]"
             table.add_row(row["component"], state, row["address"], str(row["detail"]))
-        console.print(table)
+        print_table(table, console)
     down = [row["component"] for row in rows if not row["up"]]
     if down:
         raise EcoshareError(f"not answering: {', '.join(down)}")

@@ -6,12 +6,17 @@ import logging
 import sys
 
 from ecoshare.errors import ConfigurationError
-from ecoshare.governance.process import WorkerProcessOptions, run_worker_process
+from ecoshare.quiet import quiet_third_party_warnings
 from ecoshare.secrets import signing_secret
 from ecoshare.settings import Settings
 
 
 def main() -> int:
+    # Before the worker's modules import the registry client, so that its deprecation
+    # warning does not open every worker log.
+    quiet_third_party_warnings()
+    from ecoshare.governance.process import WorkerProcessOptions, run_worker_process
+
     settings = Settings()
     logging.basicConfig(
         level=settings.log_level,

@@ -13,6 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ecoshare.cli.tables import print_table
+
 __all__ = ["format_age", "render_report"]
 
 
@@ -104,7 +106,7 @@ def _partners(rows: Sequence[Mapping[str, Any]], console: Console) -> None:
             str(row.get("quarantined", 0)),
             _ratio(row.get("reciprocity_ratio")),
         )
-    console.print(table)
+    print_table(table, console)
 
 
 def _stale(rows: Sequence[Mapping[str, Any]], console: Console) -> None:
@@ -126,7 +128,7 @@ def _stale(rows: Sequence[Mapping[str, Any]], console: Console) -> None:
             format_age(row["sla_seconds"]),
             str(row["breaches"]),
         )
-    console.print(table)
+    print_table(table, console)
 
 
 def _coverage(rows: Sequence[Mapping[str, Any]], console: Console) -> None:
@@ -144,7 +146,7 @@ def _coverage(rows: Sequence[Mapping[str, Any]], console: Console) -> None:
             f"{row['fresh_locations']} / {row['known_locations']}",
             _percent(float(row["coverage_ratio"])),
         )
-    console.print(table)
+    print_table(table, console)
 
 
 def _idle(rows: Sequence[Mapping[str, Any]], now: str | None, console: Console) -> None:
@@ -167,7 +169,7 @@ def _idle(rows: Sequence[Mapping[str, Any]], now: str | None, console: Console) 
             ", ".join(row["event_types"]),
             _ago(row.get("last_delivered_at"), now),
         )
-    console.print(table)
+    print_table(table, console)
 
 
 def _reasons(kind: str, rows: Sequence[Mapping[str, Any]], console: Console) -> None:
@@ -178,4 +180,4 @@ def _reasons(kind: str, rows: Sequence[Mapping[str, Any]], console: Console) -> 
     table.add_column("events", justify="right")
     for row in sorted(rows, key=lambda item: (-int(item["events"]), item["reason"])):
         table.add_row(row["reason"], str(row["events"]))
-    console.print(table)
+    print_table(table, console)

@@ -14,6 +14,19 @@ class EventValidationError(SdkError):
         super().__init__(f"{event_type}.{field}: {message}")
         self.event_type = event_type
         self.field = field
+        self.message = message
+
+
+class EventTooLargeError(EventValidationError):
+    """An encoded event is larger than the platform accepts (its workers would quarantine
+    it as ``oversize_event``)."""
+
+    def __init__(self, event_type: str, size: int, limit: int) -> None:
+        super().__init__(
+            event_type, "(event)", f"{size} bytes encoded; the platform accepts at most {limit}"
+        )
+        self.size = size
+        self.limit = limit
 
 
 class PublishError(SdkError):

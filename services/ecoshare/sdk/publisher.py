@@ -14,10 +14,14 @@ from fastavro.validation import ValidationError, validate
 
 from ecoshare.codec.wire import frame
 from ecoshare.domain.events import CatalogEvent
+from ecoshare.domain.formats import conform
 from ecoshare.domain.identity import PUBLISHER_HEADER, SIGNATURE_HEADER, sign_event
 from ecoshare.sdk._schemas import RegistrySchemas
-from ecoshare.sdk.exceptions import EventValidationError, PublishError
+from ecoshare.sdk.exceptions import EventTooLargeError, EventValidationError, PublishError
 from ecoshare.topics import TopicNames, value_subject
+
+DEFAULT_MAX_EVENT_BYTES = 65536
+"""The platform's default ECOSHARE_MAX_EVENT_BYTES: larger events are quarantined."""
 
 
 def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
@@ -57,17 +61,19 @@ class Publisher:
         schemas_dir: Path,
         topic_prefix: str = "",
         producer_overrides: Mapping[str, Any] | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self.partner_id = partner_id
         self._signing_key = signing_key
         self._names = TopicNames(topic_prefix)
         self._registry = RegistrySchemas(schema_registry_url)
         self._schemas_dir = schemas_dir
-        self._writers: dict[str, tuple[int, Any]] = {}
+        self._max_event_bytes = max_event_bytes
+        self._writers: dict[str, tuple[int, Any, dict[str, Any]]] = {}
         self._failures: list[str] = []
         self._producer = Producer(producer_config(bootstrap_servers, **(producer_overrides or {})))
 
-    def _writer(self, event_type: str) -> tuple[int, Any]:
+    def _writer(self, event_type: str) -> tuple[int, Any, dict[str, Any]]:
         writer = self._writers.get(event_type)
         if writer is None:
             from ecoshare.catalog import load_catalog
@@ -76,7 +82,7 @@ class Publisher:
             schema_id = self._registry.register(
                 value_subject(self._names.ingress(event_type)), schema
             )
-            writer = (schema_id, fastavro.parse_schema(schema, _write_hint=False))
+            writer = (schema_id, fastavro.parse_schema(schema, _write_hint=False), schema)
             self._writers[event_type] = writer
         return writer
 
@@ -91,7 +97,7 @@ class Publisher:
             raise ValueError("event_type is required when publishing a mapping")
         else:
             record = dict(event)
-        schema_id, parsed = self._writer(event_type)
+        schema_id, parsed, schema = self._writer(event_type)
         fields = parsed["fields"]
         known = {field["name"] for field in fields}
         for name in record:
@@ -100,6 +106,9 @@ class Publisher:
         for field in fields:
             if field["name"] not in record and "default" not in field:
                 raise EventValidationError(event_type, field["name"], "is required")
+        record, format_problems = conform(schema, record)
+        if format_problems:
+            raise EventValidationError(event_type, *format_problems[0])
         try:
             validate(record, parsed, raise_errors=True, strict=True)
         except ValidationError as exc:
@@ -107,8 +116,11 @@ class Publisher:
             raise EventValidationError(event_type, field, message) from exc
         buffer = io.BytesIO()
         fastavro.schemaless_writer(buffer, parsed, record)
+        body = buffer.getvalue()
+        if len(body) + 5 > self._max_event_bytes:
+            raise EventTooLargeError(event_type, len(body) + 5, self._max_event_bytes)
         key = str(record.get("location_id", "")).encode()
-        return event_type, key, frame(schema_id, buffer.getvalue())
+        return event_type, key, frame(schema_id, body)
 
     def publish(
         self, event: CatalogEvent | Mapping[str, Any], event_type: str | None = None

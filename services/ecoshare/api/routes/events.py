@@ -77,7 +77,11 @@ def encode_events(
         "The operator key publishes on behalf of the partner named by `publisher`."
     ),
     openapi_extra=_REQUEST_BODY,
-    responses={503: {"description": "The broker did not acknowledge the events"}},
+    responses={
+        400: {"description": "An event does not fit its schema or a format the catalog documents"},
+        413: {"description": "Too many events, or an event larger than the platform accepts"},
+        503: {"description": "The broker did not acknowledge the events"},
+    },
 )
 async def publish_events(
     event_type: Annotated[str, Path(min_length=1, max_length=100)],
@@ -123,6 +127,15 @@ async def publish_events(
     encoded, event_ids, problems = await run_in_threadpool(
         encode_events, context, partner, event_type, events, batch
     )
+    oversize = [problem for problem in problems if problem.too_large]
+    if oversize:
+        # The workers would quarantine these as oversize_event after a 202: refuse now.
+        raise ApiError(
+            413,
+            f"{len(oversize)} event(s) larger than the platform accepts; nothing was published",
+            code="event_too_large",
+            details=[problem.to_json() for problem in oversize],
+        )
     if problems:
         raise ApiError(
             400,
