@@ -35,6 +35,7 @@ from ecoshare.domain.policy import RateLimiter, WithholdReason
 from ecoshare.domain.projection import subscriber_hash_key
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.dedup import DedupWindow
+from ecoshare.governance.partitioning import key_partition
 from ecoshare.governance.plan import DeliveryPlan, RowPredicate, compile_plan
 from ecoshare.governance.progress import (
     EVENT_ID_HEADER,
@@ -67,6 +68,9 @@ class QuarantineReason(StrEnum):
     INVALID_VALUE = "invalid_value"
     UNDECODABLE_PAYLOAD = "undecodable_payload"
     DUPLICATE_EVENT_ID = "duplicate_event_id"
+    KEY_NOT_LOCATION = "key_not_location"
+    WRONG_PARTITION = "wrong_partition"
+    UNGOVERNABLE_EVENT = "ungovernable_event"
 
 
 class IngressMessage(Protocol):
@@ -323,8 +327,10 @@ class GovernanceEngine:
         max_event_bytes: int,
         dedup_window_ms: int,
         dedup_capacity: int,
+        ingress_partitions: Callable[[str], int],
     ) -> None:
         self._schemas = schemas
+        self._ingress_partitions = ingress_partitions
         self._classification = classification
         self._master_secret = master_secret
         self._delivery_topic = delivery_topic
@@ -668,7 +674,8 @@ class GovernanceEngine:
                 None,
                 None,
             )
-        expected = sign_event(compiled.signing_key(partner), batch.event_type, value)
+        record_key = message.key()
+        expected = sign_event(compiled.signing_key(partner), batch.event_type, record_key, value)
         if not hmac.compare_digest(expected, signature):
             return (
                 QuarantineReason.UNAUTHENTICATED_PUBLISHER,
@@ -735,6 +742,25 @@ class GovernanceEngine:
             return (
                 QuarantineReason.PUBLISHER_NOT_ALLOWED,
                 f"partner {publisher_id!r} is disabled or holds no publisher role",
+                event_id,
+                publisher_id,
+                _redact(value, writer, offsets),
+            )
+        # The signed key must be the location and the partition the key's: then the
+        # duplicate window of that one partition sees every copy of the event.
+        if record_key != envelope[2].encode():
+            return (
+                QuarantineReason.KEY_NOT_LOCATION,
+                f"record key {record_key!r} is not the location id {envelope[2]!r}",
+                event_id,
+                publisher_id,
+                _redact(value, writer, offsets),
+            )
+        home = key_partition(record_key, self._ingress_partitions(batch.topic))
+        if home != batch.partition:
+            return (
+                QuarantineReason.WRONG_PARTITION,
+                f"key {record_key!r} belongs on partition {home}, not {batch.partition}",
                 event_id,
                 publisher_id,
                 _redact(value, writer, offsets),
