@@ -70,6 +70,9 @@ class StaticSchemas:
     def writer(self, topic: str, schema_id: int) -> WriterSchema | None:
         return self.writers.get((topic, schema_id))
 
+    def by_id(self, schema_id: int) -> WriterSchema | None:
+        return next((w for (_, known), w in self.writers.items() if known == schema_id), None)
+
     def subject_of(self, schema_id: int) -> str | None:
         for (_, known), writer in self.writers.items():
             if known == schema_id:
