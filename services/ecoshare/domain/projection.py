@@ -120,7 +120,7 @@ def generalise_number(value: object, decimals: int, kind: str | None = None) -> 
     if low <= rounded <= high:
         return rounded
     if isinstance(value, int):
-        step = 10 ** (-decimals)
+        step: int = 10 ** max(0, -decimals)
         cut = abs(value) // step * step
         return cut if value >= 0 else -cut
     exact = decimal.Context(prec=800, rounding=decimal.ROUND_DOWN)  # every double fits
