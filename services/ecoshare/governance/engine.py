@@ -612,8 +612,9 @@ class GovernanceEngine:
             except Exception as exc:  # no input may stop a partition: refuse it, move on
                 log.exception("governing failed at %s:%s@%s", topic, partition, offset)
                 del outputs[mark:]
+                # The id stays in the duplicate window (and the checkpoint): a copy is a
+                # duplicate, and would fail the same way.
                 _undo_decisions(runtimes, row, templates)
-                batch.new_event_ids.pop()
                 detail = _failure(exc)
                 reason = QuarantineReason.UNGOVERNABLE_EVENT
                 self._refuse(
