@@ -93,10 +93,12 @@ def _producer(platform: GovernedPlatform) -> Producer:
     )
 
 
-def _signed(value: bytes, key: bytes, signer: str = "postnl") -> list[tuple[str, bytes]]:
+def _signed(
+    value: bytes, key: bytes, signer: str = "postnl", publisher: str = "postnl"
+) -> list[tuple[str, bytes]]:
     signing_key = partner_signing_key(SECRET.encode(), signer, 1)
     return [
-        (PUBLISHER_HEADER, b"postnl"),
+        (PUBLISHER_HEADER, publisher.encode()),
         (SIGNATURE_HEADER, sign_event(signing_key, TYPE, key, value)),
     ]
 
@@ -237,6 +239,7 @@ def test_the_quarantine_topic_holds_no_personal_field_for_any_reason(
         )
     oversize_key, oversize = _encoded(platform, {**store_status(50_003), "reason": "x" * 70_000})
     other_key, other = _encoded(platform, store_status(50_004))
+    carrier_key, by_carrier = _encoded(platform, store_status(50_005, publisher_id="carrier"))
     home = key_partition(key, PARTITIONS)
     sends: list[tuple[bytes, bytes, list[tuple[str, bytes]], int | None]] = [
         (key, good, _signed(good, key), None),  # delivered
@@ -247,7 +250,15 @@ def test_the_quarantine_topic_holds_no_personal_field_for_any_reason(
         (b"sp-other", other, _signed(other, b"sp-other"), None),  # key is not the location
         (key, availability, _signed(availability, key), None),  # schema not for topic
         (oversize_key, oversize, _signed(oversize, oversize_key), None),  # oversize
+        (  # publisher not allowed: the carrier holds no publisher role
+            carrier_key,
+            by_carrier,
+            _signed(by_carrier, carrier_key, signer="carrier", publisher="carrier"),
+            None,
+        ),
     ]
+    undecodable = [good[:-3], b"\x05" + good[1:], good[:1] + b"\x00\x0f\x42\x3f" + good[5:]]
+    sends += [(key, value, _signed(value, key), None) for value in undecodable]
     for record_key, value, headers, partition in sends:
         options: dict[str, Any] = {"partition": partition} if partition is not None else {}
         producer.produce(topic, key=record_key, value=value, headers=headers, **options)
@@ -263,11 +274,18 @@ def test_the_quarantine_topic_holds_no_personal_field_for_any_reason(
             "key_not_location": 1,
             "schema_not_for_topic": 1,
             "oversize_event": 1,
+            "publisher_not_allowed": 1,
+            "truncated_payload": 1,
+            "bad_framing": 1,
+            "unknown_schema_id": 1,
         }
     )
     registry = SchemaRegistryClient({"url": platform.registry_url})
     for message in quarantined:
         headers = dict(message.headers())
+        if message.value() in undecodable:  # no field can be located in these
+            assert headers["ecoshare-redaction"] == b"undecodable-kept-as-is"
+            continue
         assert headers["ecoshare-redaction"] == b"personal-fields-nulled", _reason(message)
         record = _decoded(registry, message.value())
         assert record["contact_name"] is None and record["contact_phone"] is None
