@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo test check lint typecheck bench clean asyncapi-schema
+.PHONY: install system-packages demo test check lint typecheck bench fuzz clean asyncapi-schema
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.governed_throughput
+
+# Differential fuzzing of the scanner against strict Avro readers (fastavro, avro);
+# `make test` runs it for a few seconds. Differences are saved as corpus cases.
+FUZZ_SECONDS ?= 600
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.differential --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED) \
+		--save tests/fuzz/corpus
 
 clean:
 	rm -rf $(VENV) .ecoshare .cache .pytest_cache .mypy_cache .ruff_cache

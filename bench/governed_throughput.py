@@ -188,7 +188,12 @@ def encode_all(
         value = frame(schema_id, buffer.getvalue())
         headers = [
             (PUBLISHER_HEADER, record["publisher_id"].encode()),
-            (SIGNATURE_HEADER, sign_event(keys[record["publisher_id"]], TYPE, value)),
+            (
+                SIGNATURE_HEADER,
+                sign_event(
+                    keys[record["publisher_id"]], TYPE, record["location_id"].encode(), value
+                ),
+            ),
         ]
         encoded.append((record["location_id"].encode(), value, headers))
     return encoded
@@ -477,6 +482,9 @@ def profile_hot_path(
         def subject_of(self, sid: int) -> str | None:
             return None
 
+        def by_id(self, sid: int) -> WriterSchema | None:
+            return None
+
     cache = Schemas()
     writer = cache.writer("", schema_id)
     cache.writer = lambda topic, sid: writer if sid == schema_id else None  # type: ignore[method-assign]
@@ -491,6 +499,7 @@ def profile_hot_path(
         max_event_bytes=65536,
         dedup_window_ms=86_400_000,
         dedup_capacity=1_000_000,
+        ingress_partitions=lambda topic: 1,  # every message below is on partition 0
     )
 
     class Message:

@@ -578,6 +578,7 @@ def test_webhooks_cannot_target_the_platforms_own_services(
             assert refused.status_code == 400, f"{target}: {refused.text}"
             assert refused.json()["details"] == [{"field": "url", "message": "platform_listener"}]
 
+
 def test_http_publish_refuses_what_the_workers_would_quarantine(ecosystem: Ecosystem) -> None:
     shop = ecosystem.auth(ecosystem.shop_key)
     huge = ecosystem.api.post(

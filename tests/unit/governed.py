@@ -14,6 +14,8 @@ from typing import Any
 
 import fastavro
 
+from ecoshare.codec.exceptions import CodecError
+from ecoshare.codec.layout import compile_layout
 from ecoshare.codec.wire import frame
 from ecoshare.domain.identity import (
     PUBLISHER_HEADER,
@@ -22,11 +24,13 @@ from ecoshare.domain.identity import (
     sign_event,
 )
 from ecoshare.governance.engine import GovernanceEngine, WriterSchema
+from ecoshare.governance.partitioning import key_partition
 from ecoshare.topics import TopicNames
 from tests.strategies import CATALOG, PLATFORM_SECRET
 
 NAMES = TopicNames("unit.")
 WRITER_IDS = {"StoreStatusChanged": 1, "LocationAvailability": 2}
+INGRESS_PARTITIONS = 4
 
 
 @dataclass
@@ -69,6 +73,9 @@ class StaticSchemas:
 
     def writer(self, topic: str, schema_id: int) -> WriterSchema | None:
         return self.writers.get((topic, schema_id))
+
+    def by_id(self, schema_id: int) -> WriterSchema | None:
+        return next((w for (_, known), w in self.writers.items() if known == schema_id), None)
 
     def subject_of(self, schema_id: int) -> str | None:
         for (_, known), writer in self.writers.items():
@@ -115,6 +122,7 @@ def make_engine(registry: RecordingRegistry, **overrides: Any) -> GovernanceEngi
         "max_event_bytes": 4096,
         "dedup_window_ms": 3_600_000,
         "dedup_capacity": 10_000,
+        "ingress_partitions": lambda topic: INGRESS_PARTITIONS,
     }
     options.update(overrides)
     return GovernanceEngine(**options)
@@ -134,17 +142,40 @@ def signed_message(
     key_generation: int = 1,
     offset: int = 0,
     signer: str | None = None,
+    record_key: bytes | None = None,
+    partition: int | None = None,
 ) -> IngressRecord:
+    """A signed ingress message, keyed by its location id and on that key's partition
+    unless ``record_key`` or ``partition`` say otherwise."""
     key = partner_signing_key(PLATFORM_SECRET, signer or publisher_id, key_generation)
+    if record_key is None:
+        record_key = location_of(value).encode()
     return IngressRecord(
         NAMES.ingress(event_type),
         value,
         [
             (PUBLISHER_HEADER, publisher_id.encode()),
-            (SIGNATURE_HEADER, sign_event(key, event_type, value)),
+            (SIGNATURE_HEADER, sign_event(key, event_type, record_key, value)),
         ],
         offset_number=offset,
+        partition_number=(
+            key_partition(record_key, INGRESS_PARTITIONS) if partition is None else partition
+        ),
+        key_bytes=record_key,
     )
+
+
+def location_of(value: bytes) -> str:
+    """The location id of a framed catalog event (the key it is published under)."""
+    schema_id = int.from_bytes(value[1:5], "big")
+    event_type = next((t for t, i in WRITER_IDS.items() if i == schema_id), None)
+    if event_type is None or value[0] != 0:
+        return ""
+    layout = compile_layout(CATALOG.event_schema(event_type))
+    try:
+        return str(layout.read("location_id", value, layout.offsets(value, 5)))
+    except CodecError:  # not a valid event: any key will do for the test
+        return ""
 
 
 def audit_rows(outputs: list[Any]) -> list[dict[str, Any]]:

@@ -83,6 +83,7 @@ class IngressMessage:
     timestamp_ms: int
     value: bytes
     headers: dict[str, bytes]
+    key: bytes | None = None
 
 
 def read_recent_ingress(
@@ -122,6 +123,7 @@ def read_recent_ingress(
                     timestamp_ms=int(message.timestamp()[1]),
                     value=message.value() or b"",
                     headers=header_map(message.headers()),
+                    key=message.key(),
                 )
             )
     except (KafkaException, TimeoutError, RuntimeError) as exc:
@@ -375,7 +377,7 @@ def _admission_refusal(
     if not publisher_id or signature is None or partner is None:
         return "unauthenticated_publisher"
     key = partner_signing_key(secret, publisher_id, partner.key_generation)
-    if not signature_matches(key, message.event_type, message.value, signature):
+    if not signature_matches(key, message.event_type, message.key, message.value, signature):
         return "unauthenticated_publisher"
     if not partner.enabled or Role.PUBLISHER not in partner.roles:
         return "publisher_not_allowed"
