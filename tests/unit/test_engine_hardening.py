@@ -114,7 +114,7 @@ def test_an_event_that_fails_while_governed_is_quarantined_and_the_partition_mov
     assert not [o for o in result.outputs if o.topic == DELIVERY]
     counts = result.counts
     assert counts.subscriber_received == counts.subscriber_quarantined == {("carrier", TYPE): 1}
-    assert not counts.delivered and not counts.withheld and not counts.received
+    assert not counts.delivered and not counts.withheld and not counts.admitted
 
 
 def test_a_delivered_event_replayed_to_every_other_partition_is_quarantined() -> None:
