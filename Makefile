@@ -4,9 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo test check lint typecheck bench clean
+.PHONY: install system-packages demo test check lint typecheck bench bench-engine clean
 
-$(STAMP): pyproject.toml
+# The install also builds the compiled governance core (native/, Rust) with cargo.
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
+
+$(STAMP): pyproject.toml $(NATIVE_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -36,5 +39,10 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.governed_throughput
 
+# The engine alone, in-process: native core against the Python reference, µs per event.
+bench-engine: $(STAMP)
+	$(BIN)/python -m bench.engine_inprocess
+
 clean:
+	rm -rf native/target services/ecoshare/_native*.so
 	rm -rf $(VENV) .ecoshare .pytest_cache .mypy_cache .ruff_cache

@@ -34,6 +34,7 @@ from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.policy import RateLimiter, WithholdReason
 from ecoshare.domain.projection import subscriber_hash_key
 from ecoshare.domain.state import GovernanceState
+from ecoshare.governance.cores import select_core
 from ecoshare.governance.dedup import DedupWindow
 from ecoshare.governance.plan import DeliveryPlan, RowPredicate, compile_plan
 from ecoshare.governance.progress import (
@@ -323,7 +324,13 @@ class GovernanceEngine:
         max_event_bytes: int,
         dedup_window_ms: int,
         dedup_capacity: int,
+        engine: str = "auto",
     ) -> None:
+        # The compiled core (ecoshare._native) or None for the Python reference; see
+        # ecoshare.governance.cores. Both govern identically (tests hold them equal).
+        self._native = select_core(engine)
+        self.core = "native" if self._native is not None else "python"
+        self._native_layouts: dict[int, Any] = {}
         self._schemas = schemas
         self._classification = classification
         self._master_secret = master_secret
@@ -343,11 +350,20 @@ class GovernanceEngine:
 
     # -- partition life cycle -------------------------------------------------------
 
+    def new_window(self) -> DedupWindow:
+        """An empty duplicate window of this engine's core, size and duration."""
+        if self._native is not None:
+            window: DedupWindow = self._native.DedupWindow(
+                self._dedup_window_ms, self._dedup_capacity
+            )
+            return window
+        return DedupWindow(self._dedup_window_ms, self._dedup_capacity)
+
     def window(self, topic: str, partition: int) -> DedupWindow:
         key = (topic, partition)
         window = self._windows.get(key)
         if window is None:
-            window = self._windows[key] = DedupWindow(self._dedup_window_ms, self._dedup_capacity)
+            window = self._windows[key] = self.new_window()
         return window
 
     def adopt_partition(
@@ -668,8 +684,15 @@ class GovernanceEngine:
                 None,
                 None,
             )
-        expected = sign_event(compiled.signing_key(partner), batch.event_type, value)
-        if not hmac.compare_digest(expected, signature):
+        native = self._native
+        if native is not None:
+            authentic = native.signature_matches(
+                compiled.signing_key(partner), batch.event_type, value, signature
+            )
+        else:
+            expected = sign_event(compiled.signing_key(partner), batch.event_type, value)
+            authentic = hmac.compare_digest(expected, signature)
+        if not authentic:
             return (
                 QuarantineReason.UNAUTHENTICATED_PUBLISHER,
                 f"signature does not match publisher {publisher_id!r}",
@@ -706,7 +729,9 @@ class GovernanceEngine:
             )
         layout = writer.layout
         try:
-            if layout.scan_reading is not None:
+            if native is not None:
+                offsets, envelope = self._native_layout(writer).scan_reading(value, 5)
+            elif layout.scan_reading is not None:
                 offsets, envelope = layout.scan_reading(value, 5)
             else:
                 offsets = layout.scan(value, 5)
@@ -748,6 +773,15 @@ class GovernanceEngine:
                 _redact(value, writer, offsets),
             )
         return writer, value, offsets, envelope, publisher_id, partner
+
+    def _native_layout(self, writer: WriterSchema) -> Any:
+        found = self._native_layouts.get(writer.schema_id)
+        if found is None:
+            assert self._native is not None
+            found = self._native_layouts[writer.schema_id] = self._native.Layout(
+                writer.schema, list(ADMISSION_FIELDS)
+            )
+        return found
 
     # -- outputs -------------------------------------------------------------------
 
