@@ -1,0 +1,64 @@
+"""The compiled duplicate window and signature check equal their Python references."""
+
+from __future__ import annotations
+
+import hmac
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecoshare.domain.identity import sign_event
+from ecoshare.governance.cores import select_core
+from ecoshare.governance.dedup import DedupWindow
+
+native = select_core("native")
+assert native is not None
+
+_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.sampled_from("abcdefghij"), st.integers(0, 50)),
+        st.tuples(st.just("expire"), st.just(""), st.integers(0, 80)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300)
+@given(_operations, st.integers(1, 6), st.integers(0, 30))
+def test_the_windows_agree_on_every_sequence_of_operations(
+    operations: list[tuple[str, str, int]], capacity: int, window_ms: int
+) -> None:
+    reference = DedupWindow(window_ms, capacity)
+    compiled = native.DedupWindow(window_ms, capacity)
+    clock = 0
+    for operation, event_id, step in operations:
+        clock += step
+        if operation == "add":
+            assert compiled.add(event_id, clock) == reference.add(event_id, clock)
+        else:
+            compiled.expire(clock)
+            reference.expire(clock)
+        assert len(compiled) == len(reference)
+        assert all((name in compiled) == (name in reference) for name in "abcdefghij")
+    assert (42 in compiled) is False  # only strings are event ids
+
+
+def test_add_all_remembers_every_id() -> None:
+    compiled = native.DedupWindow(1000, 10)
+    compiled.add_all(["a", "b", "c"], 5)
+    assert len(compiled) == 3
+    assert not compiled.add("b", 6)
+    compiled.expire(1006)
+    assert len(compiled) == 0
+
+
+@settings(max_examples=300)
+@given(st.binary(min_size=1, max_size=64), st.text(max_size=30), st.binary(max_size=300))
+def test_signatures_are_the_reference_signatures(key: bytes, event_type: str, value: bytes) -> None:
+    expected = sign_event(key, event_type, value)
+    assert native.event_signature(key, event_type, value) == expected
+    assert native.signature_matches(key, event_type, value, expected)
+    tampered = bytes([expected[0] ^ 1]) + expected[1:]
+    assert not native.signature_matches(key, event_type, value, tampered)
+    assert not native.signature_matches(key, event_type, value, expected[:-1])
+    assert hmac.compare_digest(expected, expected)
