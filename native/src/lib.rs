@@ -5,6 +5,7 @@
 //! extension is not built.
 
 mod dedup;
+mod plan;
 mod scan;
 mod sign;
 
@@ -146,6 +147,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add_class::<Layout>()?;
     module.add_class::<dedup::DedupWindow>()?;
+    module.add_class::<plan::Plan>()?;
     module.add_function(wrap_pyfunction!(event_signature, module)?)?;
     module.add_function(wrap_pyfunction!(signature_matches, module)?)?;
     Ok(())

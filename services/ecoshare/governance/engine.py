@@ -213,6 +213,7 @@ class _Candidate:
     frame_header: bytes
     predicate: RowPredicate | None
     agreement_header: tuple[str, bytes]
+    native_plan: Any = None  # ecoshare._native.Plan of the same plan, with the native core
 
 
 @dataclass(slots=True)
@@ -331,6 +332,7 @@ class GovernanceEngine:
         self._native = select_core(engine)
         self.core = "native" if self._native is not None else "python"
         self._native_layouts: dict[int, Any] = {}
+        self._native_plans: dict[int, tuple[DeliveryPlan, Any]] = {}
         self._schemas = schemas
         self._classification = classification
         self._master_secret = master_secret
@@ -473,6 +475,7 @@ class GovernanceEngine:
                                     AGREEMENT_HEADER,
                                     f"{agreement.agreement_id}:{agreement.version}".encode(),
                                 ),
+                                self._native_plan(plan),
                             )
                         )
             runtimes.append(runtime)
@@ -597,12 +600,15 @@ class GovernanceEngine:
                             batch.source_header,
                             (SOURCE_OFFSETS_HEADER, str(offset).encode()),
                         )
+                    native_plan = chosen.native_plan
                     append_output(
                         Produce(
                             runtime.topic,
                             partition,
                             key,
-                            chosen.frame_header + plan.render(body, offsets, allowed),
+                            native_plan.render(chosen.frame_header, body, offsets, allowed)
+                            if native_plan is not None
+                            else chosen.frame_header + plan.render(body, offsets, allowed),
                             [*event_headers, chosen.agreement_header],
                         )
                     )
@@ -773,6 +779,14 @@ class GovernanceEngine:
                 _redact(value, writer, offsets),
             )
         return writer, value, offsets, envelope, publisher_id, partner
+
+    def _native_plan(self, plan: DeliveryPlan) -> Any:
+        if self._native is None:
+            return None
+        found = self._native_plans.get(id(plan))
+        if found is None or found[0] is not plan:
+            found = self._native_plans[id(plan)] = (plan, self._native.Plan(plan.render_ops))
+        return found[1]
 
     def _native_layout(self, writer: WriterSchema) -> Any:
         found = self._native_layouts.get(writer.schema_id)

@@ -92,6 +92,12 @@ class DeliveryPlan:
     fields_transformed: tuple[tuple[str, str], ...]
     render: Render
     row_filter: RowPredicate | None
+    render_ops: tuple[Any, ...] = ()
+    """The same rendering as data, for the compiled core (``ecoshare._native.Plan``):
+    ``("copy", first, stop)`` copies fields first..stop-1, ``("const", bytes)``,
+    ``("branch2", field)`` puts union branch 1 before a field's bytes, ``("call",
+    field, fn)`` appends ``fn(body, start, end)``, ``("personal", name, op)`` is op when
+    ``name`` is consented and null otherwise."""
 
 
 def compile_plan(
@@ -110,10 +116,13 @@ def compile_plan(
     run_start: int | None = None
     run_end = -1
 
+    ops: list[tuple[Any, ...]] = []
+
     def close_run() -> None:
         nonlocal run_start
         if run_start is not None:
             parts.append(f"body[o[{run_start}]:o[{run_end + 1}]]")
+            ops.append(("copy", run_start, run_end + 1))
             run_start = None
 
     personal: list[str] = []
@@ -128,6 +137,7 @@ def compile_plan(
         if position is None:  # granted, but this writer version lacks the field
             close_run()
             parts.append(repr(_NULL))
+            ops.append(("const", _NULL))
             continue
         writer_type = writer_types[name]
         plain = rule.action is FieldAction.DELIVER
@@ -143,12 +153,14 @@ def compile_plan(
             continue
         close_run()
         span = f"o[{position}], o[{position + 1}]"
+        op: tuple[Any, ...]
         if plain:
             expression = (
                 f"body[o[{position}]:o[{position + 1}]]"
                 if same_shape
                 else f"b'\\x02' + body[o[{position}]:o[{position + 1}]]"
             )
+            op = ("copy", position, position + 1) if same_shape else ("branch2", position)
         elif (
             rule.action is FieldAction.GENERALISE
             and rule.decimals is not None
@@ -163,6 +175,7 @@ def compile_plan(
             expression = (
                 f"_pack_double(round(_unpack_double(body, o[{position}])[0], {rule.decimals}))"
             )
+            op = ("call", position, _rounded_double(rule.decimals))
         else:
             transformed.append((name, rule.action.value))
             reader = layout.readers[name]
@@ -172,9 +185,12 @@ def compile_plan(
             scope[f"_t{position}"] = transform
             scope[f"_e{position}"] = encode
             expression = f"_e{position}(_t{position}(_r{position}(body, {span})))"
+            op = ("call", position, _transformed(reader, transform, encode))
         if is_personal:
             expression = f"({expression} if {name!r} in allowed else {_NULL!r})"
+            op = ("personal", name, op)
         parts.append(expression)
+        ops.append(op)
     close_run()
     source = "def render(body, o, allowed):\n    return b''.join((" + ", ".join(parts) + ",))\n"
     exec(compile(source, f"<plan {agreement.agreement_id}:{agreement.version}>", "exec"), scope)  # noqa: S102 - source built above from validated field names
@@ -188,7 +204,26 @@ def compile_plan(
         fields_transformed=tuple(transformed),
         render=scope["render"],
         row_filter=_compile_row_filter(layout, agreement),
+        render_ops=tuple(ops),
     )
+
+
+def _rounded_double(decimals: int) -> Callable[[bytes, int, int], bytes]:
+    def rounded(body: bytes, start: int, end: int) -> bytes:
+        return _DOUBLE.pack(round(_DOUBLE.unpack_from(body, start)[0], decimals))
+
+    return rounded
+
+
+def _transformed(
+    reader: Callable[[bytes, int, int], Any],
+    transform: Callable[[Any], Any],
+    encode: Callable[[Any], bytes],
+) -> Callable[[bytes, int, int], bytes]:
+    def transformed(body: bytes, start: int, end: int) -> bytes:
+        return encode(transform(reader(body, start, end)))
+
+    return transformed
 
 
 def _compile_row_filter(layout: RecordLayout, agreement: Agreement) -> RowPredicate | None:
