@@ -4,6 +4,7 @@
 //! the test suite holds it equal to; the Python engine falls back to those when this
 //! extension is not built.
 
+mod audit;
 mod dedup;
 mod plan;
 mod scan;
@@ -149,6 +150,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<dedup::DedupWindow>()?;
     module.add_class::<plan::Plan>()?;
     module.add_function(wrap_pyfunction!(event_signature, module)?)?;
+    module.add_function(wrap_pyfunction!(audit::audit_json, module)?)?;
     module.add_function(wrap_pyfunction!(signature_matches, module)?)?;
     Ok(())
 }

@@ -780,6 +780,16 @@ class GovernanceEngine:
             )
         return writer, value, offsets, envelope, publisher_id, partner
 
+    def _audit_json(self, body: dict[str, Any]) -> bytes:
+        """Compact JSON of an audit block; the native encoder writes the same bytes."""
+        if self._native is not None:
+            try:
+                encoded: bytes = self._native.audit_json(body)
+                return encoded
+            except (TypeError, ValueError):
+                pass  # a value only json.dumps knows how to write
+        return json.dumps(body, separators=(",", ":")).encode()
+
     def _native_plan(self, plan: DeliveryPlan) -> Any:
         if self._native is None:
             return None
@@ -849,7 +859,7 @@ class GovernanceEngine:
             self._audit_topic,
             batch.partition,
             f"{batch.topic}:{batch.partition}".encode(),
-            json.dumps(body, separators=(",", ":")).encode(),
+            self._audit_json(body),
             [
                 (SOURCE_HEADER, f"{batch.topic}:{batch.partition}".encode()),
                 (SOURCE_OFFSETS_HEADER, f"{batch.first_offset}-{batch.next_offset - 1}".encode()),
