@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo test check lint typecheck bench bench-engine clean
+.PHONY: install system-packages demo test check lint typecheck bench bench-engine fuzz clean
 
 # The install also builds the compiled governance core (native/, Rust) with cargo.
 NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
@@ -42,6 +42,16 @@ bench: $(STAMP)
 # The engine alone, in-process: native core against the Python reference, µs per event.
 bench-engine: $(STAMP)
 	$(BIN)/python -m bench.engine_inprocess
+
+# Differential fuzzing of the scanner against strict Avro readers (fastavro, avro);
+# `make test` runs it for a few seconds. Differences are saved as corpus cases.
+FUZZ_SECONDS ?= 600
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.differential --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED) \
+		--save tests/fuzz/corpus
+	$(BIN)/python -m tests.fuzz.differential --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED) \
+		--save tests/fuzz/corpus --core native
 
 clean:
 	rm -rf native/target services/ecoshare/_native*.so

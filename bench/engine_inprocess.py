@@ -94,6 +94,7 @@ def _engine(core: str, writer: WriterSchema, names: TopicNames, catalog: Any) ->
         max_event_bytes=65536,
         dedup_window_ms=86_400_000,
         dedup_capacity=1_000_000,
+        ingress_partitions=lambda topic: 1,  # every message below is on partition 0
         engine=core,
     )
 
@@ -144,6 +145,7 @@ def main() -> int:
 
     # The pieces, each over every event.
     values = [value for _, value, _ in encoded]
+    record_keys = [key for key, _, _ in encoded]
     signatures = [dict(headers)["ecoshare-signature"] for _, _, headers in encoded]
     publishers = [dict(headers)["ecoshare-publisher"].decode() for _, _, headers in encoded]
     keys = {p: partner_signing_key(SECRET, p, 1) for p in set(publishers)}
@@ -153,8 +155,8 @@ def main() -> int:
         "python_scan": lambda: [python_scan(value, 5) for value in values] and None,
         "python_signature": lambda: (
             [
-                signature_matches(keys[p], TYPE, v, s)
-                for p, v, s in zip(publishers, values, signatures, strict=True)
+                signature_matches(keys[p], TYPE, k, v, s)
+                for p, k, v, s in zip(publishers, record_keys, values, signatures, strict=True)
             ]
             and None
         ),
@@ -164,8 +166,8 @@ def main() -> int:
         pieces["native_scan"] = lambda: [native_layout.scan_reading(v, 5) for v in values] and None
         pieces["native_signature"] = lambda: (
             [
-                native.signature_matches(keys[p], TYPE, v, s)
-                for p, v, s in zip(publishers, values, signatures, strict=True)
+                native.signature_matches(keys[p], TYPE, k, v, s)
+                for p, k, v, s in zip(publishers, record_keys, values, signatures, strict=True)
             ]
             and None
         )

@@ -188,7 +188,12 @@ def encode_all(
         value = frame(schema_id, buffer.getvalue())
         headers = [
             (PUBLISHER_HEADER, record["publisher_id"].encode()),
-            (SIGNATURE_HEADER, sign_event(keys[record["publisher_id"]], TYPE, value)),
+            (
+                SIGNATURE_HEADER,
+                sign_event(
+                    keys[record["publisher_id"]], TYPE, record["location_id"].encode(), value
+                ),
+            ),
         ]
         encoded.append((record["location_id"].encode(), value, headers))
     return encoded
@@ -494,6 +499,7 @@ def profile_hot_path(
         max_event_bytes=65536,
         dedup_window_ms=86_400_000,
         dedup_capacity=1_000_000,
+        ingress_partitions=lambda topic: 1,  # every message below is on partition 0
     )
 
     class Message:

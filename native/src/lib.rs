@@ -120,24 +120,38 @@ fn checked_key(key: &[u8]) -> PyResult<&[u8]> {
     Ok(key)
 }
 
-/// Hex keyed BLAKE2b-256 over the event type, a zero byte and the value.
+/// Hex keyed BLAKE2b-256 over the event type, the record key (None signs as empty)
+/// and the value, as `ecoshare.domain.identity.sign_event`.
 #[pyfunction]
 fn event_signature<'py>(
     py: Python<'py>,
-    key: &[u8],
+    signing_key: &[u8],
     event_type: &str,
+    record_key: Option<&[u8]>,
     value: &[u8],
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let signature = sign::event_signature(checked_key(key)?, event_type.as_bytes(), value);
+    let signature = sign::event_signature(
+        checked_key(signing_key)?,
+        event_type.as_bytes(),
+        record_key.unwrap_or(b""),
+        value,
+    );
     Ok(PyBytes::new(py, &signature))
 }
 
 /// Constant-time check of a signature made by `event_signature`.
 #[pyfunction]
-fn signature_matches(key: &[u8], event_type: &str, value: &[u8], signature: &[u8]) -> PyResult<bool> {
+fn signature_matches(
+    signing_key: &[u8],
+    event_type: &str,
+    record_key: Option<&[u8]>,
+    value: &[u8],
+    signature: &[u8],
+) -> PyResult<bool> {
     Ok(sign::signature_matches(
-        checked_key(key)?,
+        checked_key(signing_key)?,
         event_type.as_bytes(),
+        record_key.unwrap_or(b""),
         value,
         signature,
     ))

@@ -1,9 +1,8 @@
 //! Strict scanning of Avro binary bodies against a writer schema.
 //!
 //! A body is accepted exactly when a strict Avro reader would accept it:
-//! `int` values (and the enum and union indexes, which Avro encodes as `int`) take at
-//! most 5 bytes and fit 32 bits, `long` values (and lengths and block counts) take at
-//! most 10 bytes and fit 64 bits, booleans are 0 or 1, enum and union indexes are in
+//! `int` values (and enum indexes) take at most 5 bytes and fit 32 bits, `long` values
+//! (and lengths, block counts and union indexes) take at most 10 bytes and fit 64 bits, booleans are 0 or 1, enum and union indexes are in
 //! range, string and bytes lengths are not negative and fit in the body, strings are
 //! UTF-8, fixed values fit, and no byte follows the record.
 
@@ -306,8 +305,11 @@ impl Program {
         }
     }
 
+    /// The branch a union value takes. Its index is read as a `long`, as the avro and
+    /// fastavro readers and the Python scanner do (the specification writes it as an
+    /// `int`; both cores accept the same non-minimal encodings of a valid index).
     pub fn branch(&self, branches: &[usize], buf: &[u8], pos: &mut usize) -> ScanResult<usize> {
-        let index = read_int(buf, pos)?;
+        let index = read_long(buf, pos)?;
         if index < 0 || index as usize >= branches.len() {
             return Err(ScanError::Invalid(format!(
                 "union branch {index} outside 0..{}",

@@ -174,7 +174,7 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(
         _, key, good = publisher.encode(store_status(10_001), TYPE)
         _, _, other = publisher.encode(store_status(10_002), TYPE)
         _, _, spoofed = publisher.encode(store_status(10_003), TYPE)
-        _, _, last_good = publisher.encode(store_status(10_004), TYPE)
+        _, last_key, last_good = publisher.encode(store_status(10_004), TYPE)
         _, _, availability = publisher.encode(
             {
                 "event_id": str(uuid.UUID(int=10_005, version=4)),
@@ -200,10 +200,12 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(
     postnl_key = partner_signing_key(SECRET.encode(), "postnl", 1)
     shops_key = partner_signing_key(SECRET.encode(), "shops", 1)
 
-    def signed(value: bytes, signer_key: bytes = postnl_key) -> list[tuple[str, bytes]]:
+    def signed(
+        value: bytes, signer_key: bytes = postnl_key, record_key: bytes = key
+    ) -> list[tuple[str, bytes]]:
         return [
             (PUBLISHER_HEADER, b"postnl"),
-            (SIGNATURE_HEADER, sign_event(signer_key, TYPE, value)),
+            (SIGNATURE_HEADER, sign_event(signer_key, TYPE, record_key, value)),
         ]
 
     bad = {
@@ -214,7 +216,11 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(
         "schema_not_for_topic": availability,  # a LocationAvailability on this topic
     }
     producer = Producer(
-        {"bootstrap.servers": platform.bootstrap_servers, "message.max.bytes": 2_000_000}
+        {
+            "bootstrap.servers": platform.bootstrap_servers,
+            "message.max.bytes": 2_000_000,
+            "partitioner": "murmur2_random",  # where the platform requires a key to be
+        }
     )
     producer.produce(topic, key=key, value=good, headers=signed(good))
     for value in bad.values():
@@ -222,7 +228,9 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(
     producer.produce(topic, key=key, value=spoofed, headers=signed(spoofed, shops_key))
     producer.produce(topic, key=key, value=good, headers=signed(good))  # same event id again
     producer.produce(topic, key=key, value=other, headers=[])
-    producer.produce(topic, key=key, value=last_good, headers=signed(last_good))
+    producer.produce(
+        topic, key=last_key, value=last_good, headers=signed(last_good, record_key=last_key)
+    )
     producer.flush(10)
 
     reasons = Counter(

@@ -22,6 +22,7 @@ from ecoshare.domain.identity import (
     sign_event,
 )
 from ecoshare.governance.engine import GovernanceEngine, WriterSchema
+from ecoshare.governance.partitioning import key_partition
 from ecoshare.topics import TopicNames
 from tests.strategies import CATALOG, PLATFORM_SECRET
 
@@ -29,6 +30,7 @@ NAMES = TopicNames("unit.")
 CORES = ("python", "native")
 """Both governance cores; engine tests run once per core (native must be built)."""
 WRITER_IDS = {"StoreStatusChanged": 1, "LocationAvailability": 2}
+INGRESS_PARTITIONS = 4
 
 
 @dataclass
@@ -115,6 +117,7 @@ def make_engine(
         "max_event_bytes": 4096,
         "dedup_window_ms": 3_600_000,
         "dedup_capacity": 10_000,
+        "ingress_partitions": lambda topic: INGRESS_PARTITIONS,
         "engine": core,
     }
     options.update(overrides)
@@ -137,17 +140,42 @@ def signed_message(
     key_generation: int = 1,
     offset: int = 0,
     signer: str | None = None,
+    record_key: bytes | None = None,
+    partition: int | None = None,
 ) -> IngressRecord:
+    """A signed ingress message, keyed by its location id and on that key's partition
+    unless ``record_key`` or ``partition`` say otherwise."""
     key = partner_signing_key(PLATFORM_SECRET, signer or publisher_id, key_generation)
+    if record_key is None:
+        record_key = location_of(value).encode()
     return IngressRecord(
         NAMES.ingress(event_type),
         value,
         [
             (PUBLISHER_HEADER, publisher_id.encode()),
-            (SIGNATURE_HEADER, sign_event(key, event_type, value)),
+            (SIGNATURE_HEADER, sign_event(key, event_type, record_key, value)),
         ],
         offset_number=offset,
+        partition_number=(
+            key_partition(record_key, INGRESS_PARTITIONS) if partition is None else partition
+        ),
+        key_bytes=record_key,
     )
+
+
+def location_of(value: bytes) -> str:
+    """The location id of a framed catalog event (the key it is published under)."""
+    schema_id = int.from_bytes(value[1:5], "big")
+    event_type = next((t for t, i in WRITER_IDS.items() if i == schema_id), None)
+    if event_type is None or value[0] != 0:
+        return ""
+    try:
+        record = fastavro.schemaless_reader(  # type: ignore[call-overload]
+            io.BytesIO(value[5:]), CATALOG.parsed_schema(event_type), None
+        )
+    except Exception:  # not a decodable event: any key will do for the test
+        return ""
+    return str(record.get("location_id", ""))
 
 
 def audit_rows(outputs: list[Any]) -> list[dict[str, Any]]:

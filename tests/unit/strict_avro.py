@@ -1,10 +1,10 @@
 """An independent strict Avro binary reader: the oracle the compiled scanner is held to.
 
 Written the plain way, straight from the Avro specification, with no concern for
-speed: ``int`` (and enum and union indexes, which the spec encodes as ``int``) at most
-5 bytes and within 32 bits; ``long`` (and lengths and block counts) at most 10 bytes
-and within 64 bits; booleans 0 or 1; indexes in range; lengths not negative; strings
-UTF-8; nothing after the record. The test that uses it also checks it against the
+speed: ``int`` (and enum indexes) at most 5 bytes and within 32 bits; ``long`` (and
+lengths, block counts and union indexes, which the avro and fastavro readers read as a
+``long``) at most 10 bytes and within 64 bits; booleans 0 or 1; indexes in range;
+lengths not negative; strings UTF-8; nothing after the record. The test that uses it also checks it against the
 ``avro`` package, so the oracle is itself held to a third implementation.
 """
 
@@ -88,7 +88,7 @@ class StrictReader:
 
     def read(self, schema: Any, namespace: str | None) -> Any:
         if isinstance(schema, list):
-            index = self.int()
+            index = self.long()  # as avro, fastavro and the hot-path scanners read it
             if not 0 <= index < len(schema):
                 raise RefusalError("invalid", f"union branch {index}")
             return self.read(schema[index], namespace)

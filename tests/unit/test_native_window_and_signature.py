@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,12 +51,20 @@ def test_add_all_remembers_every_id() -> None:
 
 
 @settings(max_examples=300)
-@given(st.binary(min_size=1, max_size=64), st.text(max_size=30), st.binary(max_size=300))
-def test_signatures_are_the_reference_signatures(key: bytes, event_type: str, value: bytes) -> None:
-    expected = sign_event(key, event_type, value)
-    assert native.event_signature(key, event_type, value) == expected
-    assert native.signature_matches(key, event_type, value, expected)
+@given(
+    st.binary(min_size=1, max_size=64),
+    st.text(max_size=30),
+    st.none() | st.binary(max_size=40),
+    st.binary(max_size=300),
+)
+def test_signatures_are_the_reference_signatures(
+    key: bytes, event_type: str, record_key: bytes | None, value: bytes
+) -> None:
+    expected = sign_event(key, event_type, record_key, value)
+    assert native.event_signature(key, event_type, record_key, value) == expected
+    assert native.signature_matches(key, event_type, record_key, value, expected)
     tampered = bytes([expected[0] ^ 1]) + expected[1:]
-    assert not native.signature_matches(key, event_type, value, tampered)
-    assert not native.signature_matches(key, event_type, value, expected[:-1])
-    assert hmac.compare_digest(expected, expected)
+    assert not native.signature_matches(key, event_type, record_key, value, tampered)
+    assert not native.signature_matches(key, event_type, record_key, value, expected[:-1])
+    moved = (record_key or b"") + b"x"
+    assert not native.signature_matches(key, event_type, moved, value, expected)

@@ -81,6 +81,7 @@ class IngressMessage:
     timestamp_ms: int
     value: bytes
     headers: dict[str, bytes]
+    key: bytes | None = None
 
 
 def read_recent_ingress(
@@ -120,6 +121,7 @@ def read_recent_ingress(
                     timestamp_ms=int(message.timestamp()[1]),
                     value=message.value() or b"",
                     headers=header_map(message.headers()),
+                    key=message.key(),
                 )
             )
     except (KafkaException, TimeoutError, RuntimeError) as exc:
@@ -359,7 +361,7 @@ def replay(where: Endpoints, base: Settings, proposal: Agreement, sample: int) -
             report.skipped["unauthenticated_publisher"] += 1
             continue
         key = partner_signing_key(secret, publisher_id, partner.key_generation)
-        if not signature_matches(key, message.event_type, message.value, signature):
+        if not signature_matches(key, message.event_type, message.key, message.value, signature):
             report.skipped["unauthenticated_publisher"] += 1
             continue
         try:

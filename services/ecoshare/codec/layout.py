@@ -31,10 +31,19 @@ _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "b
 _DOUBLE = struct.Struct("<d")
 _FLOAT = struct.Struct("<f")
 _MAX_VARINT_BYTES = 10
+_MAX_INT_VARINT_BYTES = 5
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 
 
 def read_varint(buf: bytes, pos: int, first: int) -> tuple[int, int]:
-    """Continue a varint whose first byte ``first`` (>= 0x80) was read before ``pos``."""
+    """Continue a ``long`` varint whose first byte ``first`` (>= 0x80) was read before
+    ``pos``; return (zigzag-encoded value, next position).
+
+    A ``long`` takes at most 10 bytes and its zigzag value fits in 64 bits (the tenth
+    byte carries one bit), as a strict Avro reader requires; anything else is an
+    :class:`InvalidValueError`, never a value other readers would decode differently.
+    """
     value = first & 0x7F
     shift = 7
     while True:
@@ -42,14 +51,33 @@ def read_varint(buf: bytes, pos: int, first: int) -> tuple[int, int]:
         pos += 1
         value |= (byte & 0x7F) << shift
         if byte < 0x80:
+            if value >> 64:
+                raise InvalidValueError("long outside 64 bits")
             return value, pos
         shift += 7
         if shift >= 7 * _MAX_VARINT_BYTES:
-            raise InvalidValueError("varint longer than 10 bytes")
+            raise InvalidValueError(f"varint longer than {_MAX_VARINT_BYTES} bytes for a long")
+
+
+def read_int_varint(buf: bytes, pos: int, first: int) -> tuple[int, int]:
+    """As :func:`read_varint`, for an ``int``: at most 5 bytes, value within 32 bits."""
+    value = first & 0x7F
+    shift = 7
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if value >> 32:
+                raise InvalidValueError("int outside 32 bits")
+            return value, pos
+        shift += 7
+        if shift >= 7 * _MAX_INT_VARINT_BYTES:
+            raise InvalidValueError(f"varint longer than {_MAX_INT_VARINT_BYTES} bytes for an int")
 
 
 def read_long(buf: bytes, pos: int) -> tuple[int, int]:
-    """Decode a zigzag varint at ``pos``; return (value, next position)."""
+    """Decode a zigzag ``long`` varint at ``pos``; return (value, next position)."""
     byte = buf[pos]
     pos += 1
     if byte >= 0x80:
@@ -57,8 +85,20 @@ def read_long(buf: bytes, pos: int) -> tuple[int, int]:
     return (byte >> 1) ^ -(byte & 1), pos
 
 
+def read_int(buf: bytes, pos: int) -> tuple[int, int]:
+    """Decode a zigzag ``int`` varint at ``pos``; return (value, next position)."""
+    byte = buf[pos]
+    pos += 1
+    if byte >= 0x80:
+        byte, pos = read_int_varint(buf, pos, byte)
+    return (byte >> 1) ^ -(byte & 1), pos
+
+
 def encode_long(value: int) -> bytes:
-    """Zigzag varint encoding of an Avro int or long."""
+    """Zigzag varint encoding of an Avro long (ValueError outside 64 bits: encoding it
+    would silently write another value)."""
+    if not LONG_MIN <= value <= LONG_MAX:
+        raise ValueError(f"{value} is outside the range of an Avro long")
     encoded = (value << 1) ^ (value >> 63)
     out = bytearray()
     while encoded & ~0x7F:
@@ -126,7 +166,7 @@ class _ScannerSource:
             return
         if isinstance(schema, dict):
             kind = schema["type"]
-            if kind in _PRIMITIVES:
+            if kind in _PRIMITIVES or kind not in _COMPLEX:
                 self.emit_skip(kind, indent, namespace, capture)
                 return
         else:
@@ -135,8 +175,9 @@ class _ScannerSource:
                 self.emit_skip(self.names.resolve(kind, namespace), indent, namespace)
                 return
         if capture is not None and kind in ("int", "long"):
+            varint = "read_int_varint" if kind == "int" else "read_varint"
             self.emit(indent, "b = buf[pos]; pos += 1")
-            self.emit(indent, "if b >= 0x80: b, pos = read_varint(buf, pos, b)")
+            self.emit(indent, f"if b >= 0x80: b, pos = {varint}(buf, pos, b)")
             self.emit(indent, f"{capture} = (b >> 1) ^ -(b & 1)")
             return
         if capture is not None and kind == "string":
@@ -154,8 +195,11 @@ class _ScannerSource:
             self.emit(indent, "if buf[pos] > 1: raise InvalidValueError('boolean byte > 1')")
             self.emit(indent, "pos += 1")
         elif kind in ("int", "long"):
-            self.emit(indent, "while buf[pos] & 0x80: pos += 1")
-            self.emit(indent, "pos += 1")
+            # One-byte values are always in range; longer ones are checked for length
+            # and range (an int beyond 32 bits or an over-long varint is invalid).
+            varint = "read_int_varint" if kind == "int" else "read_varint"
+            self.emit(indent, "b = buf[pos]; pos += 1")
+            self.emit(indent, f"if b >= 0x80: b, pos = {varint}(buf, pos, b)")
         elif kind == "float":
             self.emit(indent, "pos += 4")
         elif kind == "double":
@@ -172,11 +216,15 @@ class _ScannerSource:
             self.names.define(schema, namespace)
             count = len(schema["symbols"])
             self.emit(indent, "b = buf[pos]; pos += 1")
-            self.emit(indent, "if b >= 0x80: b, pos = read_varint(buf, pos, b)")
-            self.emit(indent, f"if b >= {count * 2}: raise InvalidValueError('enum index')")
+            self.emit(indent, "if b >= 0x80: b, pos = read_int_varint(buf, pos, b)")
+            # Zigzag: odd values are negative indexes, which no symbol has.
+            self.emit(
+                indent, f"if b & 1 or b >= {count * 2}: raise InvalidValueError('enum index')"
+            )
         elif kind == "fixed":
             self.names.define(schema, namespace)
-            self.emit(indent, f"pos += {int(schema['size'])}")
+            if int(schema["size"]):
+                self.emit(indent, f"pos += {int(schema['size'])}")
         elif kind == "record" or kind == "error":
             inner = self.names.define(schema, namespace)
             for child in schema["fields"]:
@@ -222,10 +270,39 @@ class _ScannerSource:
         else:
             before = len(self.lines)
             self.emit_skip(schema["items"], indent + 2, namespace)
-            if len(self.lines) == before:
-                self.emit(indent + 2, "pass")
+            width = self.fixed_width(schema["items"], namespace)
+            if width is not None:
+                # Items that read no byte (float, double, fixed, null, records of
+                # those) are stepped over at once: a loop over a hostile count of
+                # billions would never meet the end of the body.
+                del self.lines[before - 1 :]
+                self.emit(indent + 1, f"pos += {counter} * {width}" if width else "pass")
+
+    def fixed_width(self, schema: Schema, namespace: str | None) -> int | None:
+        """The encoded size of every value of ``schema``, if it is one constant."""
+        if isinstance(schema, list):
+            return None
+        if isinstance(schema, str):
+            if schema not in _PRIMITIVES:
+                return self.fixed_width(self.names.resolve(schema, namespace), namespace)
+            return {"null": 0, "float": 4, "double": 8}.get(schema)
+        kind = schema["type"]
+        if kind == "fixed":
+            return int(schema["size"])
+        if kind in ("record", "error"):
+            total = 0
+            for child in schema["fields"]:
+                width = self.fixed_width(child["type"], namespace)
+                if width is None:
+                    return None
+                total += width
+            return total
+        if kind in _PRIMITIVES or kind not in _COMPLEX:
+            return self.fixed_width(kind, namespace)
+        return None
 
 
+_COMPLEX = frozenset({"record", "error", "enum", "fixed", "array", "map"})
 _CAPTURABLE = frozenset({"string", "int", "long", "null"})
 
 
@@ -267,6 +344,7 @@ def _compile_scanner(schema: dict[str, Any], captures: Sequence[str] = ()) -> Sc
         source.emit(1, f"return ({offsets}, pos)")
     namespace_dict: dict[str, Any] = {
         "read_varint": read_varint,
+        "read_int_varint": read_int_varint,
         "InvalidValueError": InvalidValueError,
         "TruncatedPayloadError": TruncatedPayloadError,
         "TrailingBytesError": TrailingBytesError,
@@ -289,7 +367,9 @@ def _reader_for(schema: Schema, names: _Names, namespace: str | None) -> FieldRe
             return buf[pos : pos + length].decode()
 
         return read_string
-    if schema in ("int", "long"):
+    if schema == "int":
+        return lambda buf, start, end: read_int(buf, start)[0]
+    if schema == "long":
         return lambda buf, start, end: read_long(buf, start)[0]
     if schema == "double":
         return lambda buf, start, end: _DOUBLE.unpack_from(buf, start)[0]
@@ -308,7 +388,7 @@ def _reader_for(schema: Schema, names: _Names, namespace: str | None) -> FieldRe
         return read_bytes
     if isinstance(schema, dict) and schema["type"] == "enum":
         symbols = tuple(schema["symbols"])
-        return lambda buf, start, end: symbols[read_long(buf, start)[0]]
+        return lambda buf, start, end: symbols[read_int(buf, start)[0]]
     if isinstance(schema, dict) and schema["type"] == "fixed":
         return lambda buf, start, end: bytes(buf[start:end])
     if isinstance(schema, list):

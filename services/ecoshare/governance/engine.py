@@ -36,6 +36,7 @@ from ecoshare.domain.projection import subscriber_hash_key
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.cores import select_core
 from ecoshare.governance.dedup import DedupWindow
+from ecoshare.governance.partitioning import key_partition
 from ecoshare.governance.plan import DeliveryPlan, RowPredicate, compile_plan
 from ecoshare.governance.progress import (
     EVENT_ID_HEADER,
@@ -68,6 +69,9 @@ class QuarantineReason(StrEnum):
     INVALID_VALUE = "invalid_value"
     UNDECODABLE_PAYLOAD = "undecodable_payload"
     DUPLICATE_EVENT_ID = "duplicate_event_id"
+    KEY_NOT_LOCATION = "key_not_location"
+    WRONG_PARTITION = "wrong_partition"
+    UNGOVERNABLE_EVENT = "ungovernable_event"
 
 
 class IngressMessage(Protocol):
@@ -325,6 +329,7 @@ class GovernanceEngine:
         max_event_bytes: int,
         dedup_window_ms: int,
         dedup_capacity: int,
+        ingress_partitions: Callable[[str], int],
         engine: str = "auto",
     ) -> None:
         # The compiled core (ecoshare._native) or None for the Python reference; see
@@ -334,6 +339,7 @@ class GovernanceEngine:
         self._native_layouts: dict[int, Any] = {}
         self._native_plans: dict[int, tuple[DeliveryPlan, Any]] = {}
         self._schemas = schemas
+        self._ingress_partitions = ingress_partitions
         self._classification = classification
         self._master_secret = master_secret
         self._delivery_topic = delivery_topic
@@ -690,13 +696,16 @@ class GovernanceEngine:
                 None,
                 None,
             )
+        record_key = message.key()
         native = self._native
         if native is not None:
             authentic = native.signature_matches(
-                compiled.signing_key(partner), batch.event_type, value, signature
+                compiled.signing_key(partner), batch.event_type, record_key, value, signature
             )
         else:
-            expected = sign_event(compiled.signing_key(partner), batch.event_type, value)
+            expected = sign_event(
+                compiled.signing_key(partner), batch.event_type, record_key, value
+            )
             authentic = hmac.compare_digest(expected, signature)
         if not authentic:
             return (
@@ -766,6 +775,25 @@ class GovernanceEngine:
             return (
                 QuarantineReason.PUBLISHER_NOT_ALLOWED,
                 f"partner {publisher_id!r} is disabled or holds no publisher role",
+                event_id,
+                publisher_id,
+                _redact(value, writer, offsets),
+            )
+        # The signed key must be the location and the partition the key's: then the
+        # duplicate window of that one partition sees every copy of the event.
+        if record_key != envelope[2].encode():
+            return (
+                QuarantineReason.KEY_NOT_LOCATION,
+                f"record key {record_key!r} is not the location id {envelope[2]!r}",
+                event_id,
+                publisher_id,
+                _redact(value, writer, offsets),
+            )
+        home = key_partition(record_key, self._ingress_partitions(batch.topic))
+        if home != batch.partition:
+            return (
+                QuarantineReason.WRONG_PARTITION,
+                f"key {record_key!r} belongs on partition {home}, not {batch.partition}",
                 event_id,
                 publisher_id,
                 _redact(value, writer, offsets),

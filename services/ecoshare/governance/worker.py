@@ -127,8 +127,10 @@ class GovernanceWorker:
             max_event_bytes=config.max_event_bytes,
             dedup_window_ms=config.dedup_window_ms,
             dedup_capacity=config.dedup_capacity,
+            ingress_partitions=self._ingress_partition_count,
             engine=config.engine,
         )
+        self._partition_counts: dict[str, int] = {}
         self._producer = Producer(
             {
                 "bootstrap.servers": config.bootstrap_servers,
@@ -178,9 +180,18 @@ class GovernanceWorker:
             self._created_topics.add(topic)
         return register_schema(self._registry, value_subject(topic), schema)
 
+    def _ingress_partition_count(self, topic: str) -> int:
+        """Partitions of an ingress topic, read once per assignment (where keys belong)."""
+        count = self._partition_counts.get(topic)
+        if count is None:
+            metadata = self._consumer.list_topics(topic, timeout=10)
+            count = self._partition_counts[topic] = len(metadata.topics[topic].partitions)
+        return count
+
     # -- partition life cycle --------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._partition_counts.clear()
         state = self._state_source()
         now_ms = int(time.time() * 1000)
         names = self.config.names

@@ -120,7 +120,7 @@ class Publisher:
     def produce_encoded(self, event_type: str, key: bytes, value: bytes) -> None:
         headers: list[tuple[str, str | bytes | None]] = [
             (PUBLISHER_HEADER, self.partner_id.encode()),
-            (SIGNATURE_HEADER, sign_event(self._signing_key, event_type, value)),
+            (SIGNATURE_HEADER, sign_event(self._signing_key, event_type, key, value)),
         ]
         topic = self._names.ingress(event_type)
         while True:
