@@ -4,8 +4,9 @@ Written the plain way, straight from the Avro specification, with no concern for
 speed: ``int`` (and enum indexes) at most 5 bytes and within 32 bits; ``long`` (and
 lengths, block counts and union indexes, which the avro and fastavro readers read as a
 ``long``) at most 10 bytes and within 64 bits; booleans 0 or 1; indexes in range;
-lengths not negative; strings UTF-8; nothing after the record. The test that uses it also checks it against the
-``avro`` package, so the oracle is itself held to a third implementation.
+lengths not negative; strings UTF-8; nothing after the record. The test that uses it
+also checks it against the ``avro`` package, so the oracle is itself held to a third
+implementation.
 """
 
 from __future__ import annotations
