@@ -6,6 +6,7 @@
 
 mod audit;
 mod dedup;
+mod filter;
 mod plan;
 mod scan;
 mod sign;
@@ -74,6 +75,11 @@ impl Layout {
             slots,
             captures: captures.len(),
         })
+    }
+
+    /// The compiled row filter of `ecoshare.governance.plan.row_filter_ops` output.
+    fn row_filter(&self, ops: &Bound<'_, PyAny>) -> PyResult<filter::RowFilter> {
+        filter::RowFilter::compile(&self.program, ops)
     }
 
     #[getter]
@@ -163,6 +169,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Layout>()?;
     module.add_class::<dedup::DedupWindow>()?;
     module.add_class::<plan::Plan>()?;
+    module.add_class::<filter::RowFilter>()?;
     module.add_function(wrap_pyfunction!(event_signature, module)?)?;
     module.add_function(wrap_pyfunction!(audit::audit_json, module)?)?;
     module.add_function(wrap_pyfunction!(signature_matches, module)?)?;

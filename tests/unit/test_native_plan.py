@@ -1,4 +1,5 @@
-"""Compiled delivery plans render the same bytes as the Python plans.
+"""Compiled delivery plans render the same bytes as the Python plans, and compiled
+row filters pass the same events.
 
 For generated events and every agreement of the generated state that can be compiled
 for the event's schema, the native renderer (``ecoshare._native.Plan`` over the plan's
@@ -15,7 +16,7 @@ from hypothesis import event, given, settings
 
 from ecoshare.governance.cores import select_core
 from ecoshare.governance.engine import ADMISSION_FIELDS, WriterSchema
-from ecoshare.governance.plan import compile_plan
+from ecoshare.governance.plan import compile_plan, row_filter_ops
 from tests.strategies import Scenario, governance_scenarios
 from tests.unit.governed import WRITER_IDS, encode_event
 
@@ -29,7 +30,8 @@ def test_native_rendering_equals_python_rendering(scenario: Scenario) -> None:
     schema = scenario.event_schema
     writer = WriterSchema.compile(WRITER_IDS[scenario.event_type], scenario.event_type, schema)
     value = encode_event(scenario.event_type, scenario.record)
-    offsets, _ = native.Layout(schema, list(ADMISSION_FIELDS)).scan_reading(value, 5)
+    layout = native.Layout(schema, list(ADMISSION_FIELDS))
+    offsets, _ = layout.scan_reading(value, 5)
     assert offsets == writer.layout.scan(value, 5)
     rendered = 0
     for agreement in scenario.state.agreements.values():
@@ -45,6 +47,10 @@ def test_native_rendering_equals_python_rendering(scenario: Scenario) -> None:
             )
         except ValueError:
             continue  # an agreement the plan compiler refuses is withheld, never rendered
+        if plan.row_filter is not None:
+            row_filter = layout.row_filter(row_filter_ops(writer.layout, agreement))
+            assert row_filter(value, offsets) == plan.row_filter(value, offsets)
+            event(f"row filter passes: {plan.row_filter(value, offsets)}")
         compiled = native.Plan(plan.render_ops)
         personal = plan.personal_fields
         for size in range(len(personal) + 1):

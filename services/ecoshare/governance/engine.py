@@ -37,7 +37,7 @@ from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.cores import select_core
 from ecoshare.governance.dedup import DedupWindow
 from ecoshare.governance.partitioning import key_partition
-from ecoshare.governance.plan import DeliveryPlan, RowPredicate, compile_plan
+from ecoshare.governance.plan import DeliveryPlan, RowPredicate, compile_plan, row_filter_ops
 from ecoshare.governance.progress import (
     EVENT_ID_HEADER,
     SOURCE_HEADER,
@@ -338,6 +338,7 @@ class GovernanceEngine:
         self.core = "native" if self._native is not None else "python"
         self._native_layouts: dict[int, Any] = {}
         self._native_plans: dict[int, tuple[DeliveryPlan, Any]] = {}
+        self._native_filters: dict[tuple[int, int], tuple[DeliveryPlan, Any]] = {}
         self._schemas = schemas
         self._ingress_partitions = ingress_partitions
         self._classification = classification
@@ -476,7 +477,7 @@ class GovernanceEngine:
                                 agreement,
                                 plan,
                                 frame_header,
-                                plan.row_filter,
+                                self._row_filter(plan, writer),
                                 (
                                     AGREEMENT_HEADER,
                                     f"{agreement.agreement_id}:{agreement.version}".encode(),
@@ -817,6 +818,19 @@ class GovernanceEngine:
             except (TypeError, ValueError):
                 pass  # a value only json.dumps knows how to write
         return json.dumps(body, separators=(",", ":")).encode()
+
+    def _row_filter(self, plan: DeliveryPlan, writer: WriterSchema) -> RowPredicate | None:
+        """The plan's row filter; with the native core, compiled over the same offsets."""
+        if self._native is None or plan.row_filter is None:
+            return plan.row_filter
+        key = (id(plan), writer.schema_id)
+        found = self._native_filters.get(key)
+        if found is None or found[0] is not plan:
+            ops = row_filter_ops(writer.layout, plan.agreement)
+            found = (plan, self._native_layout(writer).row_filter(ops))
+            self._native_filters[key] = found
+        predicate: RowPredicate = found[1]
+        return predicate
 
     def _native_plan(self, plan: DeliveryPlan) -> Any:
         if self._native is None:

@@ -247,6 +247,30 @@ def _compile_row_filter(layout: RecordLayout, agreement: Agreement) -> RowPredic
     return lambda body, offsets: all(test(body, offsets) for test in tests)
 
 
+def row_filter_ops(layout: RecordLayout, agreement: Agreement) -> tuple[Any, ...] | None:
+    """The row filter of :func:`_compile_row_filter` as data, for the compiled core:
+    ``("prefix", field, prefixes, test)`` and ``("in", field, options, test)`` on text
+    fields, ``("call", test)`` for any other filter, ``("never",)`` when a filtered
+    field is missing; ``test`` is that filter's Python predicate, which the native
+    core uses for fields that are not plain or nullable strings."""
+    if not agreement.row_filters:
+        return None
+    ops: list[tuple[Any, ...]] = []
+    for item in agreement.row_filters:
+        position = layout.field_index.get(item.field)
+        reader = layout.readers.get(item.field)
+        if position is None or reader is None:
+            return (("never",),)
+        test = _field_test(item, position, reader)
+        if item.op == "prefix":
+            ops.append(("prefix", position, tuple(item.prefixes), test))
+        elif item.op == "in" and all(isinstance(option, str) for option in item.values):
+            ops.append(("in", position, tuple(item.values), test))
+        else:
+            ops.append(("call", test))
+    return tuple(ops)
+
+
 def _field_test(
     item: RowFilter, position: int, reader: Callable[[bytes, int, int], Any]
 ) -> Callable[[bytes, Sequence[int]], bool]:
