@@ -4,8 +4,8 @@ No broker and no I/O: the same 3-subscriber scenario as ``make bench`` (personal
 under consent, a regional row filter, generalised geo), governed in batches of 2,000
 by an engine of each core, in the same run, with the garbage collector frozen and tuned
 as in the worker. Also times the per-event pieces the native core takes over (strict
-scan with envelope, signature check). Prints µs per event; writes
-bench/engine_results.json.
+scan with envelope, signature check). Prints CPU µs per event (median and best of the
+rounds); writes bench/engine_results.json.
 """
 
 from __future__ import annotations
@@ -100,13 +100,17 @@ def _engine(core: str, writer: WriterSchema, names: TopicNames, catalog: Any) ->
 
 
 def _per_event_us(run: Callable[[], None], events: int) -> list[float]:
-    """µs per event of each round (a warm-up round first, not counted)."""
+    """CPU µs per event of each round (a warm-up round first, not counted).
+
+    CPU time of this process, not wall time: on a machine whose cores are shared, wall
+    time counts the waits for a core too, and moves several-fold with the load.
+    """
     run()
     rounds = []
     for _ in range(ROUNDS):
-        started = time.perf_counter()
+        started = time.process_time()
         run()
-        rounds.append((time.perf_counter() - started) * 1e6 / events)
+        rounds.append((time.process_time() - started) * 1e6 / events)
     return rounds
 
 
