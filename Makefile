@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install system-packages demo test check lint typecheck bench bench-engine fuzz clean
 
-# The install also builds the compiled governance core (native/, Rust) with cargo.
+# The install also builds the compiled governance core (native/, Rust) with cargo;
+# rustup installs cargo in ~/.cargo/bin, which a non-login shell may not have on PATH.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 
 $(STAMP): pyproject.toml $(NATIVE_SOURCES)
