@@ -1,20 +1,20 @@
 //! The duplicate-id window of one ingress partition, as `ecoshare.governance.dedup`.
 
 use std::collections::{HashSet, VecDeque};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 
 /// Event ids seen within `window_ms` of processing time, at most `capacity` of them;
 /// the same contract as the Python `DedupWindow` (first wins, oldest leave first).
-#[pyclass(module = "ecoshare._native", unsendable)]
+#[pyclass(module = "ecoshare._native")]
 pub struct DedupWindow {
     #[pyo3(get)]
     window_ms: i64,
     #[pyo3(get)]
     capacity: usize,
-    seen: HashSet<Rc<str>>,
-    ids: VecDeque<Rc<str>>,
+    seen: HashSet<Arc<str>>,
+    ids: VecDeque<Arc<str>>,
     runs: VecDeque<(i64, usize)>,
 }
 
@@ -23,7 +23,7 @@ impl DedupWindow {
         if self.seen.contains(event_id) {
             return false;
         }
-        let id: Rc<str> = Rc::from(event_id);
+        let id: Arc<str> = Arc::from(event_id);
         self.seen.insert(id.clone());
         self.ids.push_back(id);
         match self.runs.back_mut() {
