@@ -7,6 +7,7 @@
 mod audit;
 mod dedup;
 mod filter;
+mod partition;
 mod plan;
 mod scan;
 mod sign;
@@ -172,6 +173,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<filter::RowFilter>()?;
     module.add_function(wrap_pyfunction!(event_signature, module)?)?;
     module.add_function(wrap_pyfunction!(audit::audit_json, module)?)?;
+    module.add_function(wrap_pyfunction!(partition::murmur2_py, module)?)?;
+    module.add_function(wrap_pyfunction!(partition::key_partition, module)?)?;
     module.add_function(wrap_pyfunction!(signature_matches, module)?)?;
     Ok(())
 }

@@ -1,4 +1,5 @@
-"""The compiled duplicate window and signature check equal their Python references."""
+"""The compiled duplicate window, signature check and key partitioner equal their
+Python references."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 from ecoshare.domain.identity import sign_event
 from ecoshare.governance.cores import select_core
 from ecoshare.governance.dedup import DedupWindow
+from ecoshare.governance.partitioning import key_partition, murmur2
 
 native = select_core("native")
 assert native is not None
@@ -68,3 +70,17 @@ def test_signatures_are_the_reference_signatures(
     assert not native.signature_matches(key, event_type, record_key, value, expected[:-1])
     moved = (record_key or b"") + b"x"
     assert not native.signature_matches(key, event_type, moved, value, expected)
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=40), st.integers(1, 64))
+def test_key_partitions_are_the_reference_partitions(key: bytes, partitions: int) -> None:
+    assert native.murmur2(key) == murmur2(key)
+    assert native.key_partition(key, partitions) == key_partition(key, partitions)
+
+
+def test_murmur2_matches_kafkas_published_values() -> None:
+    # Values of Kafka's own Utils.murmur2 test vectors.
+    assert native.murmur2(b"21") == -973932308
+    assert native.murmur2(b"foobar") == -790332482
+    assert native.murmur2(b"a-little-bit-long-string") == -985981536

@@ -790,7 +790,8 @@ class GovernanceEngine:
                 publisher_id,
                 _redact(value, writer, offsets),
             )
-        home = key_partition(record_key, self._ingress_partitions(batch.topic))
+        partition_of = native.key_partition if native is not None else key_partition
+        home = partition_of(record_key, self._ingress_partitions(batch.topic))
         if home != batch.partition:
             return (
                 QuarantineReason.WRONG_PARTITION,
