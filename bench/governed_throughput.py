@@ -485,6 +485,9 @@ def profile_hot_path(
         def subject_of(self, sid: int) -> str | None:
             return None
 
+        def by_id(self, sid: int) -> WriterSchema | None:
+            return None
+
     cache = Schemas()
     writer = cache.writer("", schema_id)
     cache.writer = lambda topic, sid: writer if sid == schema_id else None  # type: ignore[method-assign]

@@ -14,6 +14,8 @@ from typing import Any
 
 import fastavro
 
+from ecoshare.codec.exceptions import CodecError
+from ecoshare.codec.layout import compile_layout
 from ecoshare.codec.wire import frame
 from ecoshare.domain.identity import (
     PUBLISHER_HEADER,
@@ -69,6 +71,9 @@ class StaticSchemas:
 
     def writer(self, topic: str, schema_id: int) -> WriterSchema | None:
         return self.writers.get((topic, schema_id))
+
+    def by_id(self, schema_id: int) -> WriterSchema | None:
+        return next((w for (_, known), w in self.writers.items() if known == schema_id), None)
 
     def subject_of(self, schema_id: int) -> str | None:
         for (_, known), writer in self.writers.items():
@@ -169,13 +174,11 @@ def location_of(value: bytes) -> str:
     event_type = next((t for t, i in WRITER_IDS.items() if i == schema_id), None)
     if event_type is None or value[0] != 0:
         return ""
+    layout = compile_layout(CATALOG.event_schema(event_type))
     try:
-        record = fastavro.schemaless_reader(  # type: ignore[call-overload]
-            io.BytesIO(value[5:]), CATALOG.parsed_schema(event_type), None
-        )
-    except Exception:  # not a decodable event: any key will do for the test
+        return str(layout.read("location_id", value, layout.offsets(value, 5)))
+    except CodecError:  # not a valid event: any key will do for the test
         return ""
-    return str(record.get("location_id", ""))
 
 
 def audit_rows(outputs: list[Any]) -> list[dict[str, Any]]:

@@ -16,9 +16,11 @@ This is the reference semantics; any faster path must produce equal records.
 from __future__ import annotations
 
 import copy
+import decimal
 import hashlib
 import hmac
 import math
+import sys
 from collections.abc import Mapping, Set
 from datetime import datetime
 from typing import Any, overload
@@ -85,17 +87,45 @@ def hash_value(value: object, key: bytes) -> str:
     return hmac.new(key, canonical_text(value).encode(), hashlib.sha256).hexdigest()
 
 
-def generalise_number(value: object, decimals: int) -> int | float:
-    """``round(value, decimals)``: a float stays a float, an int stays an int.
+NUMBER_LIMITS: Mapping[str, tuple[int | float, int | float]] = {
+    "int": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+    "float": (-3.4028234663852886e38, 3.4028234663852886e38),
+    "double": (-sys.float_info.max, sys.float_info.max),
+}
+"""The finite range of each Avro number type."""
 
-    Rounding is Python's (half to even on the binary value); 2 decimals of latitude is
-    about 1.1 km. Non-finite floats are returned unchanged.
+
+def generalise_number(value: object, decimals: int, kind: str | None = None) -> int | float:
+    """``round(value, decimals)``, saturated into the Avro number type ``kind``.
+
+    A float stays a float, an int stays an int. Rounding is Python's (half to even on
+    the binary value); 2 decimals of latitude is about 1.1 km. Non-finite floats are
+    returned unchanged. When rounding would leave the type's range (an ``int`` near
+    2**31 rounded to tens, a ``double`` near its maximum rounded to 10**308), the value
+    is cut towards zero to ``decimals`` instead, which is always in range: the result
+    stays a multiple of the rounding step and never exceeds the type. ``kind`` is the
+    delivered field's type (``int``, ``long``, ``float``, ``double``); unknown, ints are
+    held to ``long`` and floats to ``double``.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise FieldRuleMismatchError(f"cannot round a {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
         return value
-    return round(value, decimals)
+    low, high = NUMBER_LIMITS[kind or ("long" if isinstance(value, int) else "double")]
+    try:
+        rounded = round(value, decimals)
+    except OverflowError:  # a double rounded past the largest double
+        rounded = math.inf
+    if low <= rounded <= high:
+        return rounded
+    if isinstance(value, int):
+        step: int = 10 ** max(0, -decimals)
+        cut = abs(value) // step * step
+        return cut if value >= 0 else -cut
+    exact = decimal.Context(prec=800, rounding=decimal.ROUND_DOWN)  # every double fits
+    cut_float = float(exact.quantize(decimal.Decimal(value), decimal.Decimal(1).scaleb(-decimals)))
+    return cut_float if low <= cut_float <= high else math.copysign(0.0, value)
 
 
 @overload
@@ -106,7 +136,9 @@ def generalise_timestamp(value: int | datetime, unit: TimeTruncation) -> int | d
     """Truncate a timestamp towards the past to the start of its UTC hour or day.
 
     Accepts epoch milliseconds (returns milliseconds) or an aware datetime (returns an
-    aware UTC datetime).
+    aware UTC datetime). The few milliseconds values whose hour or day starts before
+    the smallest Avro ``long`` saturate to the first whole hour or day after it: a
+    truncation never writes a value outside the ``long`` it came from.
     """
     step = MILLIS_PER_HOUR if unit == "hour" else MILLIS_PER_DAY
     if isinstance(value, datetime):
@@ -114,7 +146,8 @@ def generalise_timestamp(value: int | datetime, unit: TimeTruncation) -> int | d
         return from_epoch_millis(millis - millis % step)
     if isinstance(value, bool) or not isinstance(value, int):
         raise FieldRuleMismatchError(f"cannot truncate a {type(value).__name__} to the {unit}")
-    return value - value % step
+    truncated = value - value % step
+    return truncated if truncated >= -(2**63) else truncated + step
 
 
 def apply_field_rule(value: object, rule: FieldRule, hash_key: bytes | None) -> object:

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from ecoshare.codec.exceptions import CodecError
-from ecoshare.codec.layout import RecordLayout, compile_layout
+from ecoshare.codec.layout import RecordLayout, compile_layout, encode_long
 from ecoshare.codec.wire import header_for
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.classification import Classification
@@ -107,6 +107,8 @@ class SchemaLookup(Protocol):
     """Resolves (ingress topic, schema id) to the compiled writer schema."""
 
     def writer(self, topic: str, schema_id: int) -> WriterSchema | None: ...
+
+    def by_id(self, schema_id: int) -> WriterSchema | None: ...
 
     def subject_of(self, schema_id: int) -> str | None: ...
 
@@ -531,16 +533,16 @@ class GovernanceEngine:
                 batch.skip = self._skip.get(source)
             batch.next_offset = offset + 1
             skip = batch.skip
-            verdict = self._admit(message, compiled, batch, now_ms)
+            try:
+                verdict = self._admit(message, compiled, batch, now_ms)
+            except Exception as exc:  # no input may stop a partition: refuse it, move on
+                log.exception("admission failed at %s:%s@%s", topic, partition, offset)
+                verdict = (QuarantineReason.UNGOVERNABLE_EVENT, _failure(exc), None, None, None)
             if len(verdict) == 5:
                 reason, detail, event_id, publisher_id, redacted = verdict
-                batch.audit_quarantined.append(
-                    [offset, event_id, reason.value, detail, publisher_id]
+                self._refuse(
+                    batch, counts, compiled, message, reason, detail, event_id, publisher_id
                 )
-                _bump(counts.quarantined, (batch.event_type, reason.value))
-                for route in compiled.routes(batch.event_type, publisher_id or ""):
-                    _bump(counts.subscriber_quarantined, (route.subscriber_id, batch.event_type))
-                    _bump(counts.subscriber_received, (route.subscriber_id, batch.event_type))
                 if skip is None or offset not in skip.get(self._quarantine_topic, ()):
                     append_output(
                         self._quarantine(
@@ -551,85 +553,113 @@ class GovernanceEngine:
             writer, body, offsets, envelope, publisher_id, publisher = verdict
             event_id, _, location_id, published_ms, event_subject = envelope
             published_ms = published_ms or 0
-            received_key = (publisher_id, writer.event_type)
-            received[received_key] = received.get(received_key, 0) + 1
-            if published_ms > latest.get(received_key, 0):
-                latest[received_key] = published_ms
             batch.new_event_ids.append(event_id)
             row: list[Any] = [offset, event_id, publisher_id, location_id, published_ms]
             key = location_id.encode()
             event_headers: tuple[tuple[str, bytes], ...] | None = None
-            for runtime in self._runtimes(compiled, writer, publisher, now, batch_cache):
-                runtime.received += 1
-                if runtime.static_reason is not None:
-                    runtime.count_withheld(runtime.static_reason)
-                    row.append([runtime.withheld_template(template, runtime.static_reason)])
-                    continue
-                chosen: _Candidate | None = None
-                for candidate in runtime.candidates:
-                    predicate = candidate.predicate
-                    if predicate is None or predicate(body, offsets):
-                        chosen = candidate
-                        break
-                if chosen is None:
-                    reason_code = (
-                        WithholdReason.DELIVERY_SCHEMA_REFUSED
-                        if runtime.refused is not None
-                        else WithholdReason.ROW_FILTER
-                    )
-                    runtime.count_withheld(reason_code)
-                    row.append([runtime.withheld_template(template, reason_code)])
-                    continue
-                agreement = chosen.agreement
-                if agreement.limits is not None and not limiter.try_acquire(
-                    agreement.agreement_id, agreement.limits, now
-                ):
-                    runtime.count_withheld(WithholdReason.RATE_LIMITED)
-                    row.append(
-                        [
-                            runtime.withheld_template(
-                                template, WithholdReason.RATE_LIMITED, agreement
+            mark = len(outputs)
+            runtimes: tuple[_RouteRuntime, ...] | None = None
+            try:
+                runtimes = self._runtimes(compiled, writer, publisher, now, batch_cache)
+                for runtime in runtimes:
+                    runtime.received += 1
+                    if runtime.static_reason is not None:
+                        runtime.count_withheld(runtime.static_reason)
+                        row.append([runtime.withheld_template(template, runtime.static_reason)])
+                        continue
+                    chosen: _Candidate | None = None
+                    for candidate in runtime.candidates:
+                        predicate = candidate.predicate
+                        if predicate is None or predicate(body, offsets):
+                            chosen = candidate
+                            break
+                    if chosen is None:
+                        reason_code = (
+                            WithholdReason.DELIVERY_SCHEMA_REFUSED
+                            if runtime.refused is not None
+                            else WithholdReason.ROW_FILTER
+                        )
+                        runtime.count_withheld(reason_code)
+                        row.append([runtime.withheld_template(template, reason_code)])
+                        continue
+                    agreement = chosen.agreement
+                    if agreement.limits is not None and not limiter.try_acquire(
+                        agreement.agreement_id, agreement.limits, now
+                    ):
+                        runtime.count_withheld(WithholdReason.RATE_LIMITED)
+                        row.append(
+                            [
+                                runtime.withheld_template(
+                                    template, WithholdReason.RATE_LIMITED, agreement
+                                )
+                            ]
+                        )
+                        continue
+                    plan = chosen.plan
+                    allowed = no_consent
+                    consent_ids: list[str] = []
+                    if plan.personal_fields and event_subject:
+                        allowed, consent_ids = _consented_fields(
+                            state, plan, event_subject, publisher_id, runtime.subscriber_id, now
+                        )
+                    if skip is None or offset not in skip.get(runtime.topic, ()):
+                        if event_headers is None:
+                            event_headers = (
+                                (EVENT_ID_HEADER, event_id.encode()),
+                                batch.source_header,
+                                (SOURCE_OFFSETS_HEADER, str(offset).encode()),
                             )
-                        ]
-                    )
-                    continue
-                plan = chosen.plan
-                allowed = no_consent
-                consent_ids: list[str] = []
-                if plan.personal_fields and event_subject:
-                    allowed, consent_ids = _consented_fields(
-                        state, plan, event_subject, publisher_id, runtime.subscriber_id, now
-                    )
-                if skip is None or offset not in skip.get(runtime.topic, ()):
-                    if event_headers is None:
-                        event_headers = (
-                            (EVENT_ID_HEADER, event_id.encode()),
-                            batch.source_header,
-                            (SOURCE_OFFSETS_HEADER, str(offset).encode()),
+                        native_plan = chosen.native_plan
+                        append_output(
+                            Produce(
+                                runtime.topic,
+                                partition,
+                                key,
+                                native_plan.render(chosen.frame_header, body, offsets, allowed)
+                                if native_plan is not None
+                                else chosen.frame_header + plan.render(body, offsets, allowed),
+                                [*event_headers, chosen.agreement_header],
+                            )
                         )
-                    native_plan = chosen.native_plan
-                    append_output(
-                        Produce(
-                            runtime.topic,
-                            partition,
-                            key,
-                            native_plan.render(chosen.frame_header, body, offsets, allowed)
-                            if native_plan is not None
-                            else chosen.frame_header + plan.render(body, offsets, allowed),
-                            [*event_headers, chosen.agreement_header],
-                        )
+                    missing = (
+                        tuple(name for name in plan.personal_fields if name not in allowed)
+                        if plan.personal_fields
+                        else ()
                     )
-                runtime.delivered += 1
-                runtime.delivered_published_ms.append(published_ms)
-                missing = (
-                    tuple(name for name in plan.personal_fields if name not in allowed)
-                    if plan.personal_fields
-                    else ()
+                    entry: list[Any] = [runtime.delivered_template(template, chosen, missing)]
+                    if consent_ids:
+                        entry.append(consent_ids)
+                    row.append(entry)
+                    runtime.delivered += 1
+                    runtime.delivered_published_ms.append(published_ms)
+            except Exception as exc:  # no input may stop a partition: refuse it, move on
+                log.exception("governing failed at %s:%s@%s", topic, partition, offset)
+                del outputs[mark:]
+                # The id stays in the duplicate window (and the checkpoint): a copy is a
+                # duplicate, and would fail the same way.
+                _undo_decisions(runtimes, row, templates)
+                detail = _failure(exc)
+                reason = QuarantineReason.UNGOVERNABLE_EVENT
+                self._refuse(
+                    batch, counts, compiled, message, reason, detail, event_id, publisher_id
                 )
-                entry: list[Any] = [runtime.delivered_template(template, chosen, missing)]
-                if consent_ids:
-                    entry.append(consent_ids)
-                row.append(entry)
+                if skip is None or offset not in skip.get(self._quarantine_topic, ()):
+                    append_output(
+                        self._quarantine(
+                            message,
+                            topic,
+                            partition,
+                            offset,
+                            reason,
+                            detail,
+                            _redact(body, writer, offsets),
+                        )
+                    )
+                continue
+            received_key = (publisher_id, writer.event_type)
+            received[received_key] = received.get(received_key, 0) + 1
+            if published_ms > latest.get(received_key, 0):
+                latest[received_key] = published_ms
             batch.audit_events.append(row)
         for runtimes in batch_cache.values():
             for runtime in runtimes:
@@ -645,6 +675,26 @@ class GovernanceEngine:
             if batch.audit_events or batch.audit_quarantined:
                 outputs.append(self._audit_block(batch, templates, state, now_ms))
         return BatchResult(outputs, partitions, counts, templates)
+
+    def _refuse(
+        self,
+        batch: PartitionBatch,
+        counts: BatchCounts,
+        compiled: CompiledState,
+        message: IngressMessage,
+        reason: QuarantineReason,
+        detail: str,
+        event_id: str | None,
+        publisher_id: str | None,
+    ) -> None:
+        """Account for a quarantined event: audit row and counts of every candidate."""
+        batch.audit_quarantined.append(
+            [message.offset() or 0, event_id, reason.value, detail, publisher_id]
+        )
+        _bump(counts.quarantined, (batch.event_type, reason.value))
+        for route in compiled.routes(batch.event_type, publisher_id or ""):
+            _bump(counts.subscriber_quarantined, (route.subscriber_id, batch.event_type))
+            _bump(counts.subscriber_received, (route.subscriber_id, batch.event_type))
 
     # -- admission -----------------------------------------------------------------
 
@@ -871,6 +921,10 @@ class GovernanceEngine:
             (SOURCE_HEADER, f"{topic}:{partition}".encode()),
             (SOURCE_OFFSETS_HEADER, str(offset).encode()),
         ]
+        if redacted is None:
+            # Refused before decoding (unsigned, oversize, another topic's schema...):
+            # whatever decodes is redacted all the same.
+            redacted = self._redacted_if_decodable(message.value(), topic)
         if redacted is not None:
             value = redacted
             headers.append((REDACTION_HEADER, b"personal-fields-nulled"))
@@ -880,6 +934,20 @@ class GovernanceEngine:
             value = message.value() or b""
             headers.append((REDACTION_HEADER, b"undecodable-kept-as-is"))
         return Produce(self._quarantine_topic, partition, message.key(), value, headers)
+
+    def _redacted_if_decodable(self, value: bytes | None, topic: str) -> bytes | None:
+        """``value`` with its personal fields nulled, if it decodes under the registered
+        schema its framing names (this topic's or any other); else None."""
+        if not value or len(value) < 5 or value[0] != 0:
+            return None
+        schema_id = int.from_bytes(value[1:5], "big")
+        try:
+            writer = self._schemas.writer(topic, schema_id) or self._schemas.by_id(schema_id)
+            if writer is None:
+                return None
+            return _redact(value, writer, writer.layout.scan(value, 5))
+        except Exception:  # undecodable (or a registry failure): kept as it came
+            return None
 
     def _audit_block(
         self,
@@ -908,6 +976,34 @@ class GovernanceEngine:
                 (SOURCE_OFFSETS_HEADER, f"{batch.first_offset}-{batch.next_offset - 1}".encode()),
             ],
         )
+
+
+def _failure(exc: BaseException) -> str:
+    return f"the event could not be governed: {type(exc).__name__}: {exc}"
+
+
+def _undo_decisions(
+    runtimes: Sequence[_RouteRuntime] | None, row: list[Any], templates: list[dict[str, Any]]
+) -> None:
+    """Take back the counts of an event whose governing failed part-way.
+
+    ``row`` holds one entry per route decided so far (after the five event columns);
+    the route being decided when it failed has only counted the event as received.
+    Rate-limit tokens already taken stay taken.
+    """
+    if runtimes is None:
+        return
+    decided = len(row) - 5
+    for runtime, entry in zip(runtimes, row[5:], strict=False):
+        runtime.received -= 1
+        template = templates[entry[0]]
+        if template["outcome"] == "delivered":
+            runtime.delivered -= 1
+            runtime.delivered_published_ms.pop()
+        else:
+            runtime.withheld[template["reason"]] -= 1
+    if decided < len(runtimes):
+        runtimes[decided].received -= 1
 
 
 def _consented_fields(
@@ -960,13 +1056,36 @@ def _redact(value: bytes, writer: WriterSchema, offsets: Sequence[int]) -> bytes
     }
     for index, name in enumerate(layout.field_names):
         span = value[offsets[index] : offsets[index + 1]]
-        field_type = layout.field_types[name]
-        if (
-            classification.get(name) == Classification.PERSONAL.value
-            and isinstance(field_type, list)
-            and field_type[0] == "null"
-        ):
-            parts.append(b"\x00")
+        if classification.get(name) == Classification.PERSONAL.value:
+            parts.append(_blank_value(layout.field_types[name], span))
         else:
             parts.append(span)
     return b"".join(parts)
+
+
+_ZERO_BYTES = {"string": b"\x00", "bytes": b"\x00", "int": b"\x00", "long": b"\x00"}
+
+
+def _blank_value(field_type: Any, span: bytes) -> bytes:
+    """The encoding of null (or, for a field that cannot be null, an empty or zero
+    value) in place of a personal field's bytes."""
+    if isinstance(field_type, list):
+        if "null" in field_type:
+            return encode_long(field_type.index("null"))
+        return b"\x00" + _blank_value(field_type[0], b"")
+    base = field_type.get("type") if isinstance(field_type, dict) else field_type
+    if base in _ZERO_BYTES:
+        return _ZERO_BYTES[base]
+    if base == "boolean":
+        return b"\x00"
+    if base == "float":
+        return b"\x00" * 4
+    if base == "double":
+        return b"\x00" * 8
+    if base in ("array", "map"):
+        return b"\x00"
+    if base == "enum":
+        return b"\x00"
+    if base == "fixed" and isinstance(field_type, dict):
+        return b"\x00" * int(field_type["size"])
+    return span  # a nested record or named reference: kept (the catalog has none)

@@ -9,6 +9,8 @@ cannot reach a second partition (and a second duplicate window).
 
 from __future__ import annotations
 
+import functools
+
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -39,6 +41,7 @@ def murmur2(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+@functools.lru_cache(maxsize=1 << 16)  # locations repeat; bounded whatever keys arrive
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition of ``key`` among ``partitions`` (``toPositive(murmur2) % n``)."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions

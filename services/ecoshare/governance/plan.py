@@ -67,7 +67,9 @@ def _encoder_for(avro_type: Any) -> Callable[[Any], bytes]:
     return lambda value: _NULL if value is None else _SECOND_BRANCH + encode(value)
 
 
-def _transform_for(rule: FieldRule, hash_key: bytes) -> Callable[[Any], Any]:
+def _transform_for(rule: FieldRule, hash_key: bytes, kind: str) -> Callable[[Any], Any]:
+    """The value transform of ``rule`` for a field of Avro type ``kind``; its result
+    is always a valid value of that type (see :func:`projection.generalise_number`)."""
     if rule.action is FieldAction.MASK:
         keep = rule.keep_last
         return lambda value: None if value is None else projection.mask_value(value, keep)
@@ -77,7 +79,9 @@ def _transform_for(rule: FieldRule, hash_key: bytes) -> Callable[[Any], Any]:
         unit = rule.truncate_to
         return lambda value: None if value is None else projection.generalise_timestamp(value, unit)
     decimals = rule.decimals if rule.decimals is not None else 0
-    return lambda value: None if value is None else projection.generalise_number(value, decimals)
+    return lambda value: (
+        None if value is None else projection.generalise_number(value, decimals, kind)
+    )
 
 
 @dataclass(frozen=True)
@@ -167,19 +171,20 @@ def compile_plan(
             and writer_type == "double"
             and field["type"] == "double"
         ):
-            # Rounding a double in place: unpack, round, pack (round keeps inf and nan,
-            # as generalise_number does).
+            # Rounding a double in place: unpack, round (saturating), pack.
             transformed.append((name, rule.action.value))
             scope["_unpack_double"] = _DOUBLE.unpack_from
             scope["_pack_double"] = _DOUBLE.pack
+            scope["_round_double"] = projection.generalise_number
             expression = (
-                f"_pack_double(round(_unpack_double(body, o[{position}])[0], {rule.decimals}))"
+                f"_pack_double(_round_double(_unpack_double(body, o[{position}])[0], "
+                f"{rule.decimals}, 'double'))"
             )
             op = ("call", position, _rounded_double(rule.decimals))
         else:
             transformed.append((name, rule.action.value))
             reader = layout.readers[name]
-            transform = _transform_for(rule, hash_key)
+            transform = _transform_for(rule, hash_key, _base_name(_non_null(writer_type)))
             encode = _encoder_for(field["type"])
             scope[f"_r{position}"] = reader
             scope[f"_t{position}"] = transform
@@ -210,7 +215,8 @@ def compile_plan(
 
 def _rounded_double(decimals: int) -> Callable[[bytes, int, int], bytes]:
     def rounded(body: bytes, start: int, end: int) -> bytes:
-        return _DOUBLE.pack(round(_DOUBLE.unpack_from(body, start)[0], decimals))
+        value = _DOUBLE.unpack_from(body, start)[0]
+        return _DOUBLE.pack(projection.generalise_number(value, decimals, "double"))
 
     return rounded
 

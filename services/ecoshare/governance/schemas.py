@@ -31,6 +31,7 @@ class RegistrySchemaLookup:
         self._writers: dict[tuple[str, int], WriterSchema] = {}
         self._misses: dict[tuple[str, int], float] = {}
         self._subjects: dict[int, str | None] = {}
+        self._by_id: dict[int, WriterSchema | None] = {}
         self._lock = threading.Lock()
 
     def writer(self, topic: str, schema_id: int) -> WriterSchema | None:
@@ -64,6 +65,21 @@ class RegistrySchemaLookup:
                 continue
             schema = json.loads(registered.schema.schema_str or "null")
             self._writers[(topic, schema_id)] = WriterSchema.compile(schema_id, event_type, schema)
+
+    def by_id(self, schema_id: int) -> WriterSchema | None:
+        """Any registered schema by id, compiled (to redact what another topic's schema
+        encodes); None if the registry does not know the id."""
+        if schema_id in self._by_id:
+            return self._by_id[schema_id]
+        try:
+            schema = json.loads(self._client.get_schema(schema_id).schema_str or "null")
+            found: WriterSchema | None = WriterSchema.compile(
+                schema_id, str(schema.get("name", "?")), schema
+            )
+        except (SchemaRegistryError, ValueError, AttributeError):
+            found = None
+        self._by_id[schema_id] = found
+        return found
 
     def subject_of(self, schema_id: int) -> str | None:
         """A description of where ``schema_id`` is registered, or None if nowhere."""
