@@ -4,9 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo test check lint typecheck bench fuzz clean asyncapi-schema
+.PHONY: install system-packages demo test check lint typecheck bench bench-engine fuzz clean asyncapi-schema
 
-$(STAMP): pyproject.toml
+# The install also builds the compiled governance core (native/, Rust) with cargo;
+# rustup installs cargo in ~/.cargo/bin, which a non-login shell may not have on PATH.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
+
+$(STAMP): pyproject.toml $(NATIVE_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -36,6 +41,10 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.governed_throughput
 
+# The engine alone, in-process: native core against the Python reference, µs per event.
+bench-engine: $(STAMP)
+	$(BIN)/python -m bench.engine_inprocess
+
 # Differential fuzzing of the scanner against strict Avro readers (fastavro, avro);
 # `make test` runs it for a few seconds. Differences are saved as corpus cases.
 FUZZ_SECONDS ?= 600
@@ -43,8 +52,11 @@ FUZZ_SEED ?= $(shell date +%s)
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.differential --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED) \
 		--save tests/fuzz/corpus
+	$(BIN)/python -m tests.fuzz.differential --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED) \
+		--save tests/fuzz/corpus --core native
 
 clean:
+	rm -rf native/target services/ecoshare/_native*.so
 	rm -rf $(VENV) .ecoshare .cache .pytest_cache .mypy_cache .ruff_cache
 
 # The AsyncAPI JSON Schema the tests validate against, vendored in tests/data/asyncapi/

@@ -7,6 +7,7 @@ receives plain values, so the domain never reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     dedup_window_seconds: int = Field(default=86400, ge=1, description="Duplicate-id window.")
     dedup_capacity: int = Field(
         default=500_000, ge=1000, description="Event ids remembered per ingress partition."
+    )
+    engine: Literal["auto", "native", "python"] = Field(
+        default="auto",
+        description="Governance core: the compiled native one, the Python reference, "
+        "or auto (native when the extension is built).",
     )
     batch_size: int = Field(default=2000, ge=1, description="Events per governance batch.")
     log_level: str = Field(default="INFO", description="Log level of the services.")

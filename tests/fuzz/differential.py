@@ -45,6 +45,7 @@ from fastavro.validation import validate
 
 from ecoshare.codec.exceptions import CodecError
 from ecoshare.codec.layout import compile_layout
+from ecoshare.governance.cores import select_core
 
 Schema = Any
 Scan = Callable[[dict[str, Any], bytes], bool]
@@ -154,6 +155,22 @@ def oracle_verdict(schema: dict[str, Any], body: bytes) -> OracleVerdict:
 
 
 _LAYOUTS: dict[str, Any] = {}
+_NATIVE_LAYOUTS: dict[str, Any] = {}
+
+
+def native_scan(schema: dict[str, Any], body: bytes) -> bool:
+    """The compiled scanner (``ecoshare._native``) as a ``Scan``; it must be built."""
+    key = json.dumps(schema, sort_keys=True)
+    layout = _NATIVE_LAYOUTS.get(key)
+    if layout is None:
+        native = select_core("native")
+        assert native is not None
+        layout = _NATIVE_LAYOUTS[key] = native.Layout(schema)
+    try:
+        layout.scan(body, 0)
+    except CodecError:
+        return False
+    return True
 
 
 def python_scan(schema: dict[str, Any], body: bytes) -> bool:
@@ -677,8 +694,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--save", type=Path, help="write differences as corpus cases here")
+    parser.add_argument(
+        "--core", choices=("python", "native"), default="python", help="the scanner to fuzz"
+    )
     options = parser.parse_args()
-    report = hunt_differences(python_scan, seconds=options.seconds, seed=options.seed)
+    scan = native_scan if options.core == "native" else python_scan
+    report = hunt_differences(scan, seconds=options.seconds, seed=options.seed)
     print(f"seed {options.seed}: {report.summary()}")
     for number, difference in enumerate(report.differences):
         print(

@@ -29,6 +29,8 @@ from ecoshare.topics import TopicNames
 from tests.strategies import CATALOG, PLATFORM_SECRET
 
 NAMES = TopicNames("unit.")
+CORES = ("python", "native")
+"""Both governance cores; engine tests run once per core (native must be built)."""
 WRITER_IDS = {"StoreStatusChanged": 1, "LocationAvailability": 2}
 INGRESS_PARTITIONS = 4
 
@@ -104,7 +106,9 @@ class RecordingRegistry:
         return dict(fastavro.schemaless_reader(io.BytesIO(value[5:]), parsed, None))  # type: ignore[call-overload]
 
 
-def make_engine(registry: RecordingRegistry, **overrides: Any) -> GovernanceEngine:
+def make_engine(
+    registry: RecordingRegistry, core: str = "python", **overrides: Any
+) -> GovernanceEngine:
     schemas = StaticSchemas()
     for event_type, schema_id in WRITER_IDS.items():
         schema = CATALOG.event_schema(event_type)
@@ -123,9 +127,12 @@ def make_engine(registry: RecordingRegistry, **overrides: Any) -> GovernanceEngi
         "dedup_window_ms": 3_600_000,
         "dedup_capacity": 10_000,
         "ingress_partitions": lambda topic: INGRESS_PARTITIONS,
+        "engine": core,
     }
     options.update(overrides)
-    return GovernanceEngine(**options)
+    engine = GovernanceEngine(**options)
+    assert engine.core == core, f"asked for the {core} core, got {engine.core}"
+    return engine
 
 
 def encode_event(event_type: str, record: dict[str, Any]) -> bytes:

@@ -21,6 +21,7 @@ from ecoshare.governance.engine import (
     QuarantineReason,
 )
 from tests.unit.governed import (
+    CORES,
     NAMES,
     RecordingRegistry,
     encode_event,
@@ -86,9 +87,10 @@ def _quarantined(result: Any) -> dict[int, str]:
     return reasons
 
 
-def test_each_bad_input_is_quarantined_with_its_reason_while_good_events_flow() -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_each_bad_input_is_quarantined_with_its_reason_while_good_events_flow(core: str) -> None:
     registry = RecordingRegistry()
-    engine = make_engine(registry)
+    engine = make_engine(registry, core)
     good = encode_event(TYPE, _event(1))
     other_type = encode_event(
         "LocationAvailability",
@@ -161,8 +163,9 @@ def test_each_bad_input_is_quarantined_with_its_reason_while_good_events_flow() 
     assert sum(isinstance(r, DecisionRecord) for r in audit) == 2
 
 
-def test_quarantine_redacts_personal_fields_of_decodable_events() -> None:
-    engine = make_engine(RecordingRegistry())
+@pytest.mark.parametrize("core", CORES)
+def test_quarantine_redacts_personal_fields_of_decodable_events(core: str) -> None:
+    engine = make_engine(RecordingRegistry(), core)
     good = encode_event(TYPE, _event(1))
     result = _govern(
         engine,
@@ -175,9 +178,10 @@ def test_quarantine_redacts_personal_fields_of_decodable_events() -> None:
     assert b"+31 6 12345678" not in quarantined.value
 
 
-def test_personal_fields_need_active_consent() -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_personal_fields_need_active_consent(core: str) -> None:
     registry = RecordingRegistry()
-    engine = make_engine(registry)
+    engine = make_engine(registry, core)
     consented = _govern(engine, [signed_message(TYPE, encode_event(TYPE, _event(1)), "postnl")])
     withdrawn_state = _state(withdrawn_at=NOW - timedelta(seconds=1))
     withdrawn = _govern(
@@ -194,8 +198,9 @@ def test_personal_fields_need_active_consent() -> None:
     assert set(after) == {"event_id", "location_id", "status", "contact_name", "contact_phone"}
 
 
-def test_outputs_written_before_a_crash_are_not_written_again() -> None:
-    engine = make_engine(RecordingRegistry())
+@pytest.mark.parametrize("core", CORES)
+def test_outputs_written_before_a_crash_are_not_written_again(core: str) -> None:
+    engine = make_engine(RecordingRegistry(), core)
     window = engine.window(NAMES.ingress(TYPE), 0)
     topic = NAMES.delivery("carrier", TYPE)
     engine.adopt_partition(NAMES.ingress(TYPE), 0, window, {topic: {5}, NAMES.audit: {5}})
@@ -217,7 +222,8 @@ def test_outputs_written_before_a_crash_are_not_written_again() -> None:
 
 
 @pytest.mark.parametrize("disabled", ["publisher", "role"])
-def test_a_disabled_or_non_publishing_partner_is_refused(disabled: str) -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_a_disabled_or_non_publishing_partner_is_refused(disabled: str, core: str) -> None:
     state = _state()
     partner = state.partner("postnl")
     assert partner is not None
@@ -227,18 +233,19 @@ def test_a_disabled_or_non_publishing_partner_is_refused(disabled: str) -> None:
         else partner.model_copy(update={"roles": frozenset({Role.SUBSCRIBER})})
     )
     result = _govern(
-        make_engine(RecordingRegistry()),
+        make_engine(RecordingRegistry(), core),
         [signed_message(TYPE, encode_event(TYPE, _event(1)), "postnl")],
         state.with_partner(changed),
     )
     assert _quarantined(result) == {0: QuarantineReason.PUBLISHER_NOT_ALLOWED.value}
 
 
-def test_a_refused_delivery_schema_withholds_with_a_named_reason() -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_a_refused_delivery_schema_withholds_with_a_named_reason(core: str) -> None:
     def refuse(topic: str, schema: dict[str, Any]) -> int:
         raise RuntimeError("409 incompatible with the subject's latest version")
 
-    engine = make_engine(RecordingRegistry(), register_delivery_schema=refuse)
+    engine = make_engine(RecordingRegistry(), core, register_delivery_schema=refuse)
     result = _govern(engine, [signed_message(TYPE, encode_event(TYPE, _event(1)), "postnl")])
     assert not [o for o in result.outputs if o.topic == NAMES.delivery("carrier", TYPE)]
     (decision,) = [

@@ -11,6 +11,7 @@ and "received = delivered + withheld + quarantined" over to the fast path.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import event, given, note, settings
 
 from ecoshare.audit import DecisionRecord, decode_audit_block
@@ -18,12 +19,19 @@ from ecoshare.domain.partners import Role
 from ecoshare.domain.policy import evaluate_event
 from ecoshare.domain.timestamps import to_epoch_millis
 from tests.strategies import Scenario, governance_scenarios
-from tests.unit.governed import NAMES, RecordingRegistry, encode_event, make_engine, signed_message
+from tests.unit.governed import (
+    CORES,
+    NAMES,
+    RecordingRegistry,
+    encode_event,
+    make_engine,
+    signed_message,
+)
 
 
-def _run_engine(scenario: Scenario) -> tuple[list, RecordingRegistry]:
+def _run_engine(scenario: Scenario, core: str) -> tuple[list, RecordingRegistry]:
     registry = RecordingRegistry()
-    engine = make_engine(registry)
+    engine = make_engine(registry, core)
     value = encode_event(scenario.event_type, scenario.record)
     publisher = scenario.state.partner(scenario.publisher_id)
     message = signed_message(
@@ -37,10 +45,11 @@ def _run_engine(scenario: Scenario) -> tuple[list, RecordingRegistry]:
     return result.outputs, registry
 
 
+@pytest.mark.parametrize("core", CORES)
 @settings(max_examples=400)
 @given(governance_scenarios())
-def test_engine_agrees_with_the_reference_policy(scenario: Scenario) -> None:
-    outputs, registry = _run_engine(scenario)
+def test_engine_agrees_with_the_reference_policy(core: str, scenario: Scenario) -> None:
+    outputs, registry = _run_engine(scenario, core)
     publisher = scenario.state.partner(scenario.publisher_id)
     audit = [
         record

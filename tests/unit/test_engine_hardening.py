@@ -20,6 +20,7 @@ from ecoshare.governance.engine import REASON_HEADER, REDACTION_HEADER, Quaranti
 from ecoshare.governance.partitioning import key_partition
 from tests.strategies import CATALOG
 from tests.unit.governed import (
+    CORES,
     INGRESS_PARTITIONS,
     NAMES,
     RecordingRegistry,
@@ -77,9 +78,12 @@ def _generalising_state() -> GovernanceState:
     [b"\x80" * 10 + b"\x00", b"\xff" * 9 + b"\x7f"],
     ids=["11-byte varint", "beyond 64 bits"],
 )
-def test_a_bad_long_in_a_field_read_after_admission_is_quarantined_not_raised(raw: bytes) -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_a_bad_long_in_a_field_read_after_admission_is_quarantined_not_raised(
+    raw: bytes, core: str
+) -> None:
     registry = RecordingRegistry()
-    engine = make_engine(registry)
+    engine = make_engine(registry, core)
     poison = _with_field(encode_event(TYPE, _event(1)), "effective_from", raw)
     after = encode_event(TYPE, _event(2))
     result = engine.govern(
@@ -92,9 +96,12 @@ def test_a_bad_long_in_a_field_read_after_admission_is_quarantined_not_raised(ra
     assert _delivered_ids(result, registry) == [_event(2)["event_id"]]
 
 
-def test_an_event_that_fails_while_governed_is_quarantined_and_the_partition_moves_on() -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_an_event_that_fails_while_governed_is_quarantined_and_the_partition_moves_on(
+    core: str,
+) -> None:
     registry = RecordingRegistry()
-    engine = make_engine(registry)
+    engine = make_engine(registry, core)
     state = _state()
     first = encode_event(TYPE, _event(1))
     engine.govern([signed_message(TYPE, first, "postnl")], state, NOW, NOW_MS)  # plans compiled
@@ -102,9 +109,16 @@ def test_an_event_that_fails_while_governed_is_quarantined_and_the_partition_mov
     def failing_render(body: bytes, offsets: Any, allowed: Any) -> bytes:
         raise RuntimeError("a defect no test foresaw")
 
+    def failing_field(body: bytes, start: int, end: int) -> bytes:
+        raise RuntimeError("a defect no test foresaw")
+
     for key, found in list(engine._plans.items()):
         if not isinstance(found, str):
-            engine._plans[key] = (dataclasses.replace(found[0], render=failing_render), found[1])
+            # Both renderers fail: the Python one and the native one (through its ops).
+            failing = dataclasses.replace(
+                found[0], render=failing_render, render_ops=(("call", 0, failing_field),)
+            )
+            engine._plans[key] = (failing, found[1])
     poison = encode_event(TYPE, _event(2))
     result = engine.govern([signed_message(TYPE, poison, "postnl", offset=1)], state, NOW, NOW_MS)
     assert _reasons(result) == [QuarantineReason.UNGOVERNABLE_EVENT.value]
@@ -117,9 +131,10 @@ def test_an_event_that_fails_while_governed_is_quarantined_and_the_partition_mov
     assert not counts.delivered and not counts.withheld and not counts.admitted
 
 
-def test_a_delivered_event_replayed_to_every_other_partition_is_quarantined() -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_a_delivered_event_replayed_to_every_other_partition_is_quarantined(core: str) -> None:
     registry = RecordingRegistry()
-    engine = make_engine(registry)
+    engine = make_engine(registry, core)
     value = encode_event(TYPE, _event(1))
     original = signed_message(TYPE, value, "postnl")
     home = original.partition()
@@ -136,8 +151,9 @@ def test_a_delivered_event_replayed_to_every_other_partition_is_quarantined() ->
     assert _reasons(again) == [QuarantineReason.DUPLICATE_EVENT_ID.value]
 
 
-def test_a_record_key_other_than_the_location_is_quarantined() -> None:
-    engine = make_engine(RecordingRegistry())
+@pytest.mark.parametrize("core", CORES)
+def test_a_record_key_other_than_the_location_is_quarantined(core: str) -> None:
+    engine = make_engine(RecordingRegistry(), core)
     value = encode_event(TYPE, _event(1))
     other_key = b"sp-elsewhere"
     message = signed_message(
@@ -151,8 +167,9 @@ def test_a_record_key_other_than_the_location_is_quarantined() -> None:
     assert _reasons(result) == [QuarantineReason.KEY_NOT_LOCATION.value]
 
 
-def test_a_signature_does_not_cover_another_key() -> None:
-    engine = make_engine(RecordingRegistry())
+@pytest.mark.parametrize("core", CORES)
+def test_a_signature_does_not_cover_another_key(core: str) -> None:
+    engine = make_engine(RecordingRegistry(), core)
     value = encode_event(TYPE, _event(1))
     message = signed_message(TYPE, value, "postnl")
     message.key_bytes = b"sp-2"  # same signed bytes, key swapped
@@ -166,8 +183,9 @@ def _quarantined_record(output: Any, event_type: str) -> dict[str, Any]:
     return dict(fastavro.schemaless_reader(io.BytesIO(output.value[5:]), parsed, None))  # type: ignore[call-overload]
 
 
-def test_quarantine_redacts_personal_fields_whatever_the_reason() -> None:
-    engine = make_engine(RecordingRegistry(), max_event_bytes=300)
+@pytest.mark.parametrize("core", CORES)
+def test_quarantine_redacts_personal_fields_whatever_the_reason(core: str) -> None:
+    engine = make_engine(RecordingRegistry(), core, max_event_bytes=300)
     good = encode_event(TYPE, _event(1))
     availability = encode_event(
         "LocationAvailability",
@@ -212,8 +230,9 @@ def test_quarantine_redacts_personal_fields_whatever_the_reason() -> None:
     }
 
 
-def test_an_undecodable_body_is_kept_as_it_came() -> None:
-    engine = make_engine(RecordingRegistry())
+@pytest.mark.parametrize("core", CORES)
+def test_an_undecodable_body_is_kept_as_it_came(core: str) -> None:
+    engine = make_engine(RecordingRegistry(), core)
     garbage = frame(1, b"\xff\xff")
     result = engine.govern([signed_message(TYPE, garbage, "postnl")], _state(), NOW, NOW_MS)
     (output,) = [o for o in result.outputs if o.topic == NAMES.quarantine]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fastavro
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,7 +25,14 @@ from ecoshare.domain.projection import generalise_number, generalise_timestamp
 from ecoshare.domain.state import GovernanceState
 from ecoshare.domain.timestamps import MILLIS_PER_DAY, MILLIS_PER_HOUR, to_epoch_millis
 from tests.fuzz.differential import oracle_verdict
-from tests.unit.governed import NAMES, RecordingRegistry, encode_event, make_engine, signed_message
+from tests.unit.governed import (
+    CORES,
+    NAMES,
+    RecordingRegistry,
+    encode_event,
+    make_engine,
+    signed_message,
+)
 from tests.unit.test_codec_layout import _valid_store_status
 from tests.unit.test_scanner_strictness import _availability
 
@@ -115,9 +123,9 @@ def _state(fields: dict[str, Any], event_type: str) -> GovernanceState:
     )
 
 
-def _delivered(event_type: str, record: dict[str, Any], fields: dict[str, Any]) -> bytes:
+def _delivered(event_type: str, record: dict[str, Any], fields: dict[str, Any], core: str) -> bytes:
     registry = RecordingRegistry()
-    engine = make_engine(registry)
+    engine = make_engine(registry, core)
     message = signed_message(event_type, encode_event(event_type, record), "postnl")
     result = engine.govern([message], _state(fields, event_type), NOW, to_epoch_millis(NOW))
     values = [o.value for o in result.outputs if o.topic == NAMES.delivery("carrier", event_type)]
@@ -125,10 +133,11 @@ def _delivered(event_type: str, record: dict[str, Any], fields: dict[str, Any]) 
     return values[0]
 
 
-def test_the_engine_delivers_a_generalised_int_near_its_maximum_as_a_valid_int() -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_the_engine_delivers_a_generalised_int_near_its_maximum_as_a_valid_int(core: str) -> None:
     registry_fields = {"event_id": "deliver", "available": {"action": "generalise", "decimals": -1}}
     value = _delivered(
-        "LocationAvailability", {**_availability(), "available": 2**31 - 1}, registry_fields
+        "LocationAvailability", {**_availability(), "available": 2**31 - 1}, registry_fields, core
     )
     projected = {
         "type": "record",
@@ -140,12 +149,15 @@ def test_the_engine_delivers_a_generalised_int_near_its_maximum_as_a_valid_int()
     assert decoded["available"] == 2_147_483_640
 
 
-def test_the_engine_truncates_the_smallest_timestamp_to_a_valid_long() -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_the_engine_truncates_the_smallest_timestamp_to_a_valid_long(core: str) -> None:
     fields = {
         "event_id": "deliver",
         "effective_from": {"action": "generalise", "truncate_to": "day"},
     }
-    value = _delivered("StoreStatusChanged", _valid_store_status(effective_from=-(2**63)), fields)
+    value = _delivered(
+        "StoreStatusChanged", _valid_store_status(effective_from=-(2**63)), fields, core
+    )
     projected = {
         "type": "record",
         "name": "P",

@@ -34,9 +34,10 @@ from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.policy import RateLimiter, WithholdReason
 from ecoshare.domain.projection import subscriber_hash_key
 from ecoshare.domain.state import GovernanceState
+from ecoshare.governance.cores import select_core
 from ecoshare.governance.dedup import DedupWindow
 from ecoshare.governance.partitioning import key_partition
-from ecoshare.governance.plan import DeliveryPlan, RowPredicate, compile_plan
+from ecoshare.governance.plan import DeliveryPlan, RowPredicate, compile_plan, row_filter_ops
 from ecoshare.governance.progress import (
     EVENT_ID_HEADER,
     SOURCE_HEADER,
@@ -231,6 +232,7 @@ class _Candidate:
     frame_header: bytes
     predicate: RowPredicate | None
     agreement_header: tuple[str, bytes]
+    native_plan: Any = None  # ecoshare._native.Plan of the same plan, with the native core
 
 
 @dataclass(slots=True)
@@ -343,7 +345,15 @@ class GovernanceEngine:
         dedup_window_ms: int,
         dedup_capacity: int,
         ingress_partitions: Callable[[str], int],
+        engine: str = "auto",
     ) -> None:
+        # The compiled core (ecoshare._native) or None for the Python reference; see
+        # ecoshare.governance.cores. Both govern identically (tests hold them equal).
+        self._native = select_core(engine)
+        self.core = "native" if self._native is not None else "python"
+        self._native_layouts: dict[int, Any] = {}
+        self._native_plans: dict[int, tuple[DeliveryPlan, Any]] = {}
+        self._native_filters: dict[tuple[int, int], tuple[DeliveryPlan, Any]] = {}
         self._schemas = schemas
         self._ingress_partitions = ingress_partitions
         self._classification = classification
@@ -364,11 +374,20 @@ class GovernanceEngine:
 
     # -- partition life cycle -------------------------------------------------------
 
+    def new_window(self) -> DedupWindow:
+        """An empty duplicate window of this engine's core, size and duration."""
+        if self._native is not None:
+            window: DedupWindow = self._native.DedupWindow(
+                self._dedup_window_ms, self._dedup_capacity
+            )
+            return window
+        return DedupWindow(self._dedup_window_ms, self._dedup_capacity)
+
     def window(self, topic: str, partition: int) -> DedupWindow:
         key = (topic, partition)
         window = self._windows.get(key)
         if window is None:
-            window = self._windows[key] = DedupWindow(self._dedup_window_ms, self._dedup_capacity)
+            window = self._windows[key] = self.new_window()
         return window
 
     def adopt_partition(
@@ -473,11 +492,12 @@ class GovernanceEngine:
                                 agreement,
                                 plan,
                                 frame_header,
-                                plan.row_filter,
+                                self._row_filter(plan, writer),
                                 (
                                     AGREEMENT_HEADER,
                                     f"{agreement.agreement_id}:{agreement.version}".encode(),
                                 ),
+                                self._native_plan(plan),
                             )
                         )
             runtimes.append(runtime)
@@ -605,12 +625,15 @@ class GovernanceEngine:
                                 batch.source_header,
                                 (SOURCE_OFFSETS_HEADER, str(offset).encode()),
                             )
+                        native_plan = chosen.native_plan
                         append_output(
                             Produce(
                                 runtime.topic,
                                 partition,
                                 key,
-                                chosen.frame_header + plan.render(body, offsets, allowed),
+                                native_plan.render(chosen.frame_header, body, offsets, allowed)
+                                if native_plan is not None
+                                else chosen.frame_header + plan.render(body, offsets, allowed),
                                 [*event_headers, chosen.agreement_header],
                             )
                         )
@@ -742,8 +765,17 @@ class GovernanceEngine:
                 None,
             )
         record_key = message.key()
-        expected = sign_event(compiled.signing_key(partner), batch.event_type, record_key, value)
-        if not hmac.compare_digest(expected, signature):
+        native = self._native
+        if native is not None:
+            authentic = native.signature_matches(
+                compiled.signing_key(partner), batch.event_type, record_key, value, signature
+            )
+        else:
+            expected = sign_event(
+                compiled.signing_key(partner), batch.event_type, record_key, value
+            )
+            authentic = hmac.compare_digest(expected, signature)
+        if not authentic:
             return (
                 QuarantineReason.UNAUTHENTICATED_PUBLISHER,
                 f"signature does not match publisher {publisher_id!r}",
@@ -780,7 +812,9 @@ class GovernanceEngine:
             )
         layout = writer.layout
         try:
-            if layout.scan_reading is not None:
+            if native is not None:
+                offsets, envelope = self._native_layout(writer).scan_reading(value, 5)
+            elif layout.scan_reading is not None:
                 offsets, envelope = layout.scan_reading(value, 5)
             else:
                 offsets = layout.scan(value, 5)
@@ -823,7 +857,8 @@ class GovernanceEngine:
                 publisher_id,
                 _redact(value, writer, offsets),
             )
-        home = key_partition(record_key, self._ingress_partitions(batch.topic))
+        partition_of = native.key_partition if native is not None else key_partition
+        home = partition_of(record_key, self._ingress_partitions(batch.topic))
         if home != batch.partition:
             return (
                 QuarantineReason.WRONG_PARTITION,
@@ -841,6 +876,46 @@ class GovernanceEngine:
                 _redact(value, writer, offsets),
             )
         return writer, value, offsets, envelope, publisher_id, partner
+
+    def _audit_json(self, body: dict[str, Any]) -> bytes:
+        """Compact JSON of an audit block; the native encoder writes the same bytes."""
+        if self._native is not None:
+            try:
+                encoded: bytes = self._native.audit_json(body)
+                return encoded
+            except (TypeError, ValueError):
+                pass  # a value only json.dumps knows how to write
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def _row_filter(self, plan: DeliveryPlan, writer: WriterSchema) -> RowPredicate | None:
+        """The plan's row filter; with the native core, compiled over the same offsets."""
+        if self._native is None or plan.row_filter is None:
+            return plan.row_filter
+        key = (id(plan), writer.schema_id)
+        found = self._native_filters.get(key)
+        if found is None or found[0] is not plan:
+            ops = row_filter_ops(writer.layout, plan.agreement)
+            found = (plan, self._native_layout(writer).row_filter(ops))
+            self._native_filters[key] = found
+        predicate: RowPredicate = found[1]
+        return predicate
+
+    def _native_plan(self, plan: DeliveryPlan) -> Any:
+        if self._native is None:
+            return None
+        found = self._native_plans.get(id(plan))
+        if found is None or found[0] is not plan:
+            found = self._native_plans[id(plan)] = (plan, self._native.Plan(plan.render_ops))
+        return found[1]
+
+    def _native_layout(self, writer: WriterSchema) -> Any:
+        found = self._native_layouts.get(writer.schema_id)
+        if found is None:
+            assert self._native is not None
+            found = self._native_layouts[writer.schema_id] = self._native.Layout(
+                writer.schema, list(ADMISSION_FIELDS)
+            )
+        return found
 
     # -- outputs -------------------------------------------------------------------
 
@@ -912,7 +987,7 @@ class GovernanceEngine:
             self._audit_topic,
             batch.partition,
             f"{batch.topic}:{batch.partition}".encode(),
-            json.dumps(body, separators=(",", ":")).encode(),
+            self._audit_json(body),
             [
                 (SOURCE_HEADER, f"{batch.topic}:{batch.partition}".encode()),
                 (SOURCE_OFFSETS_HEADER, f"{batch.first_offset}-{batch.next_offset - 1}".encode()),

@@ -96,6 +96,12 @@ class DeliveryPlan:
     fields_transformed: tuple[tuple[str, str], ...]
     render: Render
     row_filter: RowPredicate | None
+    render_ops: tuple[Any, ...] = ()
+    """The same rendering as data, for the compiled core (``ecoshare._native.Plan``):
+    ``("copy", first, stop)`` copies fields first..stop-1, ``("const", bytes)``,
+    ``("branch2", field)`` puts union branch 1 before a field's bytes, ``("call",
+    field, fn)`` appends ``fn(body, start, end)``, ``("personal", name, op)`` is op when
+    ``name`` is consented and null otherwise."""
 
 
 def compile_plan(
@@ -114,10 +120,13 @@ def compile_plan(
     run_start: int | None = None
     run_end = -1
 
+    ops: list[tuple[Any, ...]] = []
+
     def close_run() -> None:
         nonlocal run_start
         if run_start is not None:
             parts.append(f"body[o[{run_start}]:o[{run_end + 1}]]")
+            ops.append(("copy", run_start, run_end + 1))
             run_start = None
 
     personal: list[str] = []
@@ -132,6 +141,7 @@ def compile_plan(
         if position is None:  # granted, but this writer version lacks the field
             close_run()
             parts.append(repr(_NULL))
+            ops.append(("const", _NULL))
             continue
         writer_type = writer_types[name]
         plain = rule.action is FieldAction.DELIVER
@@ -147,12 +157,14 @@ def compile_plan(
             continue
         close_run()
         span = f"o[{position}], o[{position + 1}]"
+        op: tuple[Any, ...]
         if plain:
             expression = (
                 f"body[o[{position}]:o[{position + 1}]]"
                 if same_shape
                 else f"b'\\x02' + body[o[{position}]:o[{position + 1}]]"
             )
+            op = ("copy", position, position + 1) if same_shape else ("branch2", position)
         elif (
             rule.action is FieldAction.GENERALISE
             and rule.decimals is not None
@@ -168,6 +180,7 @@ def compile_plan(
                 f"_pack_double(_round_double(_unpack_double(body, o[{position}])[0], "
                 f"{rule.decimals}, 'double'))"
             )
+            op = ("call", position, _rounded_double(rule.decimals))
         else:
             transformed.append((name, rule.action.value))
             reader = layout.readers[name]
@@ -177,9 +190,12 @@ def compile_plan(
             scope[f"_t{position}"] = transform
             scope[f"_e{position}"] = encode
             expression = f"_e{position}(_t{position}(_r{position}(body, {span})))"
+            op = ("call", position, _transformed(reader, transform, encode))
         if is_personal:
             expression = f"({expression} if {name!r} in allowed else {_NULL!r})"
+            op = ("personal", name, op)
         parts.append(expression)
+        ops.append(op)
     close_run()
     source = "def render(body, o, allowed):\n    return b''.join((" + ", ".join(parts) + ",))\n"
     exec(compile(source, f"<plan {agreement.agreement_id}:{agreement.version}>", "exec"), scope)  # noqa: S102 - source built above from validated field names
@@ -193,7 +209,27 @@ def compile_plan(
         fields_transformed=tuple(transformed),
         render=scope["render"],
         row_filter=_compile_row_filter(layout, agreement),
+        render_ops=tuple(ops),
     )
+
+
+def _rounded_double(decimals: int) -> Callable[[bytes, int, int], bytes]:
+    def rounded(body: bytes, start: int, end: int) -> bytes:
+        value = _DOUBLE.unpack_from(body, start)[0]
+        return _DOUBLE.pack(projection.generalise_number(value, decimals, "double"))
+
+    return rounded
+
+
+def _transformed(
+    reader: Callable[[bytes, int, int], Any],
+    transform: Callable[[Any], Any],
+    encode: Callable[[Any], bytes],
+) -> Callable[[bytes, int, int], bytes]:
+    def transformed(body: bytes, start: int, end: int) -> bytes:
+        return encode(transform(reader(body, start, end)))
+
+    return transformed
 
 
 def _compile_row_filter(layout: RecordLayout, agreement: Agreement) -> RowPredicate | None:
@@ -215,6 +251,30 @@ def _compile_row_filter(layout: RecordLayout, agreement: Agreement) -> RowPredic
     if len(tests) == 1:
         return tests[0]
     return lambda body, offsets: all(test(body, offsets) for test in tests)
+
+
+def row_filter_ops(layout: RecordLayout, agreement: Agreement) -> tuple[Any, ...] | None:
+    """The row filter of :func:`_compile_row_filter` as data, for the compiled core:
+    ``("prefix", field, prefixes, test)`` and ``("in", field, options, test)`` on text
+    fields, ``("call", test)`` for any other filter, ``("never",)`` when a filtered
+    field is missing; ``test`` is that filter's Python predicate, which the native
+    core uses for fields that are not plain or nullable strings."""
+    if not agreement.row_filters:
+        return None
+    ops: list[tuple[Any, ...]] = []
+    for item in agreement.row_filters:
+        position = layout.field_index.get(item.field)
+        reader = layout.readers.get(item.field)
+        if position is None or reader is None:
+            return (("never",),)
+        test = _field_test(item, position, reader)
+        if item.op == "prefix":
+            ops.append(("prefix", position, tuple(item.prefixes), test))
+        elif item.op == "in" and all(isinstance(option, str) for option in item.values):
+            ops.append(("in", position, tuple(item.values), test))
+        else:
+            ops.append(("call", test))
+    return tuple(ops)
 
 
 def _field_test(

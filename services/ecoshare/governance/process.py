@@ -45,6 +45,7 @@ class WorkerProcessOptions:
     max_event_bytes: int = 65536
     dedup_window_seconds: int = 86400
     dedup_capacity: int = 500_000
+    engine: str = "auto"
     group_id: str | None = None
     metrics_port_file: Path | None = None
 
@@ -99,6 +100,7 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
             max_event_bytes=options.max_event_bytes,
             dedup_window_ms=options.dedup_window_seconds * 1000,
             dedup_capacity=options.dedup_capacity,
+            engine=options.engine,
         ),
         catalog,
         current_state,

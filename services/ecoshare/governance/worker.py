@@ -32,7 +32,6 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
 from ecoshare.catalog import Catalog
 from ecoshare.domain.state import GovernanceState
-from ecoshare.governance.dedup import DedupWindow
 from ecoshare.governance.engine import BatchResult, GovernanceEngine, Produce
 from ecoshare.governance.observer import WorkerObserver
 from ecoshare.governance.progress import (
@@ -78,6 +77,7 @@ class WorkerConfig:
     dedup_window_ms: int = 86_400_000
     dedup_capacity: int = 500_000
     session_timeout_ms: int = 6000
+    engine: str = "auto"
 
 
 def governed_topics(
@@ -137,6 +137,7 @@ class GovernanceWorker:
             dedup_window_ms=config.dedup_window_ms,
             dedup_capacity=config.dedup_capacity,
             ingress_partitions=self._ingress_partition_count,
+            engine=config.engine,
         )
         self._partition_counts: dict[str, int] = {}
         self._producer = Producer(
@@ -239,7 +240,7 @@ class GovernanceWorker:
         consumer.unassign()
 
     def _recover(self, tp: TopicPartition, history: PartitionHistory, now_ms: int) -> None:
-        window = DedupWindow(self.config.dedup_window_ms, self.config.dedup_capacity)
+        window = self.engine.new_window()
         for checkpoint in history.checkpoints:
             window.add_all(checkpoint.event_ids, checkpoint.at_ms)
         window.expire(now_ms)

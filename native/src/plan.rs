@@ -1,0 +1,147 @@
+//! Rendering of delivery plans: the subscriber's record from the scanned event body.
+//!
+//! A plan is the list of operations `ecoshare.governance.plan.compile_plan` records
+//! beside its Python renderer (`DeliveryPlan.render_ops`): runs of unchanged fields are
+//! copied as one slice, personal fields are copied or nulled by consent, and the few
+//! transformed fields call their Python transform (mask, hash, generalise), so the
+//! transforms' semantics stay in one place.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+
+enum Op {
+    Copy(usize, usize),
+    Const(Vec<u8>),
+    Branch2(usize),
+    Call(usize, Py<PyAny>),
+    Personal(Py<PyString>, Box<Op>),
+}
+
+fn parse(op: &Bound<'_, PyAny>) -> PyResult<Op> {
+    let op = op
+        .cast::<PyTuple>()
+        .map_err(|_| PyValueError::new_err("a plan operation is a tuple"))?;
+    let kind: String = op.get_item(0)?.extract()?;
+    Ok(match kind.as_str() {
+        "copy" => Op::Copy(op.get_item(1)?.extract()?, op.get_item(2)?.extract()?),
+        "const" => Op::Const(op.get_item(1)?.extract()?),
+        "branch2" => Op::Branch2(op.get_item(1)?.extract()?),
+        "call" => Op::Call(op.get_item(1)?.extract()?, op.get_item(2)?.unbind()),
+        "personal" => Op::Personal(
+            op.get_item(1)?.cast_into::<PyString>()?.unbind(),
+            Box::new(parse(&op.get_item(2)?)?),
+        ),
+        other => return Err(PyValueError::new_err(format!("unknown plan operation {other:?}"))),
+    })
+}
+
+/// One agreement version compiled for one writer schema, rendered natively.
+#[pyclass(module = "ecoshare._native", frozen)]
+pub struct Plan {
+    ops: Vec<Op>,
+    /// The highest field position an operation reads the end offset of.
+    last_offset: usize,
+}
+
+fn offset(offsets: &[usize], index: usize) -> PyResult<usize> {
+    offsets
+        .get(index)
+        .copied()
+        .ok_or_else(|| PyValueError::new_err("offsets do not cover the plan"))
+}
+
+fn span(body: &[u8], offsets: &[usize], first: usize, stop: usize) -> PyResult<(usize, usize)> {
+    let (start, end) = (offset(offsets, first)?, offset(offsets, stop)?);
+    if start > end || end > body.len() {
+        return Err(PyValueError::new_err("offsets outside the body"));
+    }
+    Ok((start, end))
+}
+
+impl Plan {
+    fn apply(
+        &self,
+        py: Python<'_>,
+        op: &Op,
+        body: &Bound<'_, PyBytes>,
+        offsets: &[usize],
+        allowed: &Bound<'_, PyAny>,
+        out: &mut Vec<u8>,
+    ) -> PyResult<()> {
+        let raw = body.as_bytes();
+        match op {
+            Op::Copy(first, stop) => {
+                let (start, end) = span(raw, offsets, *first, *stop)?;
+                out.extend_from_slice(&raw[start..end]);
+            }
+            Op::Const(bytes) => out.extend_from_slice(bytes),
+            Op::Branch2(field) => {
+                let (start, end) = span(raw, offsets, *field, field + 1)?;
+                out.push(2);
+                out.extend_from_slice(&raw[start..end]);
+            }
+            Op::Call(field, function) => {
+                let (start, end) = span(raw, offsets, *field, field + 1)?;
+                let value = function.bind(py).call1((body, start, end))?;
+                out.extend_from_slice(value.cast::<PyBytes>()?.as_bytes());
+            }
+            Op::Personal(name, inner) => {
+                if allowed.contains(name.bind(py))? {
+                    self.apply(py, inner, body, offsets, allowed, out)?;
+                } else {
+                    out.push(0);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn highest(op: &Op) -> usize {
+    match op {
+        Op::Copy(_, stop) => *stop,
+        Op::Const(_) => 0,
+        Op::Branch2(field) | Op::Call(field, _) => field + 1,
+        Op::Personal(_, inner) => highest(inner),
+    }
+}
+
+#[pymethods]
+impl Plan {
+    #[new]
+    fn new(ops: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let mut parsed = Vec::new();
+        for op in ops.try_iter()? {
+            parsed.push(parse(&op?)?);
+        }
+        let last_offset = parsed.iter().map(highest).max().unwrap_or(0);
+        Ok(Plan {
+            ops: parsed,
+            last_offset,
+        })
+    }
+
+    /// `prefix` (the framing header) followed by the rendered record; `offsets` are the
+    /// scanner's, `allowed` the personal fields with consent.
+    fn render<'py>(
+        &self,
+        py: Python<'py>,
+        prefix: &[u8],
+        body: &Bound<'py, PyBytes>,
+        offsets: &Bound<'py, PyTuple>,
+        allowed: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let count = offsets.len().min(self.last_offset + 1);
+        let mut positions = Vec::with_capacity(count);
+        for index in 0..count {
+            positions.push(offsets.get_item(index)?.extract::<usize>()?);
+        }
+        let mut out = Vec::with_capacity(prefix.len() + body.as_bytes().len());
+        out.extend_from_slice(prefix);
+        for op in &self.ops {
+            self.apply(py, op, body, &positions, allowed, &mut out)?;
+        }
+        Ok(PyBytes::new(py, &out))
+    }
+}
