@@ -7,9 +7,12 @@ receives plain values, so the domain never reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ecoshare.topics import DEFAULT_AUDIT_RETENTION_DAYS, TopicPolicy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +39,30 @@ class Settings(BaseSettings):
     schemas_dir: Path = Field(default=REPO_ROOT / "schemas", description="Avro event catalog.")
     topic_prefix: str = Field(default="", description="Prefix of every platform topic name.")
     ingress_partitions: int = Field(default=4, ge=1, description="Partitions of ingress topics.")
-    replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")
+    broker: Literal["tansu", "kafka"] = Field(
+        default="tansu",
+        description="Broker `ecoshare up` starts when ECOSHARE_BOOTSTRAP_SERVERS is unset: "
+        "tansu (embedded, memory only) or kafka (Apache Kafka, needs Java).",
+    )
+    data_dir: Path | None = Field(
+        default=None,
+        description="Where the kafka broker keeps its logs across restarts; "
+        "unset = <state_dir>/kafka-data.",
+    )
+    kafka_nodes: int = Field(
+        default=1, ge=1, le=5, description="KRaft nodes of the kafka broker `up` starts."
+    )
+    replication_factor: int | None = Field(
+        default=None, ge=1, description="Replication of created topics; unset = min(3, brokers)."
+    )
+    min_insync_replicas: int | None = Field(
+        default=None, ge=1, description="min.insync.replicas of created topics; unset = 2 at RF 3."
+    )
+    audit_retention_days: int = Field(
+        default=DEFAULT_AUDIT_RETENTION_DAYS,
+        ge=-1,
+        description="Retention of the audit topic; -1 keeps it forever.",
+    )
     workers: int = Field(default=2, ge=1, description="Governance worker processes in `up`.")
     signing_secret: str | None = Field(
         default=None,
@@ -53,3 +79,11 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=2000, ge=1, description="Events per governance batch.")
     log_level: str = Field(default="INFO", description="Log level of the services.")
+
+    @property
+    def topic_policy(self) -> TopicPolicy:
+        return TopicPolicy(
+            replication_factor=self.replication_factor,
+            min_insync_replicas=self.min_insync_replicas,
+            audit_retention_days=self.audit_retention_days,
+        )

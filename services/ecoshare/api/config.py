@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import Field
@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ecoshare.errors import ConfigurationError
 from ecoshare.secrets import operator_key, signing_secret
 from ecoshare.settings import Settings
-from ecoshare.topics import TopicNames
+from ecoshare.topics import TopicNames, TopicPolicy
 
 
 class ApiLimits(BaseSettings):
@@ -60,6 +60,7 @@ class ApiConfig:
     schemas_dir: Path
     ingress_partitions: int
     limits: ApiLimits
+    topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings, limits: ApiLimits | None = None) -> ApiConfig:
@@ -76,4 +77,5 @@ class ApiConfig:
             schemas_dir=settings.schemas_dir,
             ingress_partitions=settings.ingress_partitions,
             limits=limits or ApiLimits(),
+            topic_policy=settings.topic_policy,
         )

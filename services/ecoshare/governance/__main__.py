@@ -36,6 +36,7 @@ def main() -> int:
             max_event_bytes=settings.max_event_bytes,
             dedup_window_seconds=settings.dedup_window_seconds,
             dedup_capacity=settings.dedup_capacity,
+            topic_policy=settings.topic_policy,
         )
     )
     return 0

@@ -7,7 +7,7 @@ import logging
 import signal
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -22,7 +22,7 @@ from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.control_app import create_control_app
 from ecoshare.governance.live_state import LiveGovernanceState
 from ecoshare.governance.worker import GovernanceWorker, WorkerConfig, governed_topics
-from ecoshare.topics import EVENT_TYPES, TopicNames
+from ecoshare.topics import EVENT_TYPES, TopicNames, TopicPolicy
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class WorkerProcessOptions:
     dedup_capacity: int = 500_000
     group_id: str | None = None
     metrics_port_file: Path | None = None
+    topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
 
 
 class ConsentEnforcementClock:
@@ -75,7 +76,9 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
     catalog = load_catalog(options.schemas_dir)
     event_types = tuple(t for t in EVENT_TYPES if t in catalog.event_types)
     ensure_topics(
-        options.bootstrap_servers, governed_topics(names, event_types, options.ingress_partitions)
+        options.bootstrap_servers,
+        governed_topics(names, event_types, options.ingress_partitions, options.topic_policy),
+        policy=options.topic_policy,
     )
     registry = CollectorRegistry()
     metrics = GovernanceMetrics(registry)
@@ -118,6 +121,7 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
             max_event_bytes=options.max_event_bytes,
             dedup_window_ms=options.dedup_window_seconds * 1000,
             dedup_capacity=options.dedup_capacity,
+            topic_policy=options.topic_policy,
         ),
         catalog,
         current_state,

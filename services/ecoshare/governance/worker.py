@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +43,7 @@ from ecoshare.governance.progress import (
     progress_key,
 )
 from ecoshare.governance.schemas import RegistrySchemaLookup, register_schema
-from ecoshare.topics import TopicNames, value_subject
+from ecoshare.topics import TopicNames, TopicPolicy, value_subject
 
 log = logging.getLogger(__name__)
 MARKER_HEADER = "ecoshare-marker"
@@ -78,15 +78,20 @@ class WorkerConfig:
     dedup_window_ms: int = 86_400_000
     dedup_capacity: int = 500_000
     session_timeout_ms: int = 6000
+    topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
 
 
 def governed_topics(
-    names: TopicNames, event_types: Iterable[str], partitions: int
+    names: TopicNames,
+    event_types: Iterable[str],
+    partitions: int,
+    policy: TopicPolicy | None = None,
 ) -> list[TopicSpec]:
     """Topics the governance data plane needs (delivery topics are created on demand)."""
+    policy = policy or TopicPolicy()
     specs = [TopicSpec(names.ingress(event_type), partitions) for event_type in event_types]
     specs += [
-        TopicSpec(names.audit, partitions),
+        TopicSpec(names.audit, partitions, {"retention.ms": str(policy.audit_retention_ms)}),
         TopicSpec(names.quarantine, partitions),
         TopicSpec(names.progress, partitions),
     ]
@@ -173,6 +178,7 @@ class GovernanceWorker:
             ensure_topics(
                 self.config.bootstrap_servers,
                 [TopicSpec(topic, self.config.ingress_partitions)],
+                policy=self.config.topic_policy,
             )
             self._created_topics.add(topic)
         return register_schema(self._registry, value_subject(topic), schema)
