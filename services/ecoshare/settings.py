@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     min_insync_replicas: int | None = Field(
         default=None, ge=1, description="min.insync.replicas of created topics; unset = 2 at RF 3."
     )
+    exactly_once: Literal["auto", "transactions", "checkpoints"] = Field(
+        default="auto",
+        description="How workers deliver exactly once: Kafka transactions, or the progress "
+        "checkpoints for brokers without them; auto asks the cluster.",
+    )
     audit_retention_days: int = Field(
         default=DEFAULT_AUDIT_RETENTION_DAYS,
         ge=-1,

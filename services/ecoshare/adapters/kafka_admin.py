@@ -50,6 +50,24 @@ def wait_for_cluster(bootstrap_servers: str, *, timeout_seconds: float = 20.0) -
     )
 
 
+def broker_has_transactions(bootstrap_servers: str, *, timeout_seconds: float = 10.0) -> bool:
+    """Whether the cluster commits transactions (Apache Kafka) or not (the embedded broker).
+
+    The embedded broker accepts transactional requests but delivers nothing a
+    transaction wrote, so asking it would mislead; it names its cluster "tansu_cluster".
+    """
+    try:
+        description = admin_client(bootstrap_servers).describe_cluster(
+            request_timeout=timeout_seconds
+        )
+        cluster_id = str(description.result(timeout=timeout_seconds).cluster_id or "")
+    except KafkaException as exc:
+        raise BrokerUnavailableError(
+            f"Kafka at {bootstrap_servers} did not describe its cluster ({exc})"
+        ) from exc
+    return not cluster_id.startswith("tansu")
+
+
 def replication_for(brokers: int) -> tuple[int, int]:
     """(replication factor, min.insync.replicas) the platform gives a topic on ``brokers``.
 

@@ -111,10 +111,12 @@ def resolve_kafka_jars(cache_dir: Path | None = None) -> Path:
             f"Maven could not resolve the Kafka {KAFKA_VERSION} jars: {' | '.join(tail)}"
         )
     (staging / _RESOLVED_MARKER).write_text(KAFKA_VERSION + "\n")
-    # Another process may have resolved them meanwhile; either copy is complete.
+    if jars.exists() and not (jars / _RESOLVED_MARKER).exists():
+        shutil.rmtree(jars, ignore_errors=True)  # an interrupted earlier resolution
     try:
         staging.rename(jars)
     except OSError:
+        # Another process resolved them meanwhile; either copy is complete.
         shutil.rmtree(staging, ignore_errors=True)
     return jars
 
@@ -185,6 +187,7 @@ class KafkaNode(processes.ChildService):
 
     def start(self) -> KafkaNode:
         jars = resolve_kafka_jars()
+        java_binary()
         self._process = processes.spawn(
             self.java_command(jars, "kafka.Kafka", str(self.properties_path)),
             log_path=self.log_path,
@@ -272,8 +275,8 @@ class KafkaCluster:
         return cluster_id
 
     def start(self) -> KafkaCluster:
-        jars = resolve_kafka_jars()
         java_binary()
+        jars = resolve_kafka_jars()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "log4j2.yaml").write_text(_LOG4J2)
         cluster_id = self._cluster_id()

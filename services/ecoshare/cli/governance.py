@@ -26,6 +26,7 @@ from ecoshare.cli.common import (
     read_state,
     settings,
 )
+from ecoshare.governance.control_plane import ensure_control_topics
 
 if TYPE_CHECKING:
     from ecoshare.api.changes import Change, GovernancePlan
@@ -155,7 +156,10 @@ def apply(file: FileOption, output: OutputOption = "table") -> None:
     content changed must carry a higher version.
     """
     check_output(output)
-    where = endpoints(settings())
+    base = settings()
+    where = endpoints(base)
+    # On a fresh cluster with topic auto-creation off, the control topics may not exist.
+    ensure_control_topics(where.bootstrap_servers, where.names, policy=base.topic_policy)
     changes = _plan(file, where)
     _refuse(changes)
     if not changes.empty:

@@ -124,6 +124,30 @@ def demo(
 
 
 @app.command()
+def init(output: OutputOption = "table") -> None:
+    """Create every topic the platform needs (idempotent); run once before the services."""
+    check_output(output)
+    from ecoshare.catalog import load_catalog
+    from ecoshare.provisioning import provision_topics
+    from ecoshare.topics import TopicNames
+
+    base = settings()
+    if not base.bootstrap_servers:
+        raise ConfigurationError("init needs ECOSHARE_BOOTSTRAP_SERVERS")
+    created = provision_topics(
+        base.bootstrap_servers,
+        TopicNames(base.topic_prefix),
+        load_catalog(base.schemas_dir).event_types,
+        base.ingress_partitions,
+        base.topic_policy,
+    )
+    if output == "json":
+        print_json({"created": created})
+        return
+    console.print(f"{len(created)} topics created" if created else "every topic exists already")
+
+
+@app.command()
 def worker() -> None:
     """Run one governance worker (needs ECOSHARE_BOOTSTRAP_SERVERS and _SCHEMA_REGISTRY_URL)."""
     from ecoshare.governance.__main__ import main as worker_main

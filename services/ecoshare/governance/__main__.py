@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from ecoshare.adapters.kafka_admin import broker_has_transactions
 from ecoshare.errors import ConfigurationError
 from ecoshare.governance.process import WorkerProcessOptions, run_worker_process
 from ecoshare.secrets import signing_secret
@@ -37,6 +38,11 @@ def main() -> int:
             dedup_window_seconds=settings.dedup_window_seconds,
             dedup_capacity=settings.dedup_capacity,
             topic_policy=settings.topic_policy,
+            transactions=(
+                broker_has_transactions(settings.bootstrap_servers)
+                if settings.exactly_once == "auto"
+                else settings.exactly_once == "transactions"
+            ),
         )
     )
     return 0

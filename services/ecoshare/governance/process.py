@@ -45,6 +45,7 @@ class WorkerProcessOptions:
     group_id: str | None = None
     metrics_port_file: Path | None = None
     topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
+    transactions: bool = False
 
 
 class ConsentEnforcementClock:
@@ -79,6 +80,10 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
         options.bootstrap_servers,
         governed_topics(names, event_types, options.ingress_partitions, options.topic_policy),
         policy=options.topic_policy,
+    )
+    log.info(
+        "exactly once by %s",
+        "Kafka transactions" if options.transactions else "progress checkpoints",
     )
     registry = CollectorRegistry()
     metrics = GovernanceMetrics(registry)
@@ -122,6 +127,7 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
             dedup_window_ms=options.dedup_window_seconds * 1000,
             dedup_capacity=options.dedup_capacity,
             topic_policy=options.topic_policy,
+            transactions=options.transactions,
         ),
         catalog,
         current_state,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,6 +79,10 @@ class WorkerConfig:
     dedup_window_ms: int = 86_400_000
     dedup_capacity: int = 500_000
     session_timeout_ms: int = 6000
+    # Kafka transactions (outputs, checkpoint and offsets commit atomically) where the
+    # broker has them; the checkpoint-and-tail recovery of `progress` where it has not.
+    transactions: bool = False
+    transaction_timeout_ms: int = 10_000
     topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
 
 
@@ -133,18 +138,24 @@ class GovernanceWorker:
             dedup_window_ms=config.dedup_window_ms,
             dedup_capacity=config.dedup_capacity,
         )
-        self._producer = Producer(
-            {
-                "bootstrap.servers": config.bootstrap_servers,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 1,
-                "batch.num.messages": 10000,
-                "queue.buffering.max.messages": 2_000_000,
-                "queue.buffering.max.kbytes": 1_048_576,
-                "log_level": 3,
-            }
-        )
+        producer_config: dict[str, Any] = {
+            "bootstrap.servers": config.bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 1,
+            "batch.num.messages": 10000,
+            "queue.buffering.max.messages": 2_000_000,
+            "queue.buffering.max.kbytes": 1_048_576,
+            "log_level": 3,
+        }
+        if config.transactions:
+            # One id per worker process: fencing of a zombie rests on the consumer group
+            # generation (KIP-447), checked when its offsets join the transaction. A
+            # transaction left open by a killed worker blocks read_committed readers of
+            # its outputs until the broker aborts it, so keep the timeout short.
+            producer_config["transactional.id"] = f"{config.group_id}-{uuid.uuid4().hex}"
+            producer_config["transaction.timeout.ms"] = config.transaction_timeout_ms
+        self._producer = Producer(producer_config)
         self._consumer = Consumer(
             {
                 "bootstrap.servers": config.bootstrap_servers,
@@ -158,6 +169,7 @@ class GovernanceWorker:
                 "fetch.wait.max.ms": 5,
                 "queued.max.messages.kbytes": 262_144,
                 "partition.assignment.strategy": "range",
+                "isolation.level": "read_committed",
                 "log_level": 3,
             }
         )
@@ -186,6 +198,12 @@ class GovernanceWorker:
     # -- partition life cycle --------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._recover_partitions(partitions)
+        consumer.assign(partitions)
+        log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
+
+    def _recover_partitions(self, partitions: list[TopicPartition]) -> None:
+        """Adopt ``partitions``: rebuild their duplicate windows, set where each resumes."""
         state = self._state_source()
         now_ms = int(time.time() * 1000)
         names = self.config.names
@@ -196,7 +214,11 @@ class GovernanceWorker:
                 (
                     tp.topic,
                     tp.partition,
-                    [
+                    # With transactions nothing is written outside a committed
+                    # checkpoint: there is no output tail to read.
+                    []
+                    if self.config.transactions
+                    else [
                         *(
                             names.delivery(sub, self._ingress[tp.topic])
                             for sub in state.candidate_subscribers(self._ingress[tp.topic])
@@ -211,8 +233,6 @@ class GovernanceWorker:
         for tp in partitions:
             self._recover(tp, histories[(tp.topic, tp.partition)], now_ms)
             self._assigned.add((tp.topic, tp.partition))
-        consumer.assign(partitions)
-        log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Nothing of a partition may be in flight when another worker takes it over.
@@ -234,7 +254,11 @@ class GovernanceWorker:
             tp.topic, tp.partition, window, history.written_after_checkpoint
         )
         last = history.last
-        if last is None:
+        if self.config.transactions:
+            # The committed offset joined the same transaction as the last checkpoint.
+            committed = self._consumer.committed([TopicPartition(tp.topic, tp.partition)], 10)[0]
+            tp.offset = committed.offset if committed.offset >= 0 else 0
+        elif last is None:
             ends = self._mark_shared_outputs(tp.topic, tp.partition)
             committed = self._consumer.committed([TopicPartition(tp.topic, tp.partition)], 10)[0]
             start = committed.offset if committed.offset >= 0 else 0
@@ -281,6 +305,8 @@ class GovernanceWorker:
 
     def run(self) -> None:
         """Consume, govern, produce, checkpoint, commit, until :meth:`stop`."""
+        if self.config.transactions:
+            self._producer.init_transactions(30.0)
         self._consumer.subscribe(
             list(self._ingress), on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -311,6 +337,9 @@ class GovernanceWorker:
                 now = datetime.now(UTC)
                 now_ms = int(now.timestamp() * 1000)
                 result = self.engine.govern(batch, state, now, now_ms)  # type: ignore[arg-type]
+                if self.config.transactions:
+                    self._commit_transaction(result, now_ms, len(batch), started)
+                    continue
                 # Pipelined: this batch was governed while the previous one's outputs
                 # were on their way; only now wait for those, checkpoint and commit them.
                 self._complete_pending()
@@ -320,6 +349,75 @@ class GovernanceWorker:
                 self.events += len(batch)
         finally:
             self._close()
+
+    def _commit_transaction(
+        self, result: BatchResult, now_ms: int, events: int, started: float
+    ) -> None:
+        """Outputs, checkpoint and consumed offsets of one batch in one transaction.
+
+        A worker that lost its partitions while paused (a zombie) is refused when its
+        offsets join the transaction: the batch is aborted, read_committed readers never
+        see it, and the worker re-reads from what is committed.
+        """
+        producer = self._producer
+        try:
+            producer.begin_transaction()
+            self._produce(result)
+            checkpoints = self._checkpoints(result, now_ms)
+            self._write_checkpoints(checkpoints, wait=False)
+            producer.send_offsets_to_transaction(
+                [
+                    TopicPartition(topic, partition, checkpoint.next_offset)
+                    for (topic, partition), checkpoint in checkpoints.items()
+                ],
+                self._consumer.consumer_group_metadata(),
+                30.0,
+            )
+            self._commit_with_retries()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not isinstance(error, KafkaError) or not error.txn_requires_abort():
+                raise
+            log.warning(
+                "transaction of %d events aborted (%s); re-reading from the commit", events, error
+            )
+            producer.abort_transaction(30.0)
+            self._delivery_errors.clear()
+            self._rewind_to_committed()
+            return
+        if self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors, []
+            raise OutputsNotAcknowledgedError(f"{len(errors)} outputs failed, first: {errors[0]}")
+        self.batches += 1
+        self.events += events
+        if self._metrics is not None:
+            self._observe(result, events, time.perf_counter() - started)
+
+    def _commit_with_retries(self) -> None:
+        while True:
+            try:
+                self._producer.commit_transaction(30.0)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if isinstance(error, KafkaError) and error.retriable():
+                    continue
+                raise
+
+    def _rewind_to_committed(self) -> None:
+        """After an aborted batch: forget its duplicate ids and resume at the commit."""
+        partitions = [TopicPartition(topic, partition) for topic, partition in self._assigned]
+        for tp in partitions:
+            self.engine.release_partition(tp.topic, tp.partition)
+        self._assigned.clear()
+        if not partitions:
+            return
+        self._recover_partitions(partitions)
+        for tp in partitions:
+            try:
+                self._consumer.seek(tp)
+            except KafkaException as exc:  # revoked meanwhile: its next owner recovers it
+                log.info("not resuming %s[%d]: %s", tp.topic, tp.partition, exc)
 
     def _complete_pending(self) -> None:
         """Wait for the pending batch's outputs, then checkpoint and commit it."""
@@ -384,8 +482,8 @@ class GovernanceWorker:
             errors, self._delivery_errors = self._delivery_errors, []
             raise OutputsNotAcknowledgedError(f"{len(errors)} outputs failed, first: {errors[0]}")
 
-    def _checkpoint_and_commit(self, result: BatchResult, now_ms: int) -> None:
-        checkpoints = {
+    def _checkpoints(self, result: BatchResult, now_ms: int) -> dict[tuple[str, int], Checkpoint]:
+        return {
             source: Checkpoint(
                 batch.next_offset,
                 dict(self._output_ends.get(source, {})),
@@ -394,6 +492,9 @@ class GovernanceWorker:
             )
             for source, batch in result.partitions.items()
         }
+
+    def _checkpoint_and_commit(self, result: BatchResult, now_ms: int) -> None:
+        checkpoints = self._checkpoints(result, now_ms)
         # The checkpoint is not waited for here: the next batch's flush (or the final
         # one) acknowledges it. Losing it in a crash is safe: recovery falls back to the
         # previous checkpoint and finds this batch's outputs in the output tails.
