@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo test check lint typecheck bench clean
+.PHONY: install system-packages kafka-jars demo test check lint typecheck bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,11 +18,16 @@ install: $(STAMP)
 system-packages:
 	bash .ci/install-system-packages
 
+# The Apache Kafka broker's jars (Maven, cached under ~/.cache/ecoshare/); needs Java and Maven.
+kafka-jars: $(STAMP)
+	$(BIN)/python -m ecoshare.adapters.kafka_broker
+
 demo: $(STAMP)
 	$(BIN)/ecoshare demo
 
-test: $(STAMP) system-packages
-	$(BIN)/python -m pytest -q tests
+# Integration and e2e tests run on both brokers (pytest --broker=tansu,kafka).
+test: $(STAMP) system-packages kafka-jars
+	$(BIN)/python -m pytest -q tests --broker=tansu,kafka
 
 check: lint typecheck
 

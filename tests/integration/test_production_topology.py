@@ -125,7 +125,7 @@ def test_compose_services_start_on_a_fresh_cluster_and_govern(
         # init: its shell command, with the governance file mounted where it expects it.
         init = services["ecoshare-init"]
         mount = next(v for v in init["volumes"] if v.endswith(":/etc/ecoshare/governance.yaml:ro"))
-        governance = _interpolate(mount.split(":", 1)[0], {}).replace("./", f"{REPO}/", 1)
+        governance = _interpolate(mount.rsplit(":", 2)[0], {}).replace("./", f"{REPO}/", 1)
         command = " ".join(init["command"]).replace("/etc/ecoshare/governance.yaml", governance)
         env = service_env("ecoshare-init", fresh_kafka, tmp_path / "init")
         env["PATH"] = f"{bin_dir}:{env['PATH']}"

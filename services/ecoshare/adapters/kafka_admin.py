@@ -56,10 +56,9 @@ def broker_has_transactions(bootstrap_servers: str, *, timeout_seconds: float = 
     The embedded broker accepts transactional requests but delivers nothing a
     transaction wrote, so asking it would mislead; it names its cluster "tansu_cluster".
     """
+    admin = admin_client(bootstrap_servers)  # must outlive the future it answers
     try:
-        description = admin_client(bootstrap_servers).describe_cluster(
-            request_timeout=timeout_seconds
-        )
+        description = admin.describe_cluster(request_timeout=timeout_seconds)
         cluster_id = str(description.result(timeout=timeout_seconds).cluster_id or "")
     except KafkaException as exc:
         raise BrokerUnavailableError(

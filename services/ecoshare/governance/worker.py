@@ -180,6 +180,8 @@ class GovernanceWorker:
         self._gauged_state: GovernanceState | None = None
         self._consent_controllers: set[str] = set()
         self._pending: _PendingBatch | None = None
+        # (topic, partition) -> (position last seen, monotonic time it last moved)
+        self._progress: dict[tuple[str, int], tuple[int, float]] = {}
         self.batches = 0
         self.events = 0
 
@@ -241,6 +243,7 @@ class GovernanceWorker:
             self.engine.release_partition(tp.topic, tp.partition)
             self._output_ends.pop((tp.topic, tp.partition), None)
             self._assigned.discard((tp.topic, tp.partition))
+            self._progress.pop((tp.topic, tp.partition), None)
             if self._metrics is not None:
                 self._metrics.forget_partition(tp.topic, tp.partition)
         consumer.unassign()
@@ -256,12 +259,10 @@ class GovernanceWorker:
         last = history.last
         if self.config.transactions:
             # The committed offset joined the same transaction as the last checkpoint.
-            committed = self._consumer.committed([TopicPartition(tp.topic, tp.partition)], 10)[0]
-            tp.offset = committed.offset if committed.offset >= 0 else 0
+            tp.offset = self._committed_offset(tp)
         elif last is None:
             ends = self._mark_shared_outputs(tp.topic, tp.partition)
-            committed = self._consumer.committed([TopicPartition(tp.topic, tp.partition)], 10)[0]
-            start = committed.offset if committed.offset >= 0 else 0
+            start = self._committed_offset(tp)
             self._write_checkpoints({(tp.topic, tp.partition): Checkpoint(start, ends, (), now_ms)})
             tp.offset = start
         else:
@@ -276,6 +277,22 @@ class GovernanceWorker:
             len(window),
             {topic: len(ids) for topic, ids in history.written_after_checkpoint.items()},
         )
+
+    def _committed_offset(self, tp: TopicPartition, attempts: int = 6) -> int:
+        """The group's committed offset of ``tp`` (0 if none), retried while the group
+        coordinator is busy (a rebalance on a loaded cluster can take longer than one
+        request's timeout; failing here would kill the worker inside its callback)."""
+        for attempt in range(attempts):
+            try:
+                committed = self._consumer.committed([TopicPartition(tp.topic, tp.partition)], 10)
+                return committed[0].offset if committed[0].offset >= 0 else 0
+            except KafkaException as exc:
+                if attempt == attempts - 1:
+                    raise
+                log.warning(
+                    "committed offset of %s[%d] not read yet: %s", tp.topic, tp.partition, exc
+                )
+        raise AssertionError("unreachable")
 
     def _mark_shared_outputs(self, topic: str, partition: int) -> dict[str, int]:
         """Write a marker to the shared outputs so the first checkpoint knows their ends."""
@@ -541,7 +558,13 @@ class GovernanceWorker:
             except KafkaException:
                 continue
             if high >= 0 and position.offset >= 0:
-                metrics.set_consumer_lag(topic, partition, max(0, high - position.offset))
+                lag = max(0, high - position.offset)
+                metrics.set_consumer_lag(topic, partition, lag)
+                metrics.set_partition_stalled(
+                    topic,
+                    partition,
+                    self._stalled_seconds((topic, partition), position.offset, lag),
+                )
         now = datetime.now(UTC)
         metrics.active_agreements.set(
             sum(1 for agreement in state.agreements.values() if agreement.is_in_force(now))
@@ -558,6 +581,24 @@ class GovernanceWorker:
         if state is not self._gauged_state:
             self._gauged_state = state
             metrics.governance_state_updated_timestamp_seconds.set(time.time())
+
+    def _stalled_seconds(self, source: tuple[str, int], position: int, lag: int) -> float:
+        """Seconds ``source`` has had lag without its position moving (0 otherwise)."""
+        now = time.monotonic()
+        seen = self._progress.get(source)
+        if seen is None or seen[0] != position or lag == 0:
+            self._progress[source] = (position, now)
+            return 0.0
+        stalled = now - seen[1]
+        if stalled > 30:
+            log.warning(
+                "%s[%d] has made no progress for %.0f s with %d messages of lag",
+                source[0],
+                source[1],
+                stalled,
+                lag,
+            )
+        return stalled
 
     def _observe(self, result: BatchResult, events: int, seconds: float) -> None:
         metrics = self._metrics
