@@ -28,6 +28,7 @@ from ecoshare.audit import DecisionRecord, decode_audit_block
 from ecoshare.domain.partners import Role
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.registry.process import RegistryProcess
+from ecoshare.topics import TopicNames
 from tests.integration.faults import PAUSES, PartitionPause
 from tests.integration.governed_platform import (
     GovernedPlatform,
@@ -259,7 +260,7 @@ def test_a_zombie_worker_paused_past_its_session_timeout_is_fenced(
         platform,
         cluster,
         "SIGSTOP past session timeout, SIGCONT",
-        20_000,
+        10_000,
         [(0.3, pause_then_resume)],
     )
 
@@ -297,7 +298,34 @@ def test_a_kafka_node_sigkilled_then_restarted(
         platform,
         cluster,
         "Kafka node SIGKILL, restarted",
-        20_000,
+        10_000,
         [(0.25, kill_node), (0.7, restart_node)],
     )
     assert kafka.alive()
+
+
+@pytest.mark.brokers("kafka")
+def test_every_topic_the_platform_creates_is_replicated_with_two_in_sync(
+    cluster: Cluster, topic_names: TopicNames
+) -> None:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    from ecoshare.provisioning import provision_topics
+    from ecoshare.topics import TopicPolicy
+
+    created = provision_topics(
+        cluster.bootstrap_servers, topic_names, (TYPE,), 4, TopicPolicy(audit_retention_days=400)
+    )
+    assert topic_names.audit in created and topic_names.progress in created
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    metadata = admin.list_topics(timeout=10).topics
+    for name in created:
+        replicas = {len(p.replicas) for p in metadata[name].partitions.values()}
+        assert replicas == {3}, name
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in created]
+    configs = {
+        resource.name: future.result()
+        for resource, future in admin.describe_configs(resources).items()
+    }
+    assert {configs[name]["min.insync.replicas"].value for name in created} == {"2"}
+    assert configs[topic_names.audit]["retention.ms"].value == str(400 * 86_400_000)

@@ -168,7 +168,9 @@ class GovernanceWorker:
                 "fetch.min.bytes": 1,
                 "fetch.wait.max.ms": 5,
                 "queued.max.messages.kbytes": 262_144,
-                "partition.assignment.strategy": "range",
+                # Incremental rebalancing: when a worker dies, joins or leaves, only the
+                # partitions that move stop; the others keep flowing.
+                "partition.assignment.strategy": "cooperative-sticky",
                 "isolation.level": "read_committed",
                 "log_level": 3,
             }
@@ -201,7 +203,7 @@ class GovernanceWorker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._recover_partitions(partitions)
-        consumer.assign(partitions)
+        consumer.incremental_assign(partitions)
         log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
 
     def _recover_partitions(self, partitions: list[TopicPartition]) -> None:
@@ -246,7 +248,7 @@ class GovernanceWorker:
             self._progress.pop((tp.topic, tp.partition), None)
             if self._metrics is not None:
                 self._metrics.forget_partition(tp.topic, tp.partition)
-        consumer.unassign()
+        consumer.incremental_unassign(partitions)
 
     def _recover(self, tp: TopicPartition, history: PartitionHistory, now_ms: int) -> None:
         window = DedupWindow(self.config.dedup_window_ms, self.config.dedup_capacity)
@@ -325,7 +327,10 @@ class GovernanceWorker:
         if self.config.transactions:
             self._producer.init_transactions(30.0)
         self._consumer.subscribe(
-            list(self._ingress), on_assign=self._on_assign, on_revoke=self._on_revoke
+            list(self._ingress),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
         )
         last_state: GovernanceState | None = None
         next_gauges = 0.0
