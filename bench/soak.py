@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer
+
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import Partner, Role
@@ -167,21 +169,39 @@ def soak(broker: str, rate: float, minutes: float, every: float, workers: int) -
                     time.sleep(tick)
 
         def follow(subscriber_id: str) -> None:
-            with Subscriber(
+            # Decoding with the SDK, reading with a consumer that commits nothing: the
+            # SDK's commit after every record would make this reader the bottleneck.
+            decoder = Subscriber(
                 bootstrap_servers=platform.bootstrap_servers,
                 schema_registry_url=platform.schema_registry_url,
                 subscriber_id=subscriber_id,
                 event_type=TYPE,
-            ) as subscriber:
+            )
+            decoder.close()
+            consumer = Consumer(
+                {
+                    "bootstrap.servers": platform.bootstrap_servers,
+                    "group.id": f"soak-{uuid.uuid4().hex}",
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "topic.metadata.refresh.interval.ms": 1000,
+                    "log_level": 3,
+                }
+            )
+            consumer.subscribe([decoder.topic])
+            try:
                 while not stop.is_set():
-                    delivery = subscriber.poll(0.2)
-                    if delivery is None:
-                        continue
-                    published_ms = delivery.record.get("published_at")
-                    with lock:
-                        counts["delivered"] += 1
-                        if published_ms and subscriber_id == SUBSCRIBERS[0]:
-                            latencies.append(time.time() * 1000 - float(published_ms))
+                    for message in consumer.consume(500, 0.2):
+                        if message.error() is not None:
+                            continue
+                        published = decoder.decode(message).record.get("published_at")
+                        with lock:
+                            counts["delivered"] += 1
+                            if isinstance(published, datetime) and subscriber_id == SUBSCRIBERS[0]:
+                                latencies.append((time.time() - published.timestamp()) * 1000)
+            finally:
+                consumer.close()
 
         threads = [threading.Thread(target=publish, daemon=True)] + [
             threading.Thread(target=follow, args=(name,), daemon=True) for name in SUBSCRIBERS

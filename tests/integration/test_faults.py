@@ -16,16 +16,20 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer
 
 from ecoshare.adapters.kafka_broker import KafkaCluster
+from ecoshare.adapters.kafka_reading import header_map
 from ecoshare.audit import DecisionRecord, decode_audit_block
 from ecoshare.domain.partners import Role
+from ecoshare.governance.progress import EVENT_ID_HEADER
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.registry.process import RegistryProcess
 from ecoshare.topics import TopicNames
@@ -40,6 +44,8 @@ from tests.integration.governed_platform import (
 )
 
 TYPE = "StoreStatusChanged"
+# A three-node cluster and a 50,000-event stream on a shared 2-core machine.
+pytestmark = pytest.mark.timeout(900)
 SESSION_TIMEOUT_SECONDS = 6.0  # the workers' consumer session timeout
 
 
@@ -125,18 +131,36 @@ class Arrivals:
 
 
 def _follow(platform: GovernedPlatform, subscriber_id: str, arrivals: Arrivals) -> None:
-    with platform.subscriber(subscriber_id) as subscriber:
+    """Read a subscriber's deliveries as a read_committed consumer that commits nothing
+    (the SDK commits after every record, which would make the reader the bottleneck)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": platform.bootstrap_servers,
+            "group.id": f"follow-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "topic.metadata.refresh.interval.ms": 1000,
+            "log_level": 3,
+        }
+    )
+    consumer.subscribe([platform.names.delivery(subscriber_id, TYPE)])
+    try:
         while not arrivals.stop.is_set():
-            delivery = subscriber.poll(0.1)
-            if delivery is not None:
+            for message in consumer.consume(1000, 0.1):
+                if message.error() is not None:
+                    continue
+                headers = header_map(message.headers())
                 arrivals.received.append(
                     (
-                        str(delivery.record["event_id"]),
-                        delivery.key or b"",
-                        delivery.partition,
+                        headers[EVENT_ID_HEADER].decode(),
+                        message.key() or b"",
+                        message.partition() or 0,
                         time.monotonic(),
                     )
                 )
+    finally:
+        consumer.close()
 
 
 Fault = tuple[float, Callable[[list[WorkerProcess]], None]]
