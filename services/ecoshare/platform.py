@@ -118,6 +118,7 @@ class Platform:
                         ingress_partitions=settings.ingress_partitions,
                         host=settings.bind_host,
                         log_path=self.logs_dir / f"worker-{index}.log",
+                        worker_id=f"worker-{index}",
                     ).start(wait=False)
                 )
             if self.start_api:

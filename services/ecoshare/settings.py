@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     min_insync_replicas: int | None = Field(
         default=None, ge=1, description="min.insync.replicas of created topics; unset = 2 at RF 3."
     )
+    worker_id: str | None = Field(
+        default=None,
+        description="Stable name of a worker's slot (static group membership and "
+        "transactional id on Kafka); `up` names its workers worker-0, worker-1, ...",
+    )
     exactly_once: Literal["auto", "transactions", "checkpoints"] = Field(
         default="auto",
         description="How workers deliver exactly once: Kafka transactions, or the progress "

@@ -260,6 +260,9 @@ class KafkaCluster:
             "broker.session.timeout.ms": "6000",
             "broker.heartbeat.interval.ms": "1000",
             "replica.lag.time.max.ms": "10000",
+            # A killed worker's open transaction blocks read_committed readers of its
+            # outputs until aborted; look for timed-out ones every second, not every 10.
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
         }
 
     def _cluster_id(self) -> str:

@@ -38,6 +38,7 @@ def main() -> int:
             dedup_window_seconds=settings.dedup_window_seconds,
             dedup_capacity=settings.dedup_capacity,
             topic_policy=settings.topic_policy,
+            worker_id=settings.worker_id,
             transactions=(
                 broker_has_transactions(settings.bootstrap_servers)
                 if settings.exactly_once == "auto"

@@ -46,6 +46,7 @@ class WorkerProcessOptions:
     metrics_port_file: Path | None = None
     topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
     transactions: bool = False
+    worker_id: str | None = None
 
 
 class ConsentEnforcementClock:
@@ -128,6 +129,7 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
             dedup_capacity=options.dedup_capacity,
             topic_policy=options.topic_policy,
             transactions=options.transactions,
+            worker_id=options.worker_id,
         ),
         catalog,
         current_state,

@@ -82,6 +82,11 @@ class WorkerConfig:
     # Kafka transactions (outputs, checkpoint and offsets commit atomically) where the
     # broker has them; the checkpoint-and-tail recovery of `progress` where it has not.
     transactions: bool = False
+    # A stable name for this worker's slot (e.g. "worker-0" under `ecoshare up`): its
+    # transactional id and, with transactions, its static group membership. A worker
+    # restarted in the slot aborts what its predecessor left open and takes its
+    # partitions back without a rebalance. None: a fresh identity per process.
+    worker_id: str | None = None
     transaction_timeout_ms: int = 10_000
     topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
 
@@ -153,11 +158,17 @@ class GovernanceWorker:
             # generation (KIP-447), checked when its offsets join the transaction. A
             # transaction left open by a killed worker blocks read_committed readers of
             # its outputs until the broker aborts it, so keep the timeout short.
-            producer_config["transactional.id"] = f"{config.group_id}-{uuid.uuid4().hex}"
+            producer_config["transactional.id"] = self._identity()
             producer_config["transaction.timeout.ms"] = config.transaction_timeout_ms
         self._producer = Producer(producer_config)
+        static_membership = (
+            {"group.instance.id": self._identity()}
+            if config.transactions and config.worker_id
+            else {}
+        )
         self._consumer = Consumer(
             {
+                **static_membership,
                 "bootstrap.servers": config.bootstrap_servers,
                 "group.id": config.group_id,
                 "enable.auto.commit": False,
@@ -186,6 +197,9 @@ class GovernanceWorker:
         self._progress: dict[tuple[str, int], tuple[int, float]] = {}
         self.batches = 0
         self.events = 0
+
+    def _identity(self) -> str:
+        return f"{self.config.group_id}-{self.config.worker_id or uuid.uuid4().hex}"
 
     # -- topics and schemas --------------------------------------------------------
 
