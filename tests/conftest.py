@@ -41,11 +41,24 @@ def selected_brokers(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "broker_kind" in metafunc.fixturenames:
-        wanted = selected_brokers(metafunc.config)
-        only = metafunc.definition.get_closest_marker("brokers")
-        if only is not None:
-            wanted = [kind for kind in wanted if kind in only.args]
-        metafunc.parametrize("broker_kind", wanted, scope="session")
+        metafunc.parametrize("broker_kind", selected_brokers(metafunc.config), scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out (not skip) a test's runs on brokers its ``brokers`` marker excludes."""
+    kept: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
+    for item in items:
+        only = item.get_closest_marker("brokers")
+        callspec = getattr(item, "callspec", None)
+        kind = callspec.params.get("broker_kind") if callspec is not None else None
+        if only is not None and kind is not None and kind not in only.args:
+            left_out.append(item)
+        else:
+            kept.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -11,6 +11,7 @@ class PartitionPause:
     fault: str
     partition: int
     seconds: float
+    seen_seconds: float
     events: int
 
 
@@ -19,7 +20,8 @@ PAUSES: list[PartitionPause] = []
 
 def pause_lines() -> list[str]:
     return [
-        f"{pause.broker:<16} {pause.fault:<40} longest pause {pause.seconds:6.1f} s "
-        f"(delivery partition {pause.partition}, {pause.events} events)"
+        f"{pause.broker:<16} {pause.fault:<40} longest pause {pause.seconds:5.1f} s produced,"
+        f" {pause.seen_seconds:5.1f} s as read (partition {pause.partition}, "
+        f"{pause.events} events)"
         for pause in PAUSES
     ]

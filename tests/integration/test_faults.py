@@ -114,16 +114,24 @@ def platform(cluster: Cluster, tmp_path: Path) -> GovernedPlatform:
 class Arrivals:
     """What a subscriber received, read live: event ids, keys, and per-partition times."""
 
-    received: list[tuple[str, bytes, int, float]] = field(default_factory=list)
+    # (event id, key, partition, seconds the worker produced it, seconds it arrived)
+    received: list[tuple[str, bytes, int, float, float]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def longest_pause(self) -> tuple[int, float]:
-        """(partition, seconds): the longest gap between two deliveries of a partition."""
+    def longest_pause(self, *, as_seen: bool = False) -> tuple[int, float]:
+        """(partition, seconds): the longest gap between two deliveries of a partition.
+
+        By the time the worker produced them (the record timestamp): how long the
+        partition made no progress. ``as_seen``: by the time the reader got them, which
+        adds what kept them invisible (an open transaction of a killed worker) but hides
+        pauses while the reader itself is behind.
+        """
         by_partition: dict[int, list[float]] = {}
-        for _, _, partition, at in self.received:
-            by_partition.setdefault(partition, []).append(at)
+        for _, _, partition, produced, arrived in self.received:
+            by_partition.setdefault(partition, []).append(arrived if as_seen else produced)
         worst = (-1, 0.0)
         for partition, times in by_partition.items():
+            times.sort()
             gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
             if gaps and max(gaps) > worst[1]:
                 worst = (partition, max(gaps))
@@ -156,6 +164,7 @@ def _follow(platform: GovernedPlatform, subscriber_id: str, arrivals: Arrivals) 
                         headers[EVENT_ID_HEADER].decode(),
                         message.key() or b"",
                         message.partition() or 0,
+                        message.timestamp()[1] / 1000,
                         time.monotonic(),
                     )
                 )
@@ -222,7 +231,8 @@ def run_stream(
             worker.stop()
 
     partition, pause = north.longest_pause()
-    PAUSES.append(PartitionPause(cluster.label, fault_name, partition, pause, count))
+    _, seen_pause = north.longest_pause(as_seen=True)
+    PAUSES.append(PartitionPause(cluster.label, fault_name, partition, pause, seen_pause, count))
     expected = {e["event_id"] for e in events}
     north_ids = Counter(event_id for event_id, *_ in north.received)
     south_ids = Counter(event_id for event_id, *_ in south.received)
@@ -232,7 +242,7 @@ def run_stream(
     assert max(south_ids.values()) == 1, "an event reached carrier-south twice"
     positions = {e["event_id"]: n for n, e in enumerate(events)}
     by_key: dict[bytes, list[int]] = {}
-    for event_id, key, _, _ in north.received:
+    for event_id, key, *_ in north.received:
         by_key.setdefault(key, []).append(positions[event_id])
     assert all(seq == sorted(seq) for seq in by_key.values()), "per-key order broken"
     decisions = Counter(
