@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo test check lint typecheck bench bench-engine fuzz clean asyncapi-schema
+.PHONY: install system-packages kafka-jars demo test check lint typecheck bench bench-engine soak fuzz clean asyncapi-schema
 
 # The install also builds the compiled governance core (native/, Rust) with cargo;
 # rustup installs cargo in ~/.cargo/bin, which a non-login shell may not have on PATH.
@@ -23,11 +23,16 @@ install: $(STAMP)
 system-packages:
 	bash .ci/install-system-packages
 
+# The Apache Kafka broker's jars (Maven, cached under ~/.cache/ecoshare/); needs Java and Maven.
+kafka-jars: $(STAMP)
+	$(BIN)/python -m ecoshare.adapters.kafka_broker
+
 demo: $(STAMP)
 	$(BIN)/ecoshare demo
 
-test: $(STAMP) system-packages
-	$(BIN)/python -m pytest -q tests
+# Integration and e2e tests run on both brokers (pytest --broker=tansu,kafka).
+test: $(STAMP) system-packages kafka-jars
+	$(BIN)/python -m pytest -q tests --broker=tansu,kafka
 
 check: lint typecheck
 
@@ -54,6 +59,10 @@ fuzz: $(STAMP)
 		--save tests/fuzz/corpus
 	$(BIN)/python -m tests.fuzz.differential --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED) \
 		--save tests/fuzz/corpus --core native
+
+# Not in CI: 1,000 events/s for 30 minutes on each broker (SOAK_ARGS="--minutes 5" to shorten).
+soak: $(STAMP) kafka-jars
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf native/target services/ecoshare/_native*.so

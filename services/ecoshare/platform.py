@@ -1,7 +1,8 @@
 """The embedded platform: broker, registry, governance workers and API as local processes.
 
 ``ecoshare up`` runs it in the foreground; ``ecoshare demo``, benchmarks and end-to-end
-tests start it in-process. When ECOSHARE_BOOTSTRAP_SERVERS or
+tests start it in-process. The broker is tansu (embedded) or Apache Kafka
+(``ECOSHARE_BROKER``, ``ecoshare up --broker``). When ECOSHARE_BOOTSTRAP_SERVERS or
 ECOSHARE_SCHEMA_REGISTRY_URL is set, that external service is used instead of starting
 one.
 """
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 
 from ecoshare.adapters import processes
-from ecoshare.adapters.embedded_broker import EmbeddedBroker
+from ecoshare.adapters.brokers import LocalBroker, local_broker
 from ecoshare.adapters.kafka_admin import ensure_topics
 from ecoshare.catalog import load_catalog
 from ecoshare.errors import EcoshareError
@@ -49,7 +50,7 @@ class Platform:
 
     settings: Settings
     start_api: bool = True
-    broker: EmbeddedBroker | None = None
+    broker: LocalBroker | None = None
     registry: RegistryProcess | None = None
     workers: list[WorkerProcess] = field(default_factory=list)
     api_process: subprocess.Popen[bytes] | None = None
@@ -82,15 +83,23 @@ class Platform:
             if settings.bootstrap_servers:
                 self.bootstrap_servers = settings.bootstrap_servers
             else:
-                self.broker = EmbeddedBroker(
-                    port=settings.broker_port, log_path=self.logs_dir / "broker.log"
+                self.broker = local_broker(
+                    settings.broker,
+                    logs_dir=self.logs_dir,
+                    data_dir=settings.data_dir
+                    or (self.state_dir / "kafka-data" if settings.broker == "kafka" else None),
+                    port=settings.broker_port,
+                    nodes=settings.kafka_nodes,
                 ).start()
                 self.bootstrap_servers = self.broker.bootstrap_servers
             catalog = load_catalog(settings.schemas_dir)
+            policy = settings.topic_policy
             ensure_topics(
                 self.bootstrap_servers,
-                governed_topics(self.names, catalog.event_types, settings.ingress_partitions),
-                replication_factor=settings.replication_factor,
+                governed_topics(
+                    self.names, catalog.event_types, settings.ingress_partitions, policy
+                ),
+                policy=policy,
             )
             if settings.schema_registry_url:
                 self.schema_registry_url = settings.schema_registry_url
@@ -114,6 +123,7 @@ class Platform:
                         ingress_partitions=settings.ingress_partitions,
                         host=settings.bind_host,
                         log_path=self.logs_dir / f"worker-{index}.log",
+                        worker_id=f"worker-{index}",
                     ).start(wait=False)
                 )
             if self.start_api:
@@ -166,6 +176,7 @@ class Platform:
 
     def endpoints(self) -> dict[str, Any]:
         endpoints: dict[str, Any] = {
+            "broker": self.broker.name if self.broker is not None else "external",
             "bootstrap_servers": self.bootstrap_servers,
             "schema_registry_url": self.schema_registry_url,
             "topic_prefix": self.settings.topic_prefix,

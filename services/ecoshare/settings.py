@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ecoshare.topics import DEFAULT_AUDIT_RETENTION_DAYS, TopicPolicy
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,7 +39,40 @@ class Settings(BaseSettings):
     schemas_dir: Path = Field(default=REPO_ROOT / "schemas", description="Avro event catalog.")
     topic_prefix: str = Field(default="", description="Prefix of every platform topic name.")
     ingress_partitions: int = Field(default=4, ge=1, description="Partitions of ingress topics.")
-    replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")
+    broker: Literal["tansu", "kafka"] = Field(
+        default="tansu",
+        description="Broker `ecoshare up` starts when ECOSHARE_BOOTSTRAP_SERVERS is unset: "
+        "tansu (embedded, memory only) or kafka (Apache Kafka, needs Java).",
+    )
+    data_dir: Path | None = Field(
+        default=None,
+        description="Where the kafka broker keeps its logs across restarts; "
+        "unset = <state_dir>/kafka-data.",
+    )
+    kafka_nodes: int = Field(
+        default=1, ge=1, le=5, description="KRaft nodes of the kafka broker `up` starts."
+    )
+    replication_factor: int | None = Field(
+        default=None, ge=1, description="Replication of created topics; unset = min(3, brokers)."
+    )
+    min_insync_replicas: int | None = Field(
+        default=None, ge=1, description="min.insync.replicas of created topics; unset = 2 at RF 3."
+    )
+    worker_id: str | None = Field(
+        default=None,
+        description="Stable name of a worker's slot (static group membership and "
+        "transactional id on Kafka); `up` names its workers worker-0, worker-1, ...",
+    )
+    exactly_once: Literal["auto", "transactions", "checkpoints"] = Field(
+        default="auto",
+        description="How workers deliver exactly once: Kafka transactions, or the progress "
+        "checkpoints for brokers without them; auto asks the cluster.",
+    )
+    audit_retention_days: int = Field(
+        default=DEFAULT_AUDIT_RETENTION_DAYS,
+        ge=-1,
+        description="Retention of the audit topic; -1 keeps it forever.",
+    )
     workers: int = Field(default=2, ge=1, description="Governance worker processes in `up`.")
     signing_secret: str | None = Field(
         default=None,
@@ -59,3 +94,11 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=2000, ge=1, description="Events per governance batch.")
     log_level: str = Field(default="INFO", description="Log level of the services.")
+
+    @property
+    def topic_policy(self) -> TopicPolicy:
+        return TopicPolicy(
+            replication_factor=self.replication_factor,
+            min_insync_replicas=self.min_insync_replicas,
+            audit_retention_days=self.audit_retention_days,
+        )

@@ -5,6 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 EVENT_TYPES = ("StoreStatusChanged", "LocationAvailability")
+DAY_MS = 86_400_000
+# The audit trail is the record of every decision; ten years unless told otherwise,
+# never a broker's default of seven days.
+DEFAULT_AUDIT_RETENTION_DAYS = 3650
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPolicy:
+    """How durable the topics the platform creates are.
+
+    ``None`` replication settings mean "as the cluster's size allows" (three copies and
+    ``min.insync.replicas=2`` on three brokers or more, one copy on one broker).
+    ``audit_retention_days`` of -1 keeps the audit trail forever.
+    """
+
+    replication_factor: int | None = None
+    min_insync_replicas: int | None = None
+    audit_retention_days: int = DEFAULT_AUDIT_RETENTION_DAYS
+
+    @property
+    def audit_retention_ms(self) -> int:
+        return -1 if self.audit_retention_days < 0 else self.audit_retention_days * DAY_MS
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,9 +89,12 @@ class RunningPlatform:
         return CliResult(completed.returncode, completed.stdout, completed.stderr)
 
 
-def start_platform(state_dir: Path, extra_env: Mapping[str, str] | None = None) -> RunningPlatform:
+def start_platform(
+    state_dir: Path, broker: str, extra_env: Mapping[str, str] | None = None
+) -> RunningPlatform:
     env = {
         **os.environ,
+        "ECOSHARE_BROKER": broker,
         "ECOSHARE_STATE_DIR": str(state_dir),
         "ECOSHARE_WORKERS": "1",
         "ECOSHARE_API_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -119,6 +122,7 @@ def start_platform(state_dir: Path, extra_env: Mapping[str, str] | None = None) 
             raise RuntimeError(f"`ecoshare up` did not come up:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
     endpoints = json.loads(endpoints_file.read_text())
+    assert endpoints["broker"] == broker
     httpx.get(f"{endpoints['api_url']}/healthz", timeout=10).raise_for_status()
     return RunningPlatform(state_dir, env, endpoints, process, log)
 
@@ -134,8 +138,10 @@ def stop_platform(platform: RunningPlatform) -> None:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    running = start_platform(tmp_path_factory.mktemp("e2e") / "state")
+def platform(
+    tmp_path_factory: pytest.TempPathFactory, broker_kind: str
+) -> Iterator[RunningPlatform]:
+    running = start_platform(tmp_path_factory.mktemp("e2e") / "state", broker_kind)
     try:
         yield running
     finally:

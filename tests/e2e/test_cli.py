@@ -353,8 +353,17 @@ def test_partner_keys_are_shown_once_and_can_be_revoked(platform: RunningPlatfor
 def test_status_and_health(platform: RunningPlatform) -> None:
     status = platform.sh("status -o json")
     assert status.code == 0, status.stderr
-    components = {row["component"]: row["up"] for row in status.json()}
-    assert components == {"broker": True, "registry": True, "worker-0": True, "api": True}
+    rows = {row["component"]: row for row in status.json()}
+    components = {name: row["up"] for name, row in rows.items()}
+    assert components == {
+        "broker": True,
+        "registry": True,
+        "worker-0": True,
+        "partitions": True,
+        "api": True,
+    }
+    assert rows["partitions"]["stalled"] == 0
+    assert "none with lag and no progress" in rows["partitions"]["detail"]
     health = platform.sh("health -o json")
     assert health.code == 0, health.stderr
     report = health.json()

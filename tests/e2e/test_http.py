@@ -34,9 +34,12 @@ GRANTED = {"event_id", "publisher_id", "location_id", "status", "postal_code", "
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+def platform(
+    tmp_path_factory: pytest.TempPathFactory, broker_kind: str
+) -> Iterator[RunningPlatform]:
     running = start_platform(
         tmp_path_factory.mktemp("http") / "state",
+        broker_kind,
         {
             "ECOSHARE_API_WEBHOOK_MAX_ATTEMPTS": "3",
             "ECOSHARE_API_WEBHOOK_BACKOFF_SECONDS": "0.2",

@@ -42,9 +42,11 @@ def _env(state_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_up_writes_endpoints_and_ctrl_c_leaves_no_process_behind(tmp_path: Path) -> None:
+def test_up_writes_endpoints_and_ctrl_c_leaves_no_process_behind(
+    tmp_path: Path, broker_kind: str
+) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api"],
+        [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api", "--broker", broker_kind],
         env=_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -57,6 +59,7 @@ def test_up_writes_endpoints_and_ctrl_c_leaves_no_process_behind(tmp_path: Path)
         time.sleep(0.2)
     endpoints = json.loads(endpoints_file.read_text())
     assert set(endpoints) >= {"bootstrap_servers", "schema_registry_url", "metrics_urls"}
+    assert endpoints["broker"] == broker_kind
     host, port = endpoints["bootstrap_servers"].rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=2):
         pass
@@ -149,3 +152,37 @@ def test_a_second_up_on_the_same_state_dir_refuses_and_leaves_the_first_alone(
         first.send_signal(signal.SIGINT)
         first.wait(timeout=60)
     assert not (tmp_path / "endpoints.json").exists()
+
+
+def test_up_with_kafka_and_no_java_says_so_in_one_line(tmp_path: Path) -> None:
+    # A PATH with the Python interpreter but no java, and no JAVA_HOME.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {k: v for k, v in _env(tmp_path).items() if k != "JAVA_HOME"}
+    env["PATH"] = str(bin_dir)
+    env["COLUMNS"] = "300"  # one line, unwrapped by the terminal width
+    result = subprocess.run(
+        [sys.executable, "-m", "ecoshare.cli.main", "up", "--broker", "kafka"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "needs a Java runtime" in lines[0] and "--broker tansu" in lines[0]
+
+
+def test_tansu_refuses_a_data_directory(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ecoshare.cli.main", "up", "--broker", "tansu"],
+        env=_env(tmp_path, ECOSHARE_DATA_DIR=str(tmp_path / "data")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "keeps everything in memory" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -55,6 +55,7 @@ class GovernedPlatform:
             state_dir=self.state_dir,
             topic_prefix=self.names.prefix,
             ingress_partitions=PARTITIONS,
+            worker_id=f"worker-{index}",
             log_path=self.state_dir
             / f"worker-{self.names.prefix}{index}-{uuid.uuid4().hex[:4]}.log",
         )

@@ -94,7 +94,7 @@ def status_event(**extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def api(tmp_path_factory: pytest.TempPathFactory, broker_kind: str) -> Iterator[Api]:
     state_dir = tmp_path_factory.mktemp("api") / "state"
     with pytest.MonkeyPatch.context() as env:
         for name, value in {
@@ -114,7 +114,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             env.setenv(name, value)
         for name in ("ECOSHARE_BOOTSTRAP_SERVERS", "ECOSHARE_SCHEMA_REGISTRY_URL"):
             env.delenv(name, raising=False)
-        settings = Settings(state_dir=state_dir, workers=1)
+        settings = Settings(state_dir=state_dir, workers=1, broker=broker_kind)
         platform = Platform(settings).start()
     try:
         assert platform.api_url is not None

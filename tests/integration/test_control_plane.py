@@ -88,8 +88,10 @@ def _sample_changes(count: int) -> list[Change]:
 
 
 def _topics(bootstrap_servers: str) -> set[str]:
+    """Topics other than the broker's own (Apache Kafka creates ``__consumer_offsets``
+    when the first group commits; tansu keeps offsets elsewhere)."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
-    return set(admin.list_topics(timeout=10).topics)
+    return {name for name in admin.list_topics(timeout=10).topics if not name.startswith("__")}
 
 
 def _has_consent(app: ControlApp, key: str) -> Callable[[], bool]:

@@ -39,7 +39,7 @@ GRAFANA_PROVISIONING = DEPLOY / "grafana" / "provisioning"
 SETTING_VARIABLES = frozenset(
     f"ECOSHARE_{name.upper()}" for name in Settings.model_fields
 ) | frozenset(f"ECOSHARE_API_{name.upper()}" for name in ApiLimits.model_fields)
-CLI_COMMANDS = frozenset({"up", "worker", "api", "registry", "schemas", "apply"})
+CLI_COMMANDS = frozenset({"up", "init", "worker", "api", "registry", "schemas", "apply"})
 # Labels Prometheus itself adds or that histograms carry, on top of the catalog's.
 PROMETHEUS_LABELS = frozenset({"le", "job", "instance"})
 CATALOG_LABELS = frozenset(

@@ -38,6 +38,9 @@ class EmbeddedBroker(processes.ChildService):
     log_path: Path | None = None
     startup_timeout_seconds: float = 20.0
     _process: subprocess.Popen[bytes] | None = None
+    name: str = "tansu"
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
 
     @property
     def bootstrap_servers(self) -> str:

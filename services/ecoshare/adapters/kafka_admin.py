@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from ecoshare.errors import BrokerUnavailableError, TopicCreationError
+from ecoshare.topics import TopicPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,22 +50,61 @@ def wait_for_cluster(bootstrap_servers: str, *, timeout_seconds: float = 20.0) -
     )
 
 
+def broker_has_transactions(bootstrap_servers: str, *, timeout_seconds: float = 10.0) -> bool:
+    """Whether the cluster commits transactions (Apache Kafka) or not (the embedded broker).
+
+    The embedded broker accepts transactional requests but delivers nothing a
+    transaction wrote, so asking it would mislead; it names its cluster "tansu_cluster".
+    """
+    admin = admin_client(bootstrap_servers)  # must outlive the future it answers
+    try:
+        description = admin.describe_cluster(request_timeout=timeout_seconds)
+        cluster_id = str(description.result(timeout=timeout_seconds).cluster_id or "")
+    except KafkaException as exc:
+        raise BrokerUnavailableError(
+            f"Kafka at {bootstrap_servers} did not describe its cluster ({exc})"
+        ) from exc
+    return not cluster_id.startswith("tansu")
+
+
+def replication_for(brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) the platform gives a topic on ``brokers``.
+
+    Three copies where there are three brokers, and a write needs two of them, so one
+    broker may fail without losing an acknowledged record or stopping writes.
+    """
+    replication = max(1, min(3, brokers))
+    return replication, (2 if replication >= 3 else 1)
+
+
 def ensure_topics(
     bootstrap_servers: str,
     specs: Iterable[TopicSpec],
     *,
-    replication_factor: int = 1,
+    policy: TopicPolicy | None = None,
     timeout_seconds: float = 15.0,
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the names created. Idempotent."""
+    """Create the topics that do not exist yet; return the names created. Idempotent.
+
+    Every topic gets the same replication factor and ``min.insync.replicas``: those of
+    ``policy``, else :func:`replication_for` the cluster's size (so a topic created by a
+    worker, the API or the registry is as durable as one created by ``ecoshare up``).
+    """
     admin = admin_client(bootstrap_servers)
-    existing = set(admin.list_topics(timeout=timeout_seconds).topics)
+    metadata = admin.list_topics(timeout=timeout_seconds)
+    existing = set(metadata.topics)
     wanted = [spec for spec in specs if spec.name not in existing]
     if not wanted:
         return []
+    policy = policy or TopicPolicy()
+    replication = policy.replication_factor or replication_for(len(metadata.brokers))[0]
+    min_insync = policy.min_insync_replicas or replication_for(replication)[1]
+    # Brokers default min.insync.replicas to 1; only say otherwise when it matters, so
+    # single-node brokers that know no topic configs are not sent one.
+    extra = {"min.insync.replicas": str(min_insync)} if min_insync > 1 else {}
     futures = admin.create_topics(
         [
-            NewTopic(spec.name, spec.partitions, replication_factor, config=dict(spec.config))
+            NewTopic(spec.name, spec.partitions, replication, config=extra | dict(spec.config))
             for spec in wanted
         ],
         operation_timeout=timeout_seconds,

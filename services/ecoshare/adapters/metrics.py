@@ -207,6 +207,9 @@ class GovernanceMetrics:
       event (freshness, on the publisher's clock).
     - ``ingress_consumer_lag_messages`` [``ecoshare_ingress_consumer_lag_messages``]
       {topic, partition}: for the partitions this worker owns; see :meth:`forget_partition`.
+    - ``ingress_partition_stalled_seconds``
+      [``ecoshare_ingress_partition_stalled_seconds``] {topic, partition}: how long an
+      owned partition with lag has made no progress (0 while it progresses or has none).
     - ``governance_state_version`` [``ecoshare_governance_state_version``] and
       ``governance_state_updated_timestamp_seconds``
       [``ecoshare_governance_state_updated_timestamp_seconds``]: the agreements/partners/
@@ -304,6 +307,13 @@ class GovernanceMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.ingress_partition_stalled_seconds = Gauge(
+            f"{PREFIX}_ingress_partition_stalled_seconds",
+            "Seconds an owned ingress partition with lag has made no progress; 0 while it "
+            "progresses or is caught up.",
+            ["topic", "partition"],
+            registry=registry,
+        )
         self.governance_state_version = Gauge(
             f"{PREFIX}_governance_state_version",
             "Version of the governance state (partners, agreements, consents) in use.",
@@ -387,6 +397,10 @@ class GovernanceMetrics:
                 self.subscriber_events_received.labels(subscriber, event_type).inc()
                 self.subscriber_quarantined.labels(subscriber, event_type).inc()
 
+    def set_partition_stalled(self, topic: str, partition: int, seconds: float) -> None:
+        """Report how long an owned partition with lag has not moved (0 when it moves)."""
+        self.ingress_partition_stalled_seconds.labels(topic, str(partition)).set(seconds)
+
     def set_consumer_lag(self, topic: str, partition: int, lag_messages: int) -> None:
         """Report the lag of an ingress partition this worker owns."""
         self.ingress_consumer_lag_messages.labels(topic, str(partition)).set(lag_messages)
@@ -396,6 +410,8 @@ class GovernanceMetrics:
         so two workers never report the same partition."""
         with contextlib.suppress(KeyError):
             self.ingress_consumer_lag_messages.remove(topic, str(partition))
+        with contextlib.suppress(KeyError):
+            self.ingress_partition_stalled_seconds.remove(topic, str(partition))
 
 
 class HealthMetrics:

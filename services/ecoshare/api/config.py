@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import Field
@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ecoshare.errors import ConfigurationError
 from ecoshare.secrets import operator_key, signing_secret
 from ecoshare.settings import Settings
-from ecoshare.topics import TopicNames
+from ecoshare.topics import TopicNames, TopicPolicy
 from ecoshare.webhooks.targets import AllowedTarget, parse_allowlist
 
 DEFAULT_API_PORT = 8080
@@ -86,6 +86,7 @@ class ApiConfig:
     own_listeners: tuple[str, ...] = ()
     """``host:port`` of the API itself and of any internal metrics port."""
     max_event_bytes: int = 65536
+    topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings, limits: ApiLimits | None = None) -> ApiConfig:
@@ -111,4 +112,5 @@ class ApiConfig:
             state_dir=settings.state_dir,
             own_listeners=tuple(own),
             max_event_bytes=settings.max_event_bytes,
+            topic_policy=settings.topic_policy,
         )

@@ -218,9 +218,13 @@ class ApiContext:
                 TopicSpec.compacted(self.webhooks_topic),
                 TopicSpec(dead_letter_topic(self.names), 1),
                 *governed_topics(
-                    self.names, self.catalog.event_types, self.config.ingress_partitions
+                    self.names,
+                    self.catalog.event_types,
+                    self.config.ingress_partitions,
+                    self.config.topic_policy,
                 ),
             ],
+            policy=self.config.topic_policy,
         )
         self.follower.add_listener(self._on_change)
         self.follower.start()

@@ -28,6 +28,7 @@ from ecoshare.cli.common import (
     settings,
 )
 from ecoshare.cli.tables import print_table
+from ecoshare.governance.control_plane import ensure_control_topics
 
 if TYPE_CHECKING:
     from ecoshare.api.changes import Change, GovernancePlan
@@ -188,7 +189,10 @@ def apply(
     kept and listed.
     """
     check_output(output)
-    where = endpoints(settings())
+    base = settings()
+    where = endpoints(base)
+    # On a fresh cluster with topic auto-creation off, the control topics may not exist.
+    ensure_control_topics(where.bootstrap_servers, where.names, policy=base.topic_policy)
     changes = _plan(file, where)
     _refuse(changes)
     removals = [change for change in changes.changes if change.action == "remove"]

@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -52,16 +53,42 @@ app.add_typer(schemas_app, name="schemas")
 def up(
     workers: Annotated[int | None, typer.Option(help="Governance worker processes.")] = None,
     api: Annotated[bool, typer.Option(help="Start the HTTP API.")] = True,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            help="Broker to start: tansu (embedded, in memory) or kafka (Apache Kafka, "
+            "durable, needs Java) [env ECOSHARE_BROKER, default tansu].",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the kafka broker keeps its data; `up` again on the same directory "
+            "finds everything again [default <state dir>/kafka-data].",
+        ),
+    ] = None,
+    kafka_nodes: Annotated[
+        int | None, typer.Option(help="KRaft nodes of the kafka broker (1 or 3).", min=1, max=5)
+    ] = None,
 ) -> None:
     """Run the embedded platform in the foreground until Ctrl-C or SIGTERM.
 
     One platform per state directory (ECOSHARE_STATE_DIR): a second `up` there refuses.
     """
+    from ecoshare.adapters.brokers import broker_kind
     from ecoshare.platform import Platform
 
     base = settings()
+    updates: dict[str, object] = {}
     if workers is not None:
-        base = base.model_copy(update={"workers": workers})
+        updates["workers"] = workers
+    if broker is not None:
+        updates["broker"] = broker_kind(broker)
+    if data_dir is not None:
+        updates["data_dir"] = data_dir
+    if kafka_nodes is not None:
+        updates["kafka_nodes"] = kafka_nodes
+    base = base.model_copy(update=updates)
     logging.basicConfig(level=base.log_level, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -98,6 +125,30 @@ def demo(
         # The demo owns its embedded platform; keep its state apart from `ecoshare up`.
         base = base.model_copy(update={"state_dir": base.state_dir / "demo"})
     run_demo(base, locations=locations, console=console)
+
+
+@app.command()
+def init(output: OutputOption = "table") -> None:
+    """Create every topic the platform needs (idempotent); run once before the services."""
+    check_output(output)
+    from ecoshare.catalog import load_catalog
+    from ecoshare.provisioning import provision_topics
+    from ecoshare.topics import TopicNames
+
+    base = settings()
+    if not base.bootstrap_servers:
+        raise ConfigurationError("init needs ECOSHARE_BOOTSTRAP_SERVERS")
+    created = provision_topics(
+        base.bootstrap_servers,
+        TopicNames(base.topic_prefix),
+        load_catalog(base.schemas_dir).event_types,
+        base.ingress_partitions,
+        base.topic_policy,
+    )
+    if output == "json":
+        print_json({"created": created})
+        return
+    console.print(f"{len(created)} topics created" if created else "every topic exists already")
 
 
 @app.command()

@@ -112,9 +112,62 @@ def _probe(where: Endpoints) -> list[dict[str, Any]]:
             )
 
         http(name, url, worker_detail)
+    rows.append(_stalled_partitions_row(where))
     if where.api_url:
         http("api", f"{where.api_url}/healthz", lambda response: response.json().get("status"))
     return rows
+
+
+STALLED_AFTER_SECONDS = 30.0
+
+
+def stalled_partitions(metrics_texts: list[str]) -> dict[tuple[str, str], float]:
+    """(topic, partition) -> seconds stalled, for partitions stalled past the threshold.
+
+    From the workers' ``ecoshare_ingress_partition_stalled_seconds``; the largest report
+    wins when two workers report a partition around a rebalance.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    stalled: dict[tuple[str, str], float] = {}
+    for text in metrics_texts:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name != "ecoshare_ingress_partition_stalled_seconds":
+                    continue
+                if sample.value >= STALLED_AFTER_SECONDS:
+                    key = (sample.labels["topic"], sample.labels["partition"])
+                    stalled[key] = max(stalled.get(key, 0.0), sample.value)
+    return stalled
+
+
+def _stalled_partitions_row(where: Endpoints) -> dict[str, Any]:
+    """One line saying whether any ingress partition has lag and makes no progress."""
+    import httpx
+
+    texts = []
+    for name, url in sorted(where.metrics_urls.items()):
+        if name.startswith("worker"):
+            try:
+                texts.append(httpx.get(url, timeout=_PROBE_SECONDS).text)
+            except httpx.HTTPError:
+                continue  # its own row says it is down
+    stalled = stalled_partitions(texts)
+    detail = (
+        ", ".join(
+            f"{topic}[{partition}] no progress for {seconds:.0f} s"
+            for (topic, partition), seconds in sorted(stalled.items())
+        )
+        if stalled
+        else f"none with lag and no progress for {STALLED_AFTER_SECONDS:.0f} s"
+    )
+    return {
+        "component": "partitions",
+        "address": "ingress",
+        "up": True,
+        "stalled": len(stalled),
+        "detail": detail,
+    }
 
 
 def status(output: OutputOption = "table") -> None:
@@ -130,11 +183,16 @@ def status(output: OutputOption = "table") -> None:
             table.add_column(column)
         for row in rows:
             state = "[green]up[/]" if row["up"] else "[red]down[/]"
+            if row.get("stalled"):
+                state = "[red]stalled[/]"
             table.add_row(row["component"], state, row["address"], str(row["detail"]))
         print_table(table, console)
     down = [row["component"] for row in rows if not row["up"]]
     if down:
         raise EcoshareError(f"not answering: {', '.join(down)}")
+    stalled = sum(int(row.get("stalled", 0)) for row in rows)
+    if stalled:
+        raise EcoshareError(f"{stalled} ingress partition(s) have lag and make no progress")
 
 
 def health(

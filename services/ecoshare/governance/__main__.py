@@ -15,6 +15,7 @@ def main() -> int:
     # Before the worker's modules import the registry client, so that its deprecation
     # warning does not open every worker log.
     quiet_third_party_warnings()
+    from ecoshare.adapters.kafka_admin import broker_has_transactions
     from ecoshare.governance.process import WorkerProcessOptions, run_worker_process
 
     settings = Settings()
@@ -42,6 +43,13 @@ def main() -> int:
             dedup_window_seconds=settings.dedup_window_seconds,
             dedup_capacity=settings.dedup_capacity,
             engine=settings.engine,
+            topic_policy=settings.topic_policy,
+            worker_id=settings.worker_id,
+            transactions=(
+                broker_has_transactions(settings.bootstrap_servers)
+                if settings.exactly_once == "auto"
+                else settings.exactly_once == "transactions"
+            ),
         )
     )
     return 0

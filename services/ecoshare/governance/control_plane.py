@@ -36,7 +36,7 @@ from confluent_kafka import (
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
 from ecoshare.adapters.kafka_reading import read_to_end
 from ecoshare.errors import EcoshareError
-from ecoshare.topics import TopicNames
+from ecoshare.topics import TopicNames, TopicPolicy
 
 JsonObject = dict[str, Any]
 
@@ -84,13 +84,13 @@ def ensure_control_topics(
     names: TopicNames,
     *,
     partitions: int = 1,
-    replication_factor: int = 1,
+    policy: TopicPolicy | None = None,
 ) -> list[str]:
     """Create the compacted control topics that do not exist yet; return those created."""
     return ensure_topics(
         bootstrap_servers,
         [TopicSpec.compacted(kind.topic(names), partitions) for kind in ControlKind],
-        replication_factor=replication_factor,
+        policy=policy,
     )
 
 

@@ -142,6 +142,9 @@ class WorkerObserver:
     def report_lag(self, topic: str, partition: int, lag_messages: int) -> None:
         self.metrics.set_consumer_lag(topic, partition, lag_messages)
 
+    def report_stalled(self, topic: str, partition: int, seconds: float) -> None:
+        self.metrics.set_partition_stalled(topic, partition, seconds)
+
     # -- batches -----------------------------------------------------------------------
 
     def batch_completed(

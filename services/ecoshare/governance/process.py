@@ -7,7 +7,7 @@ import logging
 import signal
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -25,7 +25,7 @@ from ecoshare.governance.control_app import create_control_app
 from ecoshare.governance.live_state import LiveGovernanceState
 from ecoshare.governance.observer import WorkerObserver
 from ecoshare.governance.worker import GovernanceWorker, WorkerConfig, governed_topics
-from ecoshare.topics import EVENT_TYPES, TopicNames
+from ecoshare.topics import EVENT_TYPES, TopicNames, TopicPolicy
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,9 @@ class WorkerProcessOptions:
     engine: str = "auto"
     group_id: str | None = None
     metrics_port_file: Path | None = None
+    topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
+    transactions: bool = False
+    worker_id: str | None = None
 
 
 def run_worker_process(options: WorkerProcessOptions) -> None:
@@ -56,7 +59,13 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
     catalog = load_catalog(options.schemas_dir)
     event_types = tuple(t for t in EVENT_TYPES if t in catalog.event_types)
     ensure_topics(
-        options.bootstrap_servers, governed_topics(names, event_types, options.ingress_partitions)
+        options.bootstrap_servers,
+        governed_topics(names, event_types, options.ingress_partitions, options.topic_policy),
+        policy=options.topic_policy,
+    )
+    log.info(
+        "exactly once by %s",
+        "Kafka transactions" if options.transactions else "progress checkpoints",
     )
     registry = ConsistentRegistry()
     metrics = GovernanceMetrics(registry)
@@ -101,6 +110,9 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
             dedup_window_ms=options.dedup_window_seconds * 1000,
             dedup_capacity=options.dedup_capacity,
             engine=options.engine,
+            topic_policy=options.topic_policy,
+            transactions=options.transactions,
+            worker_id=options.worker_id,
         ),
         catalog,
         current_state,

@@ -36,6 +36,7 @@ class WorkerProcess(processes.ChildService):
         log_path: Path | None = None,
         extra_env: dict[str, str] | None = None,
         startup_timeout_seconds: float = 60.0,
+        worker_id: str | None = None,
     ) -> None:
         self.host = host
         self.metrics_port = metrics_port or processes.free_port(host)
@@ -51,6 +52,7 @@ class WorkerProcess(processes.ChildService):
             "ECOSHARE_METRICS_PORT": str(self.metrics_port),
             "ECOSHARE_BIND_HOST": host,
             "ECOSHARE_INGRESS_PARTITIONS": str(ingress_partitions),
+            **({"ECOSHARE_WORKER_ID": worker_id} if worker_id else {}),
             **(extra_env or {}),
         }
         self._process: subprocess.Popen[bytes] | None = None

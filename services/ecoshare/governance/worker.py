@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +43,7 @@ from ecoshare.governance.progress import (
     progress_key,
 )
 from ecoshare.governance.schemas import RegistrySchemaLookup, register_schema
-from ecoshare.topics import TopicNames, value_subject
+from ecoshare.topics import TopicNames, TopicPolicy, value_subject
 
 log = logging.getLogger(__name__)
 MARKER_HEADER = "ecoshare-marker"
@@ -78,10 +79,23 @@ class WorkerConfig:
     dedup_capacity: int = 500_000
     session_timeout_ms: int = 6000
     engine: str = "auto"
+    # Kafka transactions (outputs, checkpoint and offsets commit atomically) where the
+    # broker has them; the checkpoint-and-tail recovery of `progress` where it has not.
+    transactions: bool = False
+    # A stable name for this worker's slot (e.g. "worker-0" under `ecoshare up`): its
+    # transactional id and, with transactions, its static group membership. A worker
+    # restarted in the slot aborts what its predecessor left open and takes its
+    # partitions back without a rebalance. None: a fresh identity per process.
+    worker_id: str | None = None
+    transaction_timeout_ms: int = 10_000
+    topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
 
 
 def governed_topics(
-    names: TopicNames, event_types: Iterable[str], partitions: int
+    names: TopicNames,
+    event_types: Iterable[str],
+    partitions: int,
+    policy: TopicPolicy | None = None,
 ) -> list[TopicSpec]:
     """Topics the governance data plane needs (delivery topics are created on demand).
 
@@ -89,6 +103,7 @@ def governed_topics(
     timestamp is the platform's ingest time, whatever the publisher's clock says; brokers
     that ignore the setting (the embedded one) keep the producing client's time.
     """
+    policy = policy or TopicPolicy()
     specs = [
         TopicSpec(
             names.ingress(event_type), partitions, {"message.timestamp.type": "LogAppendTime"}
@@ -96,7 +111,7 @@ def governed_topics(
         for event_type in event_types
     ]
     specs += [
-        TopicSpec(names.audit, partitions),
+        TopicSpec(names.audit, partitions, {"retention.ms": str(policy.audit_retention_ms)}),
         TopicSpec(names.quarantine, partitions),
         TopicSpec(names.progress, partitions),
     ]
@@ -140,20 +155,32 @@ class GovernanceWorker:
             engine=config.engine,
         )
         self._partition_counts: dict[str, int] = {}
-        self._producer = Producer(
-            {
-                "bootstrap.servers": config.bootstrap_servers,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 1,
-                "batch.num.messages": 10000,
-                "queue.buffering.max.messages": 2_000_000,
-                "queue.buffering.max.kbytes": 1_048_576,
-                "log_level": 3,
-            }
+        producer_config: dict[str, Any] = {
+            "bootstrap.servers": config.bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 1,
+            "batch.num.messages": 10000,
+            "queue.buffering.max.messages": 2_000_000,
+            "queue.buffering.max.kbytes": 1_048_576,
+            "log_level": 3,
+        }
+        if config.transactions:
+            # One id per worker process: fencing of a zombie rests on the consumer group
+            # generation (KIP-447), checked when its offsets join the transaction. A
+            # transaction left open by a killed worker blocks read_committed readers of
+            # its outputs until the broker aborts it, so keep the timeout short.
+            producer_config["transactional.id"] = self._identity()
+            producer_config["transaction.timeout.ms"] = config.transaction_timeout_ms
+        self._producer = Producer(producer_config)
+        static_membership = (
+            {"group.instance.id": self._identity()}
+            if config.transactions and config.worker_id
+            else {}
         )
         self._consumer = Consumer(
             {
+                **static_membership,
                 "bootstrap.servers": config.bootstrap_servers,
                 "group.id": config.group_id,
                 "enable.auto.commit": False,
@@ -164,7 +191,10 @@ class GovernanceWorker:
                 "fetch.min.bytes": 1,
                 "fetch.wait.max.ms": 5,
                 "queued.max.messages.kbytes": 262_144,
-                "partition.assignment.strategy": "range",
+                # Incremental rebalancing: when a worker dies, joins or leaves, only the
+                # partitions that move stop; the others keep flowing.
+                "partition.assignment.strategy": "cooperative-sticky",
+                "isolation.level": "read_committed",
                 "log_level": 3,
             }
         )
@@ -172,8 +202,13 @@ class GovernanceWorker:
         self._delivery_errors: list[str] = []
         self._assigned: set[tuple[str, int]] = set()
         self._pending: _PendingBatch | None = None
+        # (topic, partition) -> (position last seen, monotonic time it last moved)
+        self._progress: dict[tuple[str, int], tuple[int, float]] = {}
         self.batches = 0
         self.events = 0
+
+    def _identity(self) -> str:
+        return f"{self.config.group_id}-{self.config.worker_id or uuid.uuid4().hex}"
 
     # -- topics and schemas --------------------------------------------------------
 
@@ -182,6 +217,7 @@ class GovernanceWorker:
             ensure_topics(
                 self.config.bootstrap_servers,
                 [TopicSpec(topic, self.config.ingress_partitions)],
+                policy=self.config.topic_policy,
             )
             self._created_topics.add(topic)
         return register_schema(self._registry, value_subject(topic), schema)
@@ -198,6 +234,12 @@ class GovernanceWorker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._partition_counts.clear()
+        self._recover_partitions(partitions)
+        consumer.incremental_assign(partitions)
+        log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
+
+    def _recover_partitions(self, partitions: list[TopicPartition]) -> None:
+        """Adopt ``partitions``: rebuild their duplicate windows, set where each resumes."""
         state = self._state_source()
         now_ms = int(time.time() * 1000)
         names = self.config.names
@@ -208,7 +250,11 @@ class GovernanceWorker:
                 (
                     tp.topic,
                     tp.partition,
-                    [
+                    # With transactions nothing is written outside a committed
+                    # checkpoint: there is no output tail to read.
+                    []
+                    if self.config.transactions
+                    else [
                         *(
                             names.delivery(sub, self._ingress[tp.topic])
                             for sub in state.candidate_subscribers(self._ingress[tp.topic])
@@ -225,8 +271,6 @@ class GovernanceWorker:
             self._assigned.add((tp.topic, tp.partition))
             if self._observer is not None:
                 self._observer.partition_assigned(tp.topic, tp.partition)
-        consumer.assign(partitions)
-        log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Nothing of a partition may be in flight when another worker takes it over.
@@ -235,9 +279,10 @@ class GovernanceWorker:
             self.engine.release_partition(tp.topic, tp.partition)
             self._output_ends.pop((tp.topic, tp.partition), None)
             self._assigned.discard((tp.topic, tp.partition))
+            self._progress.pop((tp.topic, tp.partition), None)
             if self._observer is not None:
                 self._observer.partition_revoked(tp.topic, tp.partition)
-        consumer.unassign()
+        consumer.incremental_unassign(partitions)
 
     def _recover(self, tp: TopicPartition, history: PartitionHistory, now_ms: int) -> None:
         window = self.engine.new_window()
@@ -248,10 +293,12 @@ class GovernanceWorker:
             tp.topic, tp.partition, window, history.written_after_checkpoint
         )
         last = history.last
-        if last is None:
+        if self.config.transactions:
+            # The committed offset joined the same transaction as the last checkpoint.
+            tp.offset = self._committed_offset(tp)
+        elif last is None:
             ends = self._mark_shared_outputs(tp.topic, tp.partition)
-            committed = self._consumer.committed([TopicPartition(tp.topic, tp.partition)], 10)[0]
-            start = committed.offset if committed.offset >= 0 else 0
+            start = self._committed_offset(tp)
             self._write_checkpoints({(tp.topic, tp.partition): Checkpoint(start, ends, (), now_ms)})
             tp.offset = start
         else:
@@ -266,6 +313,22 @@ class GovernanceWorker:
             len(window),
             {topic: len(ids) for topic, ids in history.written_after_checkpoint.items()},
         )
+
+    def _committed_offset(self, tp: TopicPartition, attempts: int = 6) -> int:
+        """The group's committed offset of ``tp`` (0 if none), retried while the group
+        coordinator is busy (a rebalance on a loaded cluster can take longer than one
+        request's timeout; failing here would kill the worker inside its callback)."""
+        for attempt in range(attempts):
+            try:
+                committed = self._consumer.committed([TopicPartition(tp.topic, tp.partition)], 10)
+                return committed[0].offset if committed[0].offset >= 0 else 0
+            except KafkaException as exc:
+                if attempt == attempts - 1:
+                    raise
+                log.warning(
+                    "committed offset of %s[%d] not read yet: %s", tp.topic, tp.partition, exc
+                )
+        raise AssertionError("unreachable")
 
     def _mark_shared_outputs(self, topic: str, partition: int) -> dict[str, int]:
         """Write a marker to the shared outputs so the first checkpoint knows their ends."""
@@ -295,8 +358,13 @@ class GovernanceWorker:
 
     def run(self) -> None:
         """Consume, govern, produce, checkpoint, commit, until :meth:`stop`."""
+        if self.config.transactions:
+            self._producer.init_transactions(30.0)
         self._consumer.subscribe(
-            list(self._ingress), on_assign=self._on_assign, on_revoke=self._on_revoke
+            list(self._ingress),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
         )
         observer = self._observer
         next_gauges = 0.0
@@ -326,6 +394,9 @@ class GovernanceWorker:
                 now = datetime.now(UTC)
                 now_ms = int(now.timestamp() * 1000)
                 result = self.engine.govern(batch, state, now, now_ms)  # type: ignore[arg-type]
+                if self.config.transactions:
+                    self._commit_transaction(result, now_ms, len(batch), started)
+                    continue
                 # Pipelined: this batch was governed while the previous one's outputs
                 # were on their way; only now wait for those, checkpoint and commit them.
                 self._complete_pending()
@@ -335,6 +406,80 @@ class GovernanceWorker:
                 self.events += len(batch)
         finally:
             self._close()
+
+    def _commit_transaction(
+        self, result: BatchResult, now_ms: int, events: int, started: float
+    ) -> None:
+        """Outputs, checkpoint and consumed offsets of one batch in one transaction.
+
+        A worker that lost its partitions while paused (a zombie) is refused when its
+        offsets join the transaction: the batch is aborted, read_committed readers never
+        see it, and the worker re-reads from what is committed.
+        """
+        producer = self._producer
+        try:
+            producer.begin_transaction()
+            self._produce(result)
+            checkpoints = self._checkpoints(result, now_ms)
+            self._write_checkpoints(checkpoints, wait=False)
+            producer.send_offsets_to_transaction(
+                [
+                    TopicPartition(topic, partition, checkpoint.next_offset)
+                    for (topic, partition), checkpoint in checkpoints.items()
+                ],
+                self._consumer.consumer_group_metadata(),
+                30.0,
+            )
+            self._commit_with_retries()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not isinstance(error, KafkaError) or not error.txn_requires_abort():
+                raise
+            log.warning(
+                "transaction of %d events aborted (%s); re-reading from the commit", events, error
+            )
+            producer.abort_transaction(30.0)
+            self._delivery_errors.clear()
+            self._rewind_to_committed()
+            return
+        if self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors, []
+            raise OutputsNotAcknowledgedError(f"{len(errors)} outputs failed, first: {errors[0]}")
+        self.batches += 1
+        self.events += events
+        if self._observer is not None:
+            self._observer.batch_completed(
+                result.counts,
+                events,
+                time.perf_counter() - started,
+                acknowledged_at=time.time(),
+            )
+
+    def _commit_with_retries(self) -> None:
+        while True:
+            try:
+                self._producer.commit_transaction(30.0)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if isinstance(error, KafkaError) and error.retriable():
+                    continue
+                raise
+
+    def _rewind_to_committed(self) -> None:
+        """After an aborted batch: forget its duplicate ids and resume at the commit."""
+        partitions = [TopicPartition(topic, partition) for topic, partition in self._assigned]
+        for tp in partitions:
+            self.engine.release_partition(tp.topic, tp.partition)
+        self._assigned.clear()
+        if not partitions:
+            return
+        self._recover_partitions(partitions)
+        for tp in partitions:
+            try:
+                self._consumer.seek(tp)
+            except KafkaException as exc:  # revoked meanwhile: its next owner recovers it
+                log.info("not resuming %s[%d]: %s", tp.topic, tp.partition, exc)
 
     def _complete_pending(self) -> None:
         """Wait for the pending batch's outputs, then checkpoint and commit it."""
@@ -404,8 +549,8 @@ class GovernanceWorker:
             errors, self._delivery_errors = self._delivery_errors, []
             raise OutputsNotAcknowledgedError(f"{len(errors)} outputs failed, first: {errors[0]}")
 
-    def _checkpoint_and_commit(self, result: BatchResult, now_ms: int) -> None:
-        checkpoints = {
+    def _checkpoints(self, result: BatchResult, now_ms: int) -> dict[tuple[str, int], Checkpoint]:
+        return {
             source: Checkpoint(
                 batch.next_offset,
                 dict(self._output_ends.get(source, {})),
@@ -414,6 +559,9 @@ class GovernanceWorker:
             )
             for source, batch in result.partitions.items()
         }
+
+    def _checkpoint_and_commit(self, result: BatchResult, now_ms: int) -> None:
+        checkpoints = self._checkpoints(result, now_ms)
         # The checkpoint is not waited for here: the next batch's flush (or the final
         # one) acknowledges it. Losing it in a crash is safe: recovery falls back to the
         # previous checkpoint and finds this batch's outputs in the output tails.
@@ -458,8 +606,32 @@ class GovernanceWorker:
             except KafkaException:
                 continue
             if high >= 0 and position.offset >= 0:
-                observer.report_lag(topic, partition, max(0, high - position.offset))
+                lag = max(0, high - position.offset)
+                observer.report_lag(topic, partition, lag)
+                observer.report_stalled(
+                    topic,
+                    partition,
+                    self._stalled_seconds((topic, partition), position.offset, lag),
+                )
         observer.report_state_gauges(self._state_source())
+
+    def _stalled_seconds(self, source: tuple[str, int], position: int, lag: int) -> float:
+        """Seconds ``source`` has had lag without its position moving (0 otherwise)."""
+        now = time.monotonic()
+        seen = self._progress.get(source)
+        if seen is None or seen[0] != position or lag == 0:
+            self._progress[source] = (position, now)
+            return 0.0
+        stalled = now - seen[1]
+        if stalled > 30:
+            log.warning(
+                "%s[%d] has made no progress for %.0f s with %d messages of lag",
+                source[0],
+                source[1],
+                stalled,
+                lag,
+            )
+        return stalled
 
     def _close(self) -> None:
         try:

@@ -69,6 +69,9 @@ class Subscriber:
                 # The delivery topic appears when the first record is governed for it.
                 "topic.metadata.refresh.interval.ms": 1000,
                 "heartbeat.interval.ms": max(500, session_timeout_ms // 6),
+                # Only what a worker's transaction committed (Apache Kafka); a batch a
+                # fenced worker aborted is never seen.
+                "isolation.level": "read_committed",
                 "log_level": 3,
             }
         )

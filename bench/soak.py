@@ -1,0 +1,303 @@
+"""Sustained load: publish at a steady rate for a long time, on each broker, and watch.
+
+    python -m bench.soak                          # 1,000 events/s for 30 min on tansu and kafka
+    python -m bench.soak --minutes 5 --broker kafka
+
+Starts the platform (`ecoshare up` in-process: broker, registry, two workers), applies
+one publisher and two subscribers, publishes ``--rate`` events/s with the SDK and reads
+both subscribers' deliveries. Every ``--every`` seconds it prints and records: events
+published and delivered per second, ingress consumer lag (sum over partitions), the
+longest partition stall the workers report, publish→delivery latency p50/p99, and the
+RSS of the broker and of each worker. Results go to ``bench/soak-results.json``.
+A run holds when delivery keeps up with publishing (lag stays bounded) to the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer
+
+from ecoshare.domain.agreements import Agreement
+from ecoshare.domain.identity import partner_signing_key
+from ecoshare.domain.partners import Partner, Role
+from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
+from ecoshare.platform import Platform
+from ecoshare.sdk import Publisher, Subscriber
+from ecoshare.secrets import signing_secret
+from ecoshare.settings import REPO_ROOT, Settings
+
+RESULTS = Path(__file__).with_name("soak-results.json")
+TYPE = "StoreStatusChanged"
+SUBSCRIBERS = ("carrier-north", "carrier-south")
+
+
+@dataclass
+class Sample:
+    at_seconds: float
+    published_per_second: float
+    delivered_per_second: float
+    lag_messages: float
+    longest_stall_seconds: float
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    broker_rss_mb: float
+    worker_rss_mb: list[float]
+
+
+@dataclass
+class SoakRun:
+    broker: str
+    rate: float
+    minutes: float
+    published: int = 0
+    delivered: int = 0
+    samples: list[Sample] = field(default_factory=list)
+    held: bool = False
+
+
+def _rss_mb(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def _event(number: int) -> dict[str, Any]:
+    millis = int(time.time() * 1000)
+    return {
+        "event_id": str(uuid.uuid4()),
+        "publisher_id": "postnl",
+        "location_id": f"sp-{number % 3750:04d}",
+        "location_name": f"PostNL-punt {number % 3750}",
+        "status": ("OPEN", "CLOSED", "TEMPORARILY_CLOSED", "LIMITED")[number % 4],
+        "reason": "lockdown",
+        "opening_hours_today": "09:00-17:30",
+        "effective_from": millis,
+        "effective_until": None,
+        "street": "Damrak",
+        "house_number": str(number % 200),
+        "postal_code": "5611 AB" if number % 2 else "1012 AB",
+        "city": "Amsterdam",
+        "latitude": 52.37,
+        "longitude": 4.89,
+        "contact_subject_id": None,
+        "contact_name": None,
+        "contact_phone": None,
+        "occurred_at": millis,
+        "published_at": millis,
+    }
+
+
+def _apply_governance(platform: Platform) -> None:
+    with ControlPlaneWriter(platform.bootstrap_servers, platform.names) as writer:
+        for partner_id, role in (
+            ("postnl", Role.PUBLISHER),
+            ("carrier-north", Role.SUBSCRIBER),
+            ("carrier-south", Role.SUBSCRIBER),
+        ):
+            partner = Partner(partner_id=partner_id, name=partner_id, roles=frozenset({role}))
+            writer.put(ControlKind.PARTNER, partner_id, partner.model_dump(mode="json"))
+        for subscriber in SUBSCRIBERS:
+            agreement = Agreement.model_validate(
+                {
+                    "agreement_id": f"to-{subscriber}",
+                    "version": 1,
+                    "publishers": ["*"],
+                    "subscriber": subscriber,
+                    "event_types": [TYPE],
+                    "purpose": "parcel-delivery",
+                    "valid_from": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+                    "fields": {
+                        "event_id": "deliver",
+                        "status": "deliver",
+                        "published_at": "deliver",
+                    },
+                }
+            )
+            writer.put(
+                ControlKind.AGREEMENT, agreement.agreement_id, agreement.model_dump(mode="json")
+            )
+
+
+def soak(broker: str, rate: float, minutes: float, every: float, workers: int) -> SoakRun:
+    run = SoakRun(broker=broker, rate=rate, minutes=minutes)
+    state_dir = Path(tempfile.mkdtemp(prefix=f"soak-{broker}-"))
+    settings = Settings(state_dir=state_dir, broker=broker, workers=workers)  # type: ignore[arg-type]
+    with Platform(settings, start_api=False) as platform:
+        _apply_governance(platform)
+        stop = threading.Event()
+        counts = {"published": 0, "delivered": 0}
+        latencies: list[float] = []
+        lock = threading.Lock()
+
+        def publish() -> None:
+            key = partner_signing_key(signing_secret(settings), "postnl", 1)
+            with Publisher(
+                bootstrap_servers=platform.bootstrap_servers,
+                schema_registry_url=platform.schema_registry_url,
+                partner_id="postnl",
+                signing_key=key,
+                schemas_dir=REPO_ROOT / "schemas",
+            ) as publisher:
+                started = time.monotonic()
+                tick = 0.05
+                number = 0
+                while not stop.is_set():
+                    due = int((time.monotonic() - started) * rate)
+                    while number < due:
+                        publisher.publish(_event(number), TYPE)
+                        number += 1
+                    publisher.flush()
+                    with lock:
+                        counts["published"] = number
+                    time.sleep(tick)
+
+        def follow(subscriber_id: str) -> None:
+            # Decoding with the SDK, reading with a consumer that commits nothing: the
+            # SDK's commit after every record would make this reader the bottleneck.
+            decoder = Subscriber(
+                bootstrap_servers=platform.bootstrap_servers,
+                schema_registry_url=platform.schema_registry_url,
+                subscriber_id=subscriber_id,
+                event_type=TYPE,
+            )
+            decoder.close()
+            consumer = Consumer(
+                {
+                    "bootstrap.servers": platform.bootstrap_servers,
+                    "group.id": f"soak-{uuid.uuid4().hex}",
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "topic.metadata.refresh.interval.ms": 1000,
+                    "log_level": 3,
+                }
+            )
+            consumer.subscribe([decoder.topic])
+            try:
+                while not stop.is_set():
+                    for message in consumer.consume(500, 0.2):
+                        if message.error() is not None:
+                            continue
+                        published = decoder.decode(message).record.get("published_at")
+                        with lock:
+                            counts["delivered"] += 1
+                            if isinstance(published, datetime) and subscriber_id == SUBSCRIBERS[0]:
+                                latencies.append((time.time() - published.timestamp()) * 1000)
+            finally:
+                consumer.close()
+
+        threads = [threading.Thread(target=publish, daemon=True)] + [
+            threading.Thread(target=follow, args=(name,), daemon=True) for name in SUBSCRIBERS
+        ]
+        for thread in threads:
+            thread.start()
+        broker_pids = (
+            [node.pid for node in getattr(platform.broker, "members", [])]
+            if broker == "kafka"
+            else [getattr(platform.broker, "pid", None)]
+        )
+        started = time.monotonic()
+        last = {"published": 0, "delivered": 0}
+        try:
+            while time.monotonic() - started < minutes * 60:
+                time.sleep(every)
+                with lock:
+                    now = dict(counts)
+                    window, latencies[:] = list(latencies), []
+                lag = stall = 0.0
+                for worker in platform.workers:
+                    try:
+                        lag += worker.metric("ecoshare_ingress_consumer_lag_messages")
+                        stall = max(
+                            stall,
+                            max(
+                                (
+                                    s.value
+                                    for s in worker.samples()
+                                    if s.name == "ecoshare_ingress_partition_stalled_seconds"
+                                ),
+                                default=0.0,
+                            ),
+                        )
+                    except Exception:  # a worker restarting: no sample this time
+                        continue
+                quantiles = statistics.quantiles(window, n=100) if len(window) > 1 else None
+                sample = Sample(
+                    at_seconds=round(time.monotonic() - started, 1),
+                    published_per_second=(now["published"] - last["published"]) / every,
+                    delivered_per_second=(now["delivered"] - last["delivered"])
+                    / every
+                    / len(SUBSCRIBERS),
+                    lag_messages=lag,
+                    longest_stall_seconds=stall,
+                    latency_p50_ms=round(quantiles[49], 1) if quantiles else None,
+                    latency_p99_ms=round(quantiles[98], 1) if quantiles else None,
+                    broker_rss_mb=round(sum(_rss_mb(pid) for pid in broker_pids), 1),
+                    worker_rss_mb=[round(_rss_mb(w.pid), 1) for w in platform.workers],
+                )
+                last = now
+                run.samples.append(sample)
+                print(
+                    f"[{broker}] t={sample.at_seconds:>6.0f}s published "
+                    f"{sample.published_per_second:>6.0f}/s delivered "
+                    f"{sample.delivered_per_second:>6.0f}/s lag {sample.lag_messages:>7.0f} "
+                    f"stall {sample.longest_stall_seconds:>4.0f}s p50/p99 "
+                    f"{sample.latency_p50_ms}/{sample.latency_p99_ms} ms broker "
+                    f"{sample.broker_rss_mb:.0f} MB workers {sample.worker_rss_mb} MB",
+                    flush=True,
+                )
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(15)
+        run.published = counts["published"]
+        run.delivered = counts["delivered"] // len(SUBSCRIBERS)
+        tail = run.samples[-3:]
+        # Held: at the end, delivery keeps pace and the lag is under ten seconds of input.
+        run.held = bool(tail) and all(
+            s.lag_messages < 10 * rate and s.delivered_per_second > 0.8 * rate for s in tail
+        )
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--broker", default="tansu,kafka")
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--every", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    runs = [
+        soak(broker.strip(), args.rate, args.minutes, args.every, args.workers)
+        for broker in args.broker.split(",")
+    ]
+    args.out.write_text(json.dumps([asdict(run) for run in runs], indent=2) + "\n")
+    for run in runs:
+        print(
+            f"{run.broker}: {run.published} published, {run.delivered} delivered per "
+            f"subscriber in {run.minutes} min at {run.rate:.0f}/s: "
+            f"{'held' if run.held else 'DID NOT HOLD'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
