@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import httpx
 from confluent_kafka import Producer
 
 from bench.cpu import CpuMeter, load_average
@@ -335,10 +336,11 @@ def engine_in_process(
     state: GovernanceState,
     names: TopicNames,
     count: int,
-) -> tuple[float, str]:
+) -> tuple[float, float, str]:
     """The engine governing ``count`` events in process (no broker), in batches of 2,000.
 
-    Returns the unprofiled rate (events/s, garbage collector frozen and tuned as in the
+    Returns the unprofiled rate (events/s, and CPU µs per event, which a shared
+    machine disturbs less than the wall-clock rate; garbage collector frozen and tuned as in the
     worker process, after a warm-up batch of other events) and a cProfile of a third run
     on fresh events. The profiled rate measures the profiler too; only the unprofiled
     one is the engine's.
@@ -400,10 +402,14 @@ def engine_in_process(
     now = datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)
 
+    cpu_seconds = 0.0
+
     def govern_all(batch: list[Message]) -> float:
-        started = time.perf_counter()
+        nonlocal cpu_seconds
+        started, cpu_started = time.perf_counter(), time.process_time()
         for start in range(0, len(batch), 2000):
             engine.govern(batch[start : start + 2000], state, now, now_ms)  # type: ignore[arg-type]
+        cpu_seconds = time.process_time() - cpu_started
         return time.perf_counter() - started
 
     govern_all(warm_up)
@@ -413,6 +419,7 @@ def engine_in_process(
     gc.set_threshold(100_000, 50, 100)
     try:
         unprofiled = len(timed) / govern_all(timed)
+        cpu_us_per_event = cpu_seconds / len(timed) * 1e6
         profiler = cProfile.Profile()
         profiler.enable()
         elapsed = govern_all(profiled)
@@ -423,10 +430,11 @@ def engine_in_process(
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
     header = (
-        f"engine alone, unprofiled (1 core, no I/O, GC frozen): {unprofiled:,.0f} events/s\n"
+        f"engine alone, unprofiled (1 core, no I/O, GC frozen): {unprofiled:,.0f} events/s, "
+        f"{cpu_us_per_event:.1f} CPU µs per event\n"
         f"engine alone, profiled: {len(profiled) / elapsed:,.0f} events/s\n"
     )
-    return unprofiled, header + text.getvalue()
+    return unprofiled, cpu_us_per_event, header + text.getvalue()
 
 
 # -- the run, per broker -----------------------------------------------------------
@@ -508,7 +516,8 @@ class BrokerRun:
         self.cpu[f"{phase}_preload"] = {**meter.stop(), "generator": cpu}
 
     def start_workers(self, names: TopicNames, phase: str) -> list[WorkerProcess]:
-        return [
+        """Started together, so that the group's first assignment spreads the partitions."""
+        workers = [
             WorkerProcess(
                 bootstrap_servers=self.bootstrap,
                 schema_registry_url=self.registry.url,
@@ -517,9 +526,12 @@ class BrokerRun:
                 topic_prefix=names.prefix,
                 ingress_partitions=PARTITIONS,
                 log_path=self.state_dir / f"{phase}-worker-{i}.log",
-            ).start()
+            ).start(wait=False)
             for i in range(WORKERS)
         ]
+        for worker in workers:
+            worker.wait_until_serving()
+        return workers
 
     def drain(
         self, phase: str, count: Callable[[], float], pids: dict[str, int | None], total: int
@@ -553,12 +565,12 @@ class BrokerRun:
 
     # -- phases --------------------------------------------------------------------
 
-    def passthrough(self) -> tuple[float, float]:
+    def passthrough(self, *, transactions: bool, phase: str = "passthrough") -> tuple[float, float]:
         prefix = f"bench{uuid.uuid4().hex[:6]}.raw."
         source, sinks = f"{prefix}in", [f"{prefix}out{i}" for i in range(FANOUT)]
         ensure_topics(self.bootstrap, [TopicSpec(t, PARTITIONS) for t in (source, *sinks)])
         # The schema id only frames the bytes here; nothing decodes them.
-        self.preload("passthrough", source, self.events_file(1, 0, EVENTS))
+        self.preload(phase, source, self.events_file(1, 0, EVENTS))
         status = [self._file(f"passthrough-{i}.json") for i in range(WORKERS)]
         stop_file = self._file("stop")
         processes = [
@@ -570,7 +582,7 @@ class BrokerRun:
                     "sinks": sinks,
                     "group": f"{prefix}group",
                     "batch_size": BATCH_SIZE,
-                    "transactions": self.transactions,
+                    "transactions": transactions,
                     "result_file": path,
                     "stop_file": stop_file,
                 },
@@ -587,7 +599,7 @@ class BrokerRun:
 
         try:
             return self.drain(
-                "passthrough",
+                phase,
                 forwarded,
                 {f"passthrough_{i}": p.pid for i, p in enumerate(processes)},
                 EVENTS,
@@ -604,11 +616,7 @@ class BrokerRun:
         try:
 
             def governed_count() -> float:
-                return sum(
-                    w.metric("ecoshare_events_received_total")
-                    + w.metric("ecoshare_events_quarantined_total")
-                    for w in workers
-                )
+                return sum(_events_governed(w.metrics_url) for w in workers)
 
             rate, cpu_per_event = self.drain(
                 "governed",
@@ -720,6 +728,22 @@ class BrokerRun:
         return naive_faust(self.bootstrap, names, encoded)
 
 
+def _events_governed(metrics_url: str) -> float:
+    """Events a worker has taken in (governed or quarantined), from its metrics page.
+
+    A line scan: the Prometheus parser costs the orchestrator seconds of CPU per phase
+    on a machine where every CPU second is shared with what is measured.
+    """
+    total = 0.0
+    for line in httpx.get(metrics_url, timeout=5.0).text.splitlines():
+        if line.startswith(_TAKEN_IN):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+_TAKEN_IN = ("ecoshare_events_received_total{", "ecoshare_events_quarantined_total{")
+
+
 def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
 
@@ -811,12 +835,23 @@ def run_broker(kind: BrokerKind, scene: Scene) -> dict[str, Any]:
         run = BrokerRun(kind, broker, registry, state_dir, scene)
         results["transactions"] = run.transactions
         log(f"[{kind}] (a) raw confluent-kafka passthrough, fan-out {FANOUT}, {WORKERS} processes")
-        passthrough_eps, passthrough_cpu = run.passthrough()
+        passthrough_eps, passthrough_cpu = run.passthrough(transactions=run.transactions)
         results.update(
             passthrough_eps=round(passthrough_eps),
             passthrough_cpu_us_per_event=round(passthrough_cpu, 1),
         )
         log(f"    {passthrough_eps:,.0f} events/s, {passthrough_cpu:.1f} µs CPU per event")
+        if run.transactions:
+            # For reference only: what the same processes do without a transaction per
+            # batch (the workers' checkpoint mode), since a commit round trip per batch
+            # bounds both pipelines alike.
+            log(f"[{kind}] (a') the same passthrough without transactions (reference)")
+            eps, cpu = run.passthrough(transactions=False, phase="passthrough_no_transactions")
+            results.update(
+                passthrough_no_transactions_eps=round(eps),
+                passthrough_no_transactions_cpu_us_per_event=round(cpu, 1),
+            )
+            log(f"    {eps:,.0f} events/s, {cpu:.1f} µs CPU per event")
         log(f"[{kind}] (b) naive Faust agent passthrough ({NAIVE_EVENTS} events)")
         results["naive_faust_eps"] = round(run.naive_faust())
         log(f"    {results['naive_faust_eps']:,} events/s")
@@ -884,11 +919,11 @@ def main() -> int:
     common["codec_floor_eps"] = round(codec_floor(scene.schema, scene.rules, scene.items[:5000]))
     names = TopicNames("bench.")
     state = GovernanceState(partners(), scene.rules, scene.consents)
-    engine_eps, profile = engine_in_process(
+    engine_eps, engine_cpu_us, profile = engine_in_process(
         scene.schema, 1, scene.encoded(1, 0, 2 * 20000 + 2000), state, names, 20000
     )
     common["engine_eps_in_process"] = round(engine_eps)
-    common["engine_us_per_event_in_process"] = round(1e6 / engine_eps, 1)
+    common["engine_cpu_us_per_event_in_process"] = round(engine_cpu_us, 1)
     log(f"    codec floor {common['codec_floor_eps']:,}/s, engine {engine_eps:,.0f}/s unprofiled")
     results: dict[str, Any] = {}
     for kind in brokers:
@@ -904,6 +939,7 @@ def main() -> int:
         "naive_faust_eps",
         "codec_floor_eps",
         "engine_eps_in_process",
+        "engine_cpu_us_per_event_in_process",
         "governed_eps",
         "governed_to_passthrough",
         "governed_to_naive_faust",
@@ -919,7 +955,8 @@ def main() -> int:
         "latency_light_missed",
         "worker_peak_rss_mb",
     ):
-        print(f"{key:<34}" + "".join(f"{results[kind][key]:>14,}" for kind in brokers))
+        cells = (results[kind].get(key) for kind in brokers)
+        print(f"{key:<34}" + "".join(f"{'-' if c is None else c:>14,}" for c in cells))
     for kind in brokers:
         print(f"\nCPU seconds per process and phase, {kind}:")
         for phase, cpu in results[kind]["cpu_seconds"].items():
