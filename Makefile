@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages kafka-jars demo test check lint typecheck bench soak clean
+.PHONY: install system-packages kafka-jars demo test check lint typecheck bench bench-tansu-history bench-worker-profile soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,8 +38,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+# Both brokers, about 15 minutes on 2 shared cores (BENCH_BROKERS=tansu for one).
+bench: $(STAMP) kafka-jars
 	$(BIN)/python -m bench.governed_throughput
+
+# The embedded broker's fetch latency at 1k..10k stored batches per partition (~3 min).
+bench-tansu-history: $(STAMP)
+	$(BIN)/python -m bench.tansu_history
+
+# One worker under cProfile, and what an idle worker costs the broker (~2 min).
+bench-worker-profile: $(STAMP)
+	$(BIN)/python -m bench.worker_profile
 
 # Not in CI: 1,000 events/s for 30 minutes on each broker (SOAK_ARGS="--minutes 5" to shorten).
 soak: $(STAMP) kafka-jars
