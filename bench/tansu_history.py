@@ -2,7 +2,7 @@
 number of stored batches in a partition.
 
 One partition, records written one per batch (``linger.ms=0``, as a worker's sparse
-outputs are written). At each level of history (1k, 2k, 5k, 10k batches by default)
+outputs are written). At each level of history (1k, 2k, 5k, 7.5k, 10k batches by default)
 a reader positioned at the partition's end waits for single probe records sent one at
 a time; the time from send to receipt is the fetch latency at that history. Bounded:
 each level stops after ``--probes`` probes or ``--level-seconds``, and the run stops at
@@ -79,7 +79,7 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="1000,2000,5000,10000")
+    parser.add_argument("--levels", default="1000,2000,5000,7500,10000")
     parser.add_argument("--probes", type=int, default=40)
     parser.add_argument("--probe-timeout", type=float, default=15.0)
     parser.add_argument("--level-seconds", type=float, default=45.0)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "broker": "tansu",
         "levels": rows,
-        "load_average_1m": load_average(),
+        "load_average": load_average(),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
