@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages kafka-jars demo test check lint typecheck bench bench-engine soak fuzz clean asyncapi-schema
+.PHONY: install system-packages kafka-jars demo test check lint typecheck bench bench-engine bench-tansu-history bench-worker-profile soak fuzz clean asyncapi-schema
 
 # The install also builds the compiled governance core (native/, Rust) with cargo;
 # rustup installs cargo in ~/.cargo/bin, which a non-login shell may not have on PATH.
@@ -43,7 +43,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+# Both brokers, about 15 minutes on 2 shared cores (BENCH_BROKERS=tansu for one).
+bench: $(STAMP) kafka-jars
 	$(BIN)/python -m bench.governed_throughput
 
 # The engine alone, in-process: native core against the Python reference, µs per event.
@@ -59,6 +60,14 @@ fuzz: $(STAMP)
 		--save tests/fuzz/corpus
 	$(BIN)/python -m tests.fuzz.differential --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED) \
 		--save tests/fuzz/corpus --core native
+
+# The embedded broker's fetch latency at 1k..10k stored batches per partition (~3 min).
+bench-tansu-history: $(STAMP)
+	$(BIN)/python -m bench.tansu_history
+
+# One worker under cProfile, and what an idle worker costs the broker (~2 min).
+bench-worker-profile: $(STAMP)
+	$(BIN)/python -m bench.worker_profile
 
 # Not in CI: 1,000 events/s for 30 minutes on each broker (SOAK_ARGS="--minutes 5" to shorten).
 soak: $(STAMP) kafka-jars

@@ -1,44 +1,54 @@
-"""``make bench``: the governed pipeline against its baselines, in one run, one machine.
+"""``make bench``: the governed pipeline against a fair baseline, on Apache Kafka and on
+the embedded broker (tansu), in one run on one machine. Each broker gets:
 
-All figures come from the same run on the embedded broker (loopback), so ratios are
-meaningful on a noisy machine even when absolute numbers move:
-
-(a) passthrough      raw confluent-kafka: consume once, produce the unchanged bytes to
-                     3 topics (one process);
+(a) passthrough      raw confluent-kafka in as many processes as there are workers,
+                     shaped like a worker (bench/roles.py): same batches, pipelining or
+                     transactions, headers and delivery callbacks, forwarding each event
+                     unchanged to 3 topics;
 (b) naive_faust      a Faust agent forwarding each event with ``await topic.send()`` x3;
-(c) codec_floor      in process, no I/O: fastavro decode + 3 projected encodes;
 (d) governed         ``ecoshare`` workers (one per core) verifying, validating,
                      deduplicating, evaluating 3 agreements (personal fields under
                      consent, a regional row filter, generalised geo), projecting,
                      auditing and checkpointing;
-plus publish→delivery latency at half the governed maximum, the workers' peak RSS,
-and a profile of the hot path. Prints a table; writes bench/results.json.
+    latency          schedule → receipt at one subscriber (no coordinated omission) at
+                     half the governed maximum and at 2,000 events/s, after a warm-up,
+                     misses counted;
+and, once, in process: (c) the codec floor and the engine's unprofiled rate. Every phase
+runs on fresh topics; CPU seconds of every process (broker, workers or passthrough
+processes, load generator, reader, this orchestrator) are read from /proc per phase.
+Prints a table; writes bench/results.json (one object per broker) and the engine's
+profile to bench/profile-governed.txt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
+import gc
 import io
 import json
 import os
+import pickle
 import pstats
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import fastavro
-from confluent_kafka import Consumer, Producer
+import httpx
+from confluent_kafka import Producer
 
-from ecoshare.adapters.embedded_broker import EmbeddedBroker
-from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from bench.cpu import CpuMeter, load_average
+from bench.roles import Encoded
+from ecoshare.adapters.brokers import BrokerKind, broker_kind, local_broker
+from ecoshare.adapters.kafka_admin import TopicSpec, broker_has_transactions, ensure_topics
 from ecoshare.catalog import load_catalog
-from ecoshare.codec.layout import compile_layout
 from ecoshare.codec.wire import frame
 from ecoshare.demo import scenario
 from ecoshare.domain.agreements import Agreement
@@ -62,11 +72,19 @@ from ecoshare.settings import REPO_ROOT
 from ecoshare.topics import EVENT_TYPES, TopicNames
 
 TYPE = "StoreStatusChanged"
+DELIVERED = "ecoshare_events_delivered_total"
 PARTITIONS = 4
 FANOUT = 3
-EVENTS = int(os.environ.get("BENCH_EVENTS", "200000"))
-NAIVE_EVENTS = int(os.environ.get("BENCH_NAIVE_EVENTS", "10000"))
-LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "10"))
+# Sized for about 15 minutes on a shared 2-core machine, both brokers included.
+EVENTS = int(os.environ.get("BENCH_EVENTS", "60000"))
+NAIVE_EVENTS = int(os.environ.get("BENCH_NAIVE_EVENTS", "3000"))
+LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "15"))
+LATENCY_WARMUP_SECONDS = 3.0
+LATENCY_GRACE_SECONDS = 10.0  # after the last scheduled send; later is a miss
+LIGHT_RATE = 2000.0
+MAX_LATENCY_RATE = 8000.0  # the half-load phase is capped at this many distinct events/s
+WORKERS = 2  # governance workers, and passthrough processes: one per core
+BATCH_SIZE = 2000  # the workers' default (ECOSHARE_BATCH_SIZE)
 SECRET = b"bench-secret"
 PUBLIC_FIELDS = (
     "event_id", "location_id", "location_name", "status", "reason", "opening_hours_today",
@@ -223,65 +241,6 @@ def produce_all(
     producer.flush(60)
 
 
-# -- (a) passthrough --------------------------------------------------------------------
-
-
-def passthrough(bootstrap: str, names: TopicNames, encoded: list[Any]) -> float:
-    source = f"{names.prefix}raw.in"
-    sinks = [f"{names.prefix}raw.out{i}" for i in range(FANOUT)]
-    ensure_topics(bootstrap, [TopicSpec(t, PARTITIONS) for t in (source, *sinks)])
-    produce_all(bootstrap, source, encoded)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"{names.prefix}raw",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "fetch.wait.max.ms": 5,
-        }
-    )
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 1,
-            "batch.num.messages": 10000,
-            "queue.buffering.max.messages": 2_000_000,
-            "enable.idempotence": True,
-            "acks": "all",
-        }
-    )
-    consumer.subscribe([source])
-    seen = 0
-    first = 0.0
-    while seen < len(encoded):
-        batch = consumer.consume(2000, 0.05)
-        for message in batch:
-            if message.error() is not None:
-                continue
-            if not seen:
-                first = time.perf_counter()
-            for sink in sinks:
-                while True:
-                    try:
-                        producer.produce(
-                            sink,
-                            value=message.value(),
-                            key=message.key(),
-                            partition=message.partition(),
-                        )
-                        break
-                    except BufferError:
-                        producer.poll(0.01)
-            seen += 1
-        if batch:
-            producer.flush(30)
-            consumer.commit(asynchronous=True)
-    seconds = time.perf_counter() - first
-    consumer.close()
-    return len(encoded) / seconds
-
-
 # -- (b) naive Faust --------------------------------------------------------------------
 
 
@@ -363,96 +322,6 @@ def codec_floor(
 # -- (d) governed ----------------------------------------------------------------------
 
 
-def governed(workers: list[WorkerProcess], total: int) -> float:
-    first = 0.0
-    last_count = 0
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        # Received counts every ingress message, quarantined ones included.
-        count = sum(worker.metric("ecoshare_events_received_total") for worker in workers)
-        now = time.perf_counter()
-        if count and not first:
-            first = now
-        if count >= total:
-            return total / (now - first)
-        last_count = count
-        time.sleep(0.2)  # scraping costs the workers CPU; poll gently
-    raise RuntimeError(f"governed only {last_count} of {total}")
-
-
-def latency(
-    bootstrap: str, names: TopicNames, encoded: list[Any], rate: float, seconds: float
-) -> tuple[float, float, int]:
-    """Publish at ``rate`` for ``seconds``; publish→delivery latency at carrier-north."""
-    topic = names.delivery("carrier-north", TYPE)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"{names.prefix}latency",
-            "auto.offset.reset": "latest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "fetch.wait.max.ms": 2,
-            "fetch.min.bytes": 1,
-            "topic.metadata.refresh.interval.ms": 1000,
-        }
-    )
-    consumer.subscribe([topic])
-    deadline = time.monotonic() + 20
-    while not consumer.assignment() and time.monotonic() < deadline:
-        consumer.poll(0.1)
-    sent: dict[bytes, float] = {}
-    received: list[float] = []
-    stop = threading.Event()
-
-    def consume() -> None:
-        while not stop.is_set():
-            for message in consumer.consume(1000, 0.01):
-                if message.error() is not None:
-                    continue
-                event_id = dict(message.headers() or ())["ecoshare-event-id"]
-                at = sent.get(event_id)
-                if at is not None:
-                    received.append(time.perf_counter() - at)
-
-    reader = threading.Thread(target=consume, daemon=True)
-    reader.start()
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 0,
-            "partitioner": "murmur2_random",
-            "enable.idempotence": True,
-        }
-    )
-    total = int(rate * seconds)
-    started = time.perf_counter()
-    catalog = load_catalog(REPO_ROOT / "schemas")
-    layout = compile_layout(catalog.event_schema(TYPE))
-    for n in range(total):
-        key, value, headers = encoded[n % len(encoded)]
-        offsets = layout.offsets(value, 5)
-        event_id = layout.read("event_id", value, offsets).encode()
-        due = started + n / rate
-        pause = due - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
-        sent[event_id] = time.perf_counter()
-        producer.produce(names.ingress(TYPE), value=value, key=key, headers=headers)
-        producer.poll(0)
-    producer.flush(30)
-    time.sleep(2.0)
-    stop.set()
-    reader.join()
-    consumer.close()
-    received.sort()
-    if not received:
-        raise RuntimeError("no deliveries measured")
-    p50 = received[len(received) // 2] * 1000
-    p99 = received[min(len(received) - 1, int(len(received) * 0.99))] * 1000
-    return p50, p99, len(received)
-
-
 def peak_rss_mb(pid: int | None) -> float:
     if pid is None:
         return 0.0
@@ -465,31 +334,34 @@ def peak_rss_mb(pid: int | None) -> float:
     return 0.0
 
 
-def profile_hot_path(
+def engine_in_process(
     schema: dict[str, Any],
     schema_id: int,
     encoded: list[Any],
     state: GovernanceState,
     names: TopicNames,
-) -> str:
-    """cProfile of the engine governing 20k events in process (no broker)."""
+    count: int,
+) -> tuple[float, float, str]:
+    """The engine governing ``count`` events in process (no broker), in batches of 2,000.
+
+    Returns the unprofiled rate (events/s, and CPU µs per event, which a shared
+    machine disturbs less than the wall-clock rate; garbage collector frozen and tuned as in the
+    worker process, after a warm-up batch of other events) and a cProfile of a third run
+    on fresh events. The profiled rate measures the profiler too; only the unprofiled
+    one is the engine's.
+    """
     catalog = load_catalog(REPO_ROOT / "schemas")
+    compiled = WriterSchema.compile(schema_id, TYPE, schema)
 
     class Schemas:
         def writer(self, topic: str, sid: int) -> WriterSchema | None:
-            return WriterSchema.compile(schema_id, TYPE, schema) if sid == schema_id else None
+            return compiled if sid == schema_id else None
 
         def subject_of(self, sid: int) -> str | None:
             return None
 
-        def by_id(self, sid: int) -> WriterSchema | None:
-            return None
-
-    cache = Schemas()
-    writer = cache.writer("", schema_id)
-    cache.writer = lambda topic, sid: writer if sid == schema_id else None  # type: ignore[method-assign]
     engine = GovernanceEngine(
-        schemas=cache,
+        schemas=Schemas(),
         classification={TYPE: catalog.classification(TYPE)},
         master_secret=SECRET,
         delivery_topic=names.delivery,
@@ -499,7 +371,8 @@ def profile_hot_path(
         max_event_bytes=65536,
         dedup_window_ms=86_400_000,
         dedup_capacity=1_000_000,
-        ingress_partitions=lambda topic: 1,  # every message below is on partition 0
+        # Every message below is on partition 0 of a one-partition topic.
+        ingress_partitions=lambda topic: 1,
     )
 
     class Message:
@@ -527,160 +400,583 @@ def profile_hot_path(
             return self._h
 
         def timestamp(self) -> tuple[int, int]:
-            return (2, 0)
+            return (1, now_ms)
 
-    messages = [Message(k, v, h, n) for n, (k, v, h) in enumerate(encoded[:20000])]
+    # Distinct events in each run: a repeated event id would take the duplicate path.
+    messages = [Message(k, v, h, n) for n, (k, v, h) in enumerate(encoded[: 2 * count + 2000])]
+    warm_up, timed, profiled = (
+        messages[2 * count :],
+        messages[:count],
+        messages[count : 2 * count],
+    )
     now = datetime.now(UTC)
-    profiler = cProfile.Profile()
-    started = time.perf_counter()
-    profiler.enable()
-    for start in range(0, len(messages), 2000):
-        engine.govern(messages[start : start + 2000], state, now, int(now.timestamp() * 1000))
-    profiler.disable()
-    elapsed = time.perf_counter() - started
+    now_ms = int(now.timestamp() * 1000)
+
+    cpu_seconds = 0.0
+
+    def govern_all(batch: list[Message]) -> float:
+        nonlocal cpu_seconds
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for start in range(0, len(batch), 2000):
+            engine.govern(batch[start : start + 2000], state, now, now_ms)  # type: ignore[arg-type]
+        cpu_seconds = time.process_time() - cpu_started
+        return time.perf_counter() - started
+
+    govern_all(warm_up)
+    gc.collect()
+    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        unprofiled = len(timed) / govern_all(timed)
+        cpu_us_per_event = cpu_seconds / len(timed) * 1e6
+        profiler = cProfile.Profile()
+        profiler.enable()
+        elapsed = govern_all(profiled)
+        profiler.disable()
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
     text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("tottime").print_stats(18)
-    header = f"engine alone (profiled, 1 core, no I/O): {len(messages) / elapsed:,.0f} events/s\n"
-    return header + text.getvalue()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
+    header = (
+        f"engine alone, unprofiled (1 core, no I/O, GC frozen): {unprofiled:,.0f} events/s, "
+        f"{cpu_us_per_event:.1f} CPU µs per event\n"
+        f"engine alone, profiled: {len(profiled) / elapsed:,.0f} events/s\n"
+    )
+    return unprofiled, cpu_us_per_event, header + text.getvalue()
 
 
-def main() -> int:
-    names = TopicNames(f"bench{uuid.uuid4().hex[:6]}.")
-    state_dir = Path(f"/tmp/ecoshare-bench-{uuid.uuid4().hex[:6]}")
-    state_dir.mkdir(parents=True)
-    catalog = load_catalog(REPO_ROOT / "schemas")
-    schema = catalog.event_schema(TYPE)
-    now = datetime.now(UTC)
-    places = scenario.generate_locations(scenario.REFERENCE_LOCATION_COUNT, seed=2020)
-    rules = agreements(now)
-    consent_list = consents(places, now)
-    log(f"generating {EVENTS} StoreStatusChanged events from {len(places)} Dutch locations")
-    items = records(EVENTS, places)
-    results: dict[str, Any] = {
-        "events": EVENTS,
-        "subscribers": 3,
-        "passthrough_fanout": FANOUT,
-        "cores": os.cpu_count(),
-    }
-    with (
-        EmbeddedBroker(log_path=state_dir / "broker.log") as broker,
-        RegistryProcess(
-            bootstrap_servers=broker.bootstrap_servers,
-            topic=names.schemas,
-            log_path=state_dir / "registry.log",
-        ) as registry,
-    ):
-        bootstrap = broker.bootstrap_servers
-        ensure_topics(bootstrap, governed_topics(names, EVENT_TYPES, PARTITIONS))
+# -- the run, per broker -----------------------------------------------------------
+
+
+class BrokerRun:
+    """Every phase of the benchmark on one started broker, each phase on fresh topics."""
+
+    def __init__(
+        self, kind: str, broker: Any, registry: RegistryProcess, state_dir: Path, scene: Scene
+    ) -> None:
+        self.kind = kind
+        self.broker = broker
+        self.bootstrap: str = broker.bootstrap_servers
+        self.registry = registry
+        self.state_dir = state_dir
+        self.scene = scene
+        self.transactions = broker_has_transactions(self.bootstrap)
+        members = getattr(broker, "members", None)
+        self.broker_pid: int | None = members[0].pid if members else broker.pid
+        self.cpu: dict[str, dict[str, float]] = {}
+        self._files = 0
+
+    def _file(self, name: str) -> str:
+        self._files += 1
+        return str(self.state_dir / f"{self._files:03d}-{name}")
+
+    def _spawn(self, role: str, spec: dict[str, Any]) -> subprocess.Popen[bytes]:
+        spec.setdefault("stop_file", self._file("stop"))
+        path = Path(self._file(f"{role}.json"))
+        path.write_text(json.dumps(spec))
+        log_file = (self.state_dir / f"{role}.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "bench.roles", role, str(path)],
+            cwd=REPO_ROOT,
+            stdout=log_file,
+            stderr=log_file,
+        )
+
+    def _meter(self, **pids: int | None) -> CpuMeter:
+        return CpuMeter({"broker": self.broker_pid, "bench": os.getpid(), **pids}).start()
+
+    def governed_setup(self) -> tuple[TopicNames, int]:
+        """Fresh governed topics, the catalog registered and the control plane loaded."""
+        names = TopicNames(f"bench{uuid.uuid4().hex[:6]}.")
+        ensure_topics(self.bootstrap, governed_topics(names, EVENT_TYPES, PARTITIONS))
         ids = {
             entry.subject: entry.schema_id
-            for entry in register_catalog(catalog, registry.url, names)
+            for entry in register_catalog(self.scene.catalog, self.registry.url, names)
         }
-        schema_id = ids[f"{names.ingress(TYPE)}-value"]
-        encoded = encode_all(schema, schema_id, items)
-        results["event_bytes_avg"] = round(statistics.mean(len(v) for _, v, _ in encoded), 1)
-        log(f"average event size {results['event_bytes_avg']} bytes")
-
-        log("(c) codec floor")
-        results["codec_floor_eps"] = round(codec_floor(schema, rules, items[:20000]))
-        log("(a) raw confluent-kafka passthrough, fan-out 3")
-        results["passthrough_eps"] = round(passthrough(bootstrap, names, encoded))
-        log(f"    {results['passthrough_eps']:,} events/s")
-        log(f"(b) naive Faust agent passthrough ({NAIVE_EVENTS} events)")
-        results["naive_faust_eps"] = round(naive_faust(bootstrap, names, encoded))
-        log(f"    {results['naive_faust_eps']:,} events/s")
-
-        with ControlPlaneWriter(bootstrap, names) as writer:
+        with ControlPlaneWriter(self.bootstrap, names) as writer:
             for partner in partners():
                 writer.put(ControlKind.PARTNER, partner.partner_id, partner.model_dump(mode="json"))
-            for rule in rules:
+            for rule in self.scene.rules:
                 writer.put(ControlKind.AGREEMENT, rule.agreement_id, rule.model_dump(mode="json"))
-            for consent in consent_list:
+            for consent in self.scene.consents:
                 writer.put(ControlKind.CONSENT, consent.consent_id, consent.model_dump(mode="json"))
-        log("(d) governed pipeline: pre-loading ingress, then 2 workers")
-        produce_all(bootstrap, names.ingress(TYPE), encoded)
+        return names, ids[f"{names.ingress(TYPE)}-value"]
+
+    def events_file(self, schema_id: int, first: int, count: int) -> str:
+        path = self._file("events.pickle")
+        encoded = self.scene.encoded(schema_id, first, count)
+        with open(path, "wb") as sink:
+            pickle.dump(encoded, sink)
+        return path
+
+    def preload(self, phase: str, topic: str, events_file: str) -> None:
+        meter = self._meter()
+        generator = self._spawn(
+            "publish",
+            {
+                "bootstrap": self.bootstrap,
+                "topic": topic,
+                "events_file": events_file,
+                "result_file": self._file("publish-result.json"),
+            },
+        )
+        cpu = _wait_exit_cpu(generator, 300, "the load generator")
+        self.cpu[f"{phase}_preload"] = {**meter.stop(), "generator": cpu}
+
+    def start_workers(self, names: TopicNames, phase: str) -> list[WorkerProcess]:
+        """Started together, so that the group's first assignment spreads the partitions."""
         workers = [
             WorkerProcess(
-                bootstrap_servers=bootstrap,
-                schema_registry_url=registry.url,
+                bootstrap_servers=self.bootstrap,
+                schema_registry_url=self.registry.url,
                 signing_secret=SECRET.decode(),
-                state_dir=state_dir,
+                state_dir=self.state_dir / phase,
                 topic_prefix=names.prefix,
                 ingress_partitions=PARTITIONS,
-                log_path=state_dir / f"worker-{i}.log",
-            ).start()
-            for i in range(2)
+                log_path=self.state_dir / f"{phase}-worker-{i}.log",
+            ).start(wait=False)
+            for i in range(WORKERS)
         ]
+        for worker in workers:
+            worker.wait_until_serving()
+        return workers
+
+    def drain(
+        self, phase: str, count: Callable[[], float], pids: dict[str, int | None], total: int
+    ) -> tuple[float, float]:
+        """Wait until ``count()`` reaches ``total``; (events/s, CPU µs per event of ``pids``).
+
+        Both are taken from the first poll that sees events processed, so start-up
+        (imports, group join) counts in neither; the same polling serves both pipelines.
+        """
+        first_at = 0.0
+        first_count = 0.0
+        meter: CpuMeter | None = None
+        deadline = time.monotonic() + 600
+        seen = 0.0
+        while time.monotonic() < deadline:
+            seen = count()
+            now = time.perf_counter()
+            if seen and meter is None:
+                meter = self._meter(**pids)
+                first_at, first_count = now, seen
+            if seen >= total and meter is not None:
+                cpu = meter.stop()
+                self.cpu[phase] = cpu
+                events = total - first_count
+                if events <= 0:
+                    raise RuntimeError(f"{phase}: all done before measuring; raise BENCH_EVENTS")
+                process_cpu = sum(cpu[name] for name in pids)
+                return events / (now - first_at), process_cpu / events * 1e6
+            time.sleep(0.2)  # scraping costs the workers CPU; poll gently
+        raise RuntimeError(f"{phase}: only {seen} of {total} events processed")
+
+    # -- phases --------------------------------------------------------------------
+
+    def passthrough(self, *, transactions: bool, phase: str = "passthrough") -> tuple[float, float]:
+        prefix = f"bench{uuid.uuid4().hex[:6]}.raw."
+        source, sinks = f"{prefix}in", [f"{prefix}out{i}" for i in range(FANOUT)]
+        ensure_topics(self.bootstrap, [TopicSpec(t, PARTITIONS) for t in (source, *sinks)])
+        # The schema id only frames the bytes here; nothing decodes them.
+        self.preload(phase, source, self.events_file(1, 0, EVENTS))
+        status = [self._file(f"passthrough-{i}.json") for i in range(WORKERS)]
+        stop_file = self._file("stop")
+        processes = [
+            self._spawn(
+                "passthrough",
+                {
+                    "bootstrap": self.bootstrap,
+                    "source": source,
+                    "sinks": sinks,
+                    "group": f"{prefix}group",
+                    "batch_size": BATCH_SIZE,
+                    "transactions": transactions,
+                    "result_file": path,
+                    "stop_file": stop_file,
+                },
+            )
+            for path in status
+        ]
+
+        def forwarded() -> float:
+            total = 0
+            for path in status:
+                with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+                    total += json.loads(Path(path).read_text())["count"]
+            return total
+
         try:
-            results["governed_eps"] = round(governed(workers, EVENTS))
-            log(f"    {results['governed_eps']:,} events/s")
+            return self.drain(
+                phase,
+                forwarded,
+                {f"passthrough_{i}": p.pid for i, p in enumerate(processes)},
+                EVENTS,
+            )
+        finally:
+            Path(stop_file).touch()
+            for process in processes:
+                _wait_exit(process, 30, "a passthrough process", kill=True)
+
+    def governed(self) -> dict[str, Any]:
+        names, schema_id = self.governed_setup()
+        self.preload("governed", names.ingress(TYPE), self.events_file(schema_id, 0, EVENTS))
+        workers = self.start_workers(names, "governed")
+        scraper = httpx.Client(timeout=5.0)
+        try:
+
+            def governed_count() -> float:
+                return sum(_events_governed(scraper, w.metrics_url) for w in workers)
+
+            rate, cpu_per_event = self.drain(
+                "governed",
+                governed_count,
+                {f"worker_{i}": w.pid for i, w in enumerate(workers)},
+                EVENTS,
+            )
             delivered = {
-                sub: sum(
-                    w.metric("ecoshare_events_delivered_total", subscriber=sub) for w in workers
-                )
+                sub: int(sum(w.metric(DELIVERED, subscriber=sub) for w in workers))
                 for sub in ("carrier-north", "carrier-south", "consumer-app")
             }
-            results["governed_deliveries"] = {k: int(v) for k, v in delivered.items()}
-            rate = results["governed_eps"] / 2
-            log(f"latency at half the governed maximum: {rate:,.0f} events/s")
-            fresh = encode_all(
-                schema,
-                schema_id,
-                [dict(r, event_id=str(uuid.uuid4())) for r in items[: int(rate * LATENCY_SECONDS)]],
+            return {
+                "governed_eps": round(rate),
+                "worker_cpu_us_per_event": round(cpu_per_event, 1),
+                "governed_deliveries": delivered,
+                "worker_peak_rss_mb": round(max(peak_rss_mb(w.pid) for w in workers), 1),
+            }
+        finally:
+            scraper.close()
+            for worker in workers:
+                worker.stop()
+
+    def latency(self, phase: str, rate: float) -> dict[str, Any]:
+        """Publish on a schedule at ``rate`` for LATENCY_SECONDS; schedule → receipt at
+        carrier-north. The first LATENCY_WARMUP_SECONDS are sent but not counted; an
+        event counted and not received by the end is a miss."""
+        names, schema_id = self.governed_setup()
+        count = min(int(rate * LATENCY_SECONDS), len(self.scene.bodies))
+        rate = count / LATENCY_SECONDS
+        events_file = self.events_file(schema_id, 0, count)
+        topic = names.delivery("carrier-north", TYPE)
+        ensure_topics(self.bootstrap, [TopicSpec(topic, PARTITIONS)])
+        workers = self.start_workers(names, phase)
+        reader_result = self._file("reader.json")
+        publish_result = self._file("publish-result.json")
+        try:
+            meter = self._meter(**{f"worker_{i}": w.pid for i, w in enumerate(workers)})
+            reader_stop = self._file("stop")
+            reader = self._spawn(
+                "read",
+                {
+                    "bootstrap": self.bootstrap,
+                    "topic": topic,
+                    "partitions": PARTITIONS,
+                    "expected": count,
+                    "max_seconds": LATENCY_SECONDS + LATENCY_GRACE_SECONDS + 30,
+                    "result_file": reader_result,
+                    "stop_file": reader_stop,
+                },
             )
-            p50, p99, samples = latency(bootstrap, names, fresh, rate, LATENCY_SECONDS)
-            results.update(
-                latency_p50_ms=round(p50, 2),
-                latency_p99_ms=round(p99, 2),
-                latency_samples=samples,
-                latency_rate_eps=round(rate),
+            deadline = time.monotonic() + 30
+            while not Path(reader_result + ".ready").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            generator = self._spawn(
+                "publish",
+                {
+                    "bootstrap": self.bootstrap,
+                    "topic": names.ingress(TYPE),
+                    "events_file": events_file,
+                    "rate": rate,
+                    "count": count,
+                    "result_file": publish_result,
+                },
             )
-            low_rate = 2000.0
-            log(f"latency at a light {low_rate:,.0f} events/s")
-            fresh = encode_all(
-                schema,
-                schema_id,
-                [dict(r, event_id=str(uuid.uuid4())) for r in items[: int(low_rate * 5)]],
-            )
-            p50, p99, samples = latency(bootstrap, names, fresh, low_rate, 5.0)
-            results.update(
-                latency_light_rate_eps=round(low_rate),
-                latency_light_p50_ms=round(p50, 2),
-                latency_light_p99_ms=round(p99, 2),
-            )
-            results["worker_peak_rss_mb"] = round(max(peak_rss_mb(w.pid) for w in workers), 1)
+            generator_cpu = _wait_exit_cpu(generator, LATENCY_SECONDS + 120, "the load generator")
+            started = json.loads(Path(publish_result + ".start").read_text())["started"]
+            give_up = started + LATENCY_SECONDS + LATENCY_GRACE_SECONDS
+            while not Path(reader_result).exists() and time.time() < give_up:
+                time.sleep(0.1)
+            cpu = meter.stop()
+            Path(reader_stop).touch()
+            reader_cpu = _wait_exit_cpu(reader, 30, "the latency reader")
+            self.cpu[phase] = {**cpu, "generator": generator_cpu, "reader": reader_cpu}
         finally:
             for worker in workers:
                 worker.stop()
-        state = GovernanceState(partners(), rules, consent_list)
-        profile = profile_hot_path(schema, schema_id, encoded, state, names)
-    results["governed_to_passthrough"] = round(
-        results["governed_eps"] / results["passthrough_eps"], 3
+        received: dict[str, float] = json.loads(Path(reader_result).read_text())["received"]
+        publish = json.loads(Path(publish_result).read_text())
+        warm_up = int(rate * LATENCY_WARMUP_SECONDS)
+        latencies = []
+        missed = 0
+        for n in range(warm_up, count):
+            event_id = self.scene.event_ids[n]
+            due = started + n / rate
+            at = received.get(event_id)
+            if at is None:
+                missed += 1
+            else:
+                latencies.append(at - due)
+        latencies.sort()
+        if not latencies:
+            raise RuntimeError(f"{phase}: no deliveries measured")
+        return {
+            "rate_eps": round(rate),
+            "p50_ms": round(_percentile(latencies, 0.50) * 1000, 2),
+            "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
+            "max_ms": round(latencies[-1] * 1000, 2),
+            "samples": len(latencies),
+            "missed": missed,
+            "generator_behind_schedule_max_ms": round(publish["behind_schedule_max_s"] * 1000, 1),
+        }
+
+    def naive_faust(self) -> float:
+        names = TopicNames(f"bench{uuid.uuid4().hex[:6]}.")
+        encoded = self.scene.encoded(1, 0, NAIVE_EVENTS)
+        return naive_faust(self.bootstrap, names, encoded)
+
+
+def _events_governed(client: httpx.Client, metrics_url: str) -> float:
+    """Events a worker has taken in (governed or quarantined), from its metrics page.
+
+    A line scan over one kept-open client: the Prometheus parser and a new client (TLS
+    context included) per request cost the orchestrator seconds of CPU per phase, on a
+    machine where every CPU second is shared with what is measured.
+    """
+    total = 0.0
+    for line in client.get(metrics_url).text.splitlines():
+        if line.startswith(_TAKEN_IN):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+# Received counts every ingress message, quarantined ones included.
+_TAKEN_IN = ("ecoshare_events_received_total{",)
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
+
+
+def _wait_exit(
+    process: subprocess.Popen[bytes], seconds: float, what: str, *, kill: bool = False
+) -> None:
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+        if not kill:
+            raise RuntimeError(f"{what} did not finish within {seconds:.0f} s") from None
+
+
+def _wait_exit_cpu(process: subprocess.Popen[bytes], seconds: float, what: str) -> float:
+    """Wait for a child to exit; its user + system CPU seconds, from the kernel's
+    accounting of the reaped child (exact, however short-lived it was)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if process.returncode:
+                raise RuntimeError(f"{what} exited with {process.returncode}")
+            return round(usage.ru_utime + usage.ru_stime, 3)
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"{what} did not finish within {seconds:.0f} s")
+        time.sleep(0.05)
+
+
+class Scene:
+    """The scenario's events, encoded once (Avro bodies), framed and signed per schema id."""
+
+    def __init__(self, count: int) -> None:
+        self.catalog = load_catalog(REPO_ROOT / "schemas")
+        self.schema = self.catalog.event_schema(TYPE)
+        now = datetime.now(UTC)
+        places = scenario.generate_locations(scenario.REFERENCE_LOCATION_COUNT, seed=2020)
+        self.rules = agreements(now)
+        self.consents = consents(places, now)
+        self.items = records(count, places)
+        self.event_ids = [item["event_id"] for item in self.items]
+        parsed = fastavro.parse_schema(self.schema, _write_hint=False)
+        self.bodies: list[bytes] = []
+        for record in self.items:
+            buffer = io.BytesIO()
+            fastavro.schemaless_writer(buffer, parsed, record)
+            self.bodies.append(buffer.getvalue())
+        self._keys = {
+            p: partner_signing_key(SECRET, p, 1) for p in {r["publisher_id"] for r in self.items}
+        }
+
+    def encoded(self, schema_id: int, first: int, count: int) -> list[Encoded]:
+        out = []
+        for record, body in zip(
+            self.items[first : first + count], self.bodies[first : first + count], strict=True
+        ):
+            value = frame(schema_id, body)
+            publisher = record["publisher_id"]
+            headers = [
+                (PUBLISHER_HEADER, publisher.encode()),
+                (
+                    SIGNATURE_HEADER,
+                    sign_event(self._keys[publisher], TYPE, record["location_id"].encode(), value),
+                ),
+            ]
+            out.append((record["location_id"].encode(), value, headers))
+        return out
+
+
+def run_broker(kind: BrokerKind, scene: Scene) -> dict[str, Any]:
+    state_dir = Path(f"/tmp/ecoshare-bench-{kind}-{uuid.uuid4().hex[:6]}")
+    state_dir.mkdir(parents=True)
+    results: dict[str, Any] = {"load_average_start": load_average()}
+    broker = local_broker(
+        kind, logs_dir=state_dir, data_dir=state_dir / "kafka-data" if kind == "kafka" else None
     )
-    results["governed_to_naive_faust"] = round(
-        results["governed_eps"] / results["naive_faust_eps"], 1
+    started = time.monotonic()
+    broker.start()
+    with (
+        contextlib.ExitStack() as stack,
+        RegistryProcess(
+            bootstrap_servers=broker.bootstrap_servers,
+            topic=f"bench{uuid.uuid4().hex[:6]}._schemas",
+            log_path=state_dir / "registry.log",
+        ) as registry,
+    ):
+        stack.callback(broker.stop)
+        run = BrokerRun(kind, broker, registry, state_dir, scene)
+        results["transactions"] = run.transactions
+        log(f"[{kind}] (a) raw confluent-kafka passthrough, fan-out {FANOUT}, {WORKERS} processes")
+        passthrough_eps, passthrough_cpu = run.passthrough(transactions=run.transactions)
+        results.update(
+            passthrough_eps=round(passthrough_eps),
+            passthrough_cpu_us_per_event=round(passthrough_cpu, 1),
+        )
+        log(f"    {passthrough_eps:,.0f} events/s, {passthrough_cpu:.1f} µs CPU per event")
+        if run.transactions:
+            # For reference only: what the same processes do without a transaction per
+            # batch (the workers' checkpoint mode), since a commit round trip per batch
+            # bounds both pipelines alike.
+            log(f"[{kind}] (a') the same passthrough without transactions (reference)")
+            eps, cpu = run.passthrough(transactions=False, phase="passthrough_no_transactions")
+            results.update(
+                passthrough_no_transactions_eps=round(eps),
+                passthrough_no_transactions_cpu_us_per_event=round(cpu, 1),
+            )
+            log(f"    {eps:,.0f} events/s, {cpu:.1f} µs CPU per event")
+        log(f"[{kind}] (b) naive Faust agent passthrough ({NAIVE_EVENTS} events)")
+        results["naive_faust_eps"] = round(run.naive_faust())
+        log(f"    {results['naive_faust_eps']:,} events/s")
+        log(f"[{kind}] (d) governed pipeline: pre-loading ingress, then {WORKERS} workers")
+        results.update(run.governed())
+        log(
+            f"    {results['governed_eps']:,} events/s, "
+            f"{results['worker_cpu_us_per_event']} µs CPU per event"
+        )
+        half = results["governed_eps"] / 2
+        log(f"[{kind}] latency at half the governed maximum: {half:,.0f} events/s")
+        heavy = run.latency("latency_half", half)
+        log(f"    {heavy}")
+        log(f"[{kind}] latency at a light {LIGHT_RATE:,.0f} events/s")
+        light = run.latency("latency_light", LIGHT_RATE)
+        log(f"    {light}")
+    results.update(
+        latency_p50_ms=heavy["p50_ms"],
+        latency_p99_ms=heavy["p99_ms"],
+        latency_max_ms=heavy["max_ms"],
+        latency_samples=heavy["samples"],
+        latency_missed=heavy["missed"],
+        latency_rate_eps=heavy["rate_eps"],
+        latency_generator_behind_ms=heavy["generator_behind_schedule_max_ms"],
+        latency_light_rate_eps=light["rate_eps"],
+        latency_light_p50_ms=light["p50_ms"],
+        latency_light_p99_ms=light["p99_ms"],
+        latency_light_max_ms=light["max_ms"],
+        latency_light_samples=light["samples"],
+        latency_light_missed=light["missed"],
+        governed_to_passthrough=round(results["governed_eps"] / passthrough_eps, 3),
+        governed_to_naive_faust=round(results["governed_eps"] / results["naive_faust_eps"], 1),
+        worker_to_passthrough_cpu=round(
+            results["worker_cpu_us_per_event"] / results["passthrough_cpu_us_per_event"], 2
+        ),
+        cpu_seconds=run.cpu,
+        load_average_end=load_average(),
+        wall_seconds=round(time.monotonic() - started),
     )
-    results["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return results
+
+
+def main() -> int:
+    brokers = [broker_kind(b) for b in os.environ.get("BENCH_BROKERS", "kafka,tansu").split(",")]
+    started = time.monotonic()
+    log(f"load average {load_average()} on {os.cpu_count()} cores")
+    scene_size = max(
+        EVENTS, NAIVE_EVENTS, int(MAX_LATENCY_RATE * LATENCY_SECONDS), 2 * 20000 + 2000
+    )
+    log(f"generating {scene_size} distinct StoreStatusChanged events")
+    scene = Scene(scene_size)
+    common: dict[str, Any] = {
+        "events": EVENTS,
+        "subscribers": 3,
+        "passthrough_fanout": FANOUT,
+        "processes": WORKERS,
+        "batch_size": BATCH_SIZE,
+        "cores": os.cpu_count(),
+        "event_bytes_avg": round(statistics.mean(len(b) + 5 for b in scene.bodies), 1),
+        "naive_faust_events": NAIVE_EVENTS,
+        "latency_seconds": LATENCY_SECONDS,
+        "latency_warmup_seconds": LATENCY_WARMUP_SECONDS,
+    }
+    log("(c) codec floor, and the engine in process")
+    common["codec_floor_eps"] = round(codec_floor(scene.schema, scene.rules, scene.items[:5000]))
+    names = TopicNames("bench.")
+    state = GovernanceState(partners(), scene.rules, scene.consents)
+    engine_eps, engine_cpu_us, profile = engine_in_process(
+        scene.schema, 1, scene.encoded(1, 0, 2 * 20000 + 2000), state, names, 20000
+    )
+    common["engine_eps_in_process"] = round(engine_eps)
+    common["engine_cpu_us_per_event_in_process"] = round(engine_cpu_us, 1)
+    log(f"    codec floor {common['codec_floor_eps']:,}/s, engine {engine_eps:,.0f}/s unprofiled")
+    results: dict[str, Any] = {}
+    for kind in brokers:
+        results[kind] = {**common, **run_broker(kind, scene)}
+        results[kind]["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["wall_seconds"] = round(time.monotonic() - started)
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (OUT / "profile-governed.txt").write_text(profile)
     print()
-    print(f"{'measure':<34}{'value':>14}")
+    print(f"{'measure':<34}" + "".join(f"{kind:>14}" for kind in brokers))
     for key in (
         "passthrough_eps",
         "naive_faust_eps",
         "codec_floor_eps",
+        "engine_eps_in_process",
+        "engine_cpu_us_per_event_in_process",
         "governed_eps",
         "governed_to_passthrough",
         "governed_to_naive_faust",
+        "worker_cpu_us_per_event",
+        "passthrough_cpu_us_per_event",
+        "worker_to_passthrough_cpu",
+        "latency_rate_eps",
         "latency_p50_ms",
         "latency_p99_ms",
+        "latency_missed",
         "latency_light_p50_ms",
         "latency_light_p99_ms",
+        "latency_light_missed",
         "worker_peak_rss_mb",
     ):
-        print(f"{key:<34}{results[key]:>14,}")
-    print("\nwritten to bench/results.json; hot-path profile in bench/profile-governed.txt")
+        cells = (results[kind].get(key) for kind in brokers)
+        print(f"{key:<34}" + "".join(f"{'-' if c is None else c:>14,}" for c in cells))
+    for kind in brokers:
+        print(f"\nCPU seconds per process and phase, {kind}:")
+        for phase, cpu in results[kind]["cpu_seconds"].items():
+            print(
+                f"  {phase:<22}" + "  ".join(f"{name} {value:.2f}" for name, value in cpu.items())
+            )
+    print(f"\nwritten to bench/results.json in {results['wall_seconds']} s")
     print(profile.splitlines()[0])
     return 0
 
