@@ -57,6 +57,7 @@ class Platform:
     bootstrap_servers: str = ""
     schema_registry_url: str = ""
     api_url: str | None = None
+    api_metrics_url: str | None = None
     # One platform per state directory; endpoints are removed only by the one that wrote them.
     _lock: StateDirLock | None = None
     _wrote_endpoints: bool = False
@@ -140,8 +141,18 @@ class Platform:
         from ecoshare.api import app as api_module
 
         del api_module
-        port = self.settings.api_port or processes.free_port(self.settings.bind_host)
+        host = self.settings.bind_host
+        port = self.settings.api_port or processes.free_port(host)
         env = self.child_env(secret) | {"ECOSHARE_API_PORT": str(port)}
+        # The public /metrics needs the operator key; the internal port serves Prometheus
+        # and `ecoshare status` without one (a port set by the operator is kept).
+        metrics_port = int(env.get("ECOSHARE_API_METRICS_PORT") or 0) or processes.free_port(host)
+        metrics_host = env.get("ECOSHARE_API_METRICS_HOST") or host
+        env |= {
+            "ECOSHARE_API_METRICS_PORT": str(metrics_port),
+            "ECOSHARE_API_METRICS_HOST": metrics_host,
+        }
+        self.api_metrics_url = f"http://{metrics_host}:{metrics_port}/metrics"
         self.api_process = processes.spawn(
             [sys.executable, "-m", "ecoshare.api"],
             log_path=self.logs_dir / "api.log",
@@ -188,7 +199,7 @@ class Platform:
             endpoints["metrics_urls"]["registry"] = f"{self.registry.url}/metrics"
         if self.api_url:
             endpoints["api_url"] = self.api_url
-            endpoints["metrics_urls"]["api"] = f"{self.api_url}/metrics"
+            endpoints["metrics_urls"]["api"] = self.api_metrics_url
         return endpoints
 
     def write_endpoints(self) -> Path:

@@ -1,4 +1,4 @@
-"""Issue 8 on the real embedded broker and registry, with a real worker process.
+"""Hot-path hardening on the real broker and registry, with a real worker process.
 
 Each test publishes as a hostile but correctly signed partner would, with a raw
 confluent-kafka producer: poison values, replays to other partitions, and every kind

@@ -153,6 +153,10 @@ def test_compose_services_start_on_a_fresh_cluster_and_govern(
         api_env = service_env("ecoshare-api", fresh_kafka, tmp_path / "api")
         assert api_env["ECOSHARE_API_PORT"] == "8080"
         api_env["ECOSHARE_API_PORT"] = str(processes.free_port())
+        # The internal port Prometheus scrapes (the public /metrics needs the operator key).
+        assert "ECOSHARE_API_METRICS_PORT" in api_env
+        api_env["ECOSHARE_API_METRICS_PORT"] = str(processes.free_port())
+        api_env["ECOSHARE_API_METRICS_HOST"] = "127.0.0.1"
         started.append(
             processes.spawn(
                 [str(bin_dir / "ecoshare"), *api["command"]],
@@ -163,8 +167,11 @@ def test_compose_services_start_on_a_fresh_cluster_and_govern(
         api_url = f"http://127.0.0.1:{api_env['ECOSHARE_API_PORT']}"
 
         # Every service becomes healthy by its compose health check's URL.
-        for url, process in zip([*worker_urls, f"{api_url}/metrics"], started, strict=True):
+        for url, process in zip([*worker_urls, f"{api_url}/healthz"], started, strict=True):
             _healthy(url, 90, process)
+        _healthy(
+            f"http://127.0.0.1:{api_env['ECOSHARE_API_METRICS_PORT']}/metrics", 30, started[-1]
+        )
 
         # The governed flow, through the CLI against the same services.
         cli_env = service_env("ecoshare-api", fresh_kafka, tmp_path / "cli")

@@ -470,14 +470,22 @@ API_STARTUP_SECONDS = 180.0  # the machine may be busy; starting is not what is 
 
 
 @contextmanager
-def _api_process(platform: Platform, log_path: Path) -> Iterator[str]:
-    """The API (with the health monitor) as ``ecoshare up`` runs it; yields its URL."""
+def _api_process(platform: Platform, log_path: Path) -> Iterator[tuple[str, str]]:
+    """The API (with the health monitor) as ``ecoshare up`` runs it; yields its URL and
+    the ``host:port`` of its internal metrics port (the public ``/metrics`` needs the
+    operator key, so Prometheus scrapes the internal one, as in deploy/prometheus)."""
     host = platform.settings.bind_host
     port = free_port(host)
+    metrics_port = free_port(host)
     process = spawn(
         [sys.executable, "-m", "ecoshare.api"],
         log_path=log_path,
-        env=platform.child_env() | {"ECOSHARE_API_PORT": str(port)},
+        env=platform.child_env()
+        | {
+            "ECOSHARE_API_PORT": str(port),
+            "ECOSHARE_API_METRICS_PORT": str(metrics_port),
+            "ECOSHARE_API_METRICS_HOST": host,
+        },
     )
     url = f"http://{host}:{port}"
     try:
@@ -492,7 +500,7 @@ def _api_process(platform: Platform, log_path: Path) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     pytest.fail(f"the API did not answer; see {log_path}")
                 time.sleep(0.2)
-        yield url
+        yield url, f"{host}:{metrics_port}"
     finally:
         stop(process)
 
@@ -518,7 +526,7 @@ def scraped_platform(
     )
     with (
         Platform(settings, start_api=False) as platform,
-        _api_process(platform, tmp_path / "api.log") as api_url,
+        _api_process(platform, tmp_path / "api.log") as (api_url, api_metrics),
     ):
         with ControlPlaneWriter(platform.bootstrap_servers, platform.names) as writer:
             put_all(
@@ -560,7 +568,7 @@ def scraped_platform(
                 "ecoshare-worker": [
                     f"{worker.host}:{worker.metrics_port}" for worker in platform.workers
                 ],
-                "ecoshare-api": [api_url.removeprefix("http://")],
+                "ecoshare-api": [api_metrics],
             },
             rule_files=[ALERT_RULES],
         )

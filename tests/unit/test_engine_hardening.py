@@ -1,4 +1,4 @@
-"""Issue 8 in the engine: no input stops a partition, no duplicate through another
+"""Hot-path hardening in the engine: no input stops a partition, no duplicate through another
 partition, quarantine redacts whatever decodes."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The scanner accepts a body exactly when a strict Avro reader would.
 
-The cases of issue 8 by name on the event catalog, then the regression corpus of the
+The hardening cases by name on the event catalog, then the regression corpus of the
 differential fuzzer and a bounded fuzzing run (``make fuzz`` runs it longer).
 """
 

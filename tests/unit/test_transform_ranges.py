@@ -3,7 +3,7 @@
 Choice: saturate. A rounding that would leave the type's range is cut towards zero to
 the same step instead; a timestamp truncation below the smallest ``long`` moves to the
 next whole hour or day. Properties over the full range of each type, then the engine
-end to end on the edge values of issue 8.
+end to end on the edge values of each type.
 """
 
 from __future__ import annotations

@@ -267,7 +267,9 @@ def test_a_scrape_waits_for_an_update_in_progress() -> None:
 def test_declared_series_come_from_the_control_plane_and_the_catalog() -> None:
     declared = declared_series(_state(), TYPES)
 
-    assert declared.publishers == frozenset({"postnl", "shops"})
+    # Every partner: one without the publisher role may still send (and be refused).
+    assert declared.publishers == frozenset(_state().partners)
+    assert {"postnl", "shops"} <= declared.publishers
     assert declared.subscribers_by_type == {"LocationAvailability": (), TYPE: ("carrier",)}
     assert "row_filter" in declared.withhold_reasons
     assert "duplicate_event_id" in declared.quarantine_reasons

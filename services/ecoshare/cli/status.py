@@ -106,7 +106,7 @@ def _probe(where: Endpoints) -> list[dict[str, Any]]:
                 ),
             )
             return (
-                f"{sums['ecoshare_events_received_total']:.0f} events governed, "
+                f"{sums['ecoshare_events_received_total']:.0f} events received, "
                 f"{sums['ecoshare_events_delivered_total']:.0f} deliveries, "
                 f"{sums['ecoshare_events_quarantined_total']:.0f} quarantined"
             )

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ecoshare.adapters.metrics import DeclaredSeries, GovernanceMetrics
-from ecoshare.domain.partners import Role
 from ecoshare.domain.policy import WithholdReason
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.engine import UNKNOWN_PUBLISHER, BatchCounts, QuarantineReason
@@ -34,15 +33,13 @@ from ecoshare.topics import TopicNames
 
 def declared_series(state: GovernanceState, event_types: tuple[str, ...]) -> DeclaredSeries:
     """The governance counters' label sets that ``state`` and the catalog make knowable:
-    publishers are partners holding the publisher role, subscribers the candidate
-    subscribers of each event type, reasons the closed vocabularies."""
+    publishers are every partner (a signed event of a partner without the publisher
+    role is received under its id before it is quarantined as ``publisher_not_allowed``),
+    subscribers the candidate subscribers of each event type, reasons the closed
+    vocabularies."""
     return DeclaredSeries(
         event_types=event_types,
-        publishers=frozenset(
-            partner.partner_id
-            for partner in state.partners.values()
-            if Role.PUBLISHER in partner.roles
-        ),
+        publishers=frozenset(state.partners),
         subscribers_by_type={
             event_type: tuple(state.candidate_subscribers(event_type)) for event_type in event_types
         },
