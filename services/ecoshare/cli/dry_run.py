@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,17 +32,13 @@ from ecoshare.catalog import Catalog, load_catalog
 from ecoshare.cli.common import ControlState, Endpoints, InputError, read_input, read_state
 from ecoshare.cli.tables import print_table
 from ecoshare.domain.agreements import Agreement
-from ecoshare.domain.identity import (
-    PUBLISHER_HEADER,
-    SIGNATURE_HEADER,
-    partner_signing_key,
-    signature_matches,
-)
-from ecoshare.domain.partners import Role
+from ecoshare.domain.identity import PUBLISHER_HEADER
 from ecoshare.domain.policy import Decision, evaluate_event
 from ecoshare.domain.projection import agreement_schema_problems, subscriber_hash_key
 from ecoshare.domain.state import GovernanceState
+from ecoshare.domain.timestamps import to_epoch_millis
 from ecoshare.errors import EcoshareError
+from ecoshare.governance.engine import GovernanceEngine
 from ecoshare.secrets import signing_secret
 from ecoshare.settings import Settings
 
@@ -84,6 +81,39 @@ class IngressMessage:
     value: bytes
     headers: dict[str, bytes]
     key: bytes | None = None
+    topic: str = ""
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
+
+
+@dataclass(frozen=True)
+class _AsConsumed:
+    """An :class:`IngressMessage` shaped as the consumed message the engine admits."""
+
+    message: IngressMessage
+
+    def topic(self) -> str:
+        return self.message.topic
+
+    def partition(self) -> int:
+        return self.message.partition
+
+    def offset(self) -> int:
+        return self.message.offset
+
+    def key(self) -> bytes | None:
+        return self.message.key
+
+    def value(self) -> bytes:
+        return self.message.value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return list(self.message.headers.items())
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self.message.timestamp_ms)
 
 
 def read_recent_ingress(
@@ -124,6 +154,7 @@ def read_recent_ingress(
                     value=message.value() or b"",
                     headers=header_map(message.headers()),
                     key=message.key(),
+                    topic=str(message.topic()),
                 )
             )
     except (KafkaException, TimeoutError, RuntimeError) as exc:
@@ -338,50 +369,114 @@ def _decide(
     return next((d for d in decisions if d.subscriber_id == context.subscriber), None)
 
 
-def _quarantined_by_the_engine(
-    where: Endpoints, messages: list[IngressMessage]
-) -> dict[tuple[str, int, int], str]:
-    """(ingress topic, partition, offset) -> reason, for the sampled messages the
-    workers quarantined, from their audit trail; empty when none was audited yet."""
+@dataclass(frozen=True)
+class EngineDecisions:
+    """What the workers' audit trail already says of sampled ingress positions
+    ((ingress topic, partition, offset)): quarantined (why), or admitted (event id)."""
+
+    quarantined: dict[tuple[str, int, int], str] = field(default_factory=dict)
+    admitted: dict[tuple[str, int, int], str] = field(default_factory=dict)
+
+
+def _decided_by_the_engine(where: Endpoints, messages: list[IngressMessage]) -> EngineDecisions:
+    """The workers' decisions on the sampled messages, from their audit trail; empty
+    for those not audited yet."""
     from ecoshare.api.audit_index import scan_audit
     from ecoshare.audit import QuarantineRecord
 
+    decided = EngineDecisions()
     if not messages:
-        return {}
-    wanted = {(where.names.ingress(m.event_type), m.partition, m.offset) for m in messages}
-    found: dict[tuple[str, int, int], str] = {}
+        return decided
+    wanted = {message.position for message in messages}
     try:
         for record in scan_audit(where.bootstrap_servers, where.names.audit):
-            if not isinstance(record, QuarantineRecord):
-                continue
             topic, _, partition = record.source.rpartition(":")
             position = (topic, int(partition or 0), record.offset)
-            if position in wanted:
-                found[position] = record.reason
+            if position not in wanted:
+                continue
+            if isinstance(record, QuarantineRecord):
+                decided.quarantined[position] = record.reason
+            else:
+                decided.admitted[position] = record.event_id
     except EcoshareError:
-        return found
-    return found
+        return decided
+    return decided
 
 
-def _admission_refusal(
-    message: IngressMessage, governance: GovernanceState, secret: bytes, max_event_bytes: int
-) -> str | None:
-    """Why the workers' admission would quarantine ``message`` (before decoding), if so."""
-    if not message.value:
-        return "empty_value"
-    if len(message.value) > max_event_bytes:
-        return "oversize_event"
-    publisher_id = message.headers.get(PUBLISHER_HEADER, b"").decode(errors="replace")
-    signature = message.headers.get(SIGNATURE_HEADER)
-    partner = governance.partner(publisher_id)
-    if not publisher_id or signature is None or partner is None:
-        return "unauthenticated_publisher"
-    key = partner_signing_key(secret, publisher_id, partner.key_generation)
-    if not signature_matches(key, message.event_type, message.key, message.value, signature):
-        return "unauthenticated_publisher"
-    if not partner.enabled or Role.PUBLISHER not in partner.roles:
-        return "publisher_not_allowed"
-    return None
+def admission_verdicts(
+    messages: list[IngressMessage],
+    engine: GovernanceEngine,
+    state: GovernanceState,
+    decided: EngineDecisions,
+    now_ms: int,
+) -> dict[tuple[str, int, int], str | None]:
+    """Position -> quarantine reason (None: admitted) of each message, as the workers
+    decide: their recorded decision where there is one, else the engine's own admission.
+
+    Messages go through partition by partition in offset order, as the workers read
+    them, so each partition's duplicate window sees what the worker's saw: the same
+    event id on two partitions (two locations) is two events, on one it is a duplicate.
+    """
+    verdicts: dict[tuple[str, int, int], str | None] = {}
+    for message in sorted(messages, key=lambda item: item.position):
+        position = message.position
+        if position in decided.quarantined:
+            verdicts[position] = decided.quarantined[position]
+        elif position in decided.admitted:
+            engine.window(message.topic, message.partition).add(decided.admitted[position], now_ms)
+            verdicts[position] = None
+        else:
+            refusal = engine.admission_refusal(_AsConsumed(message), state, now_ms)
+            verdicts[position] = None if refusal is None else refusal[0].value
+    return verdicts
+
+
+def _admission_engine(
+    where: Endpoints, base: Settings, catalog: Catalog, event_types: list[str], secret: bytes
+) -> GovernanceEngine:
+    """A governance engine configured as the workers', used for admission only."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from ecoshare.governance.schemas import RegistrySchemaLookup
+
+    ingress = {where.names.ingress(event_type): event_type for event_type in event_types}
+    partition_counts = _partition_counts(where, list(ingress))
+
+    def no_delivery_schema(topic: str, schema: dict[str, Any]) -> int:
+        raise EcoshareError("a dry-run registers no delivery schema")
+
+    return GovernanceEngine(
+        schemas=RegistrySchemaLookup(
+            SchemaRegistryClient({"url": where.schema_registry_url}), ingress
+        ),
+        classification={
+            event_type: catalog.classification(event_type) for event_type in event_types
+        },
+        master_secret=secret,
+        delivery_topic=where.names.delivery,
+        audit_topic=where.names.audit,
+        quarantine_topic=where.names.quarantine,
+        register_delivery_schema=no_delivery_schema,
+        max_event_bytes=base.max_event_bytes,
+        dedup_window_ms=base.dedup_window_seconds * 1000,
+        dedup_capacity=base.dedup_capacity,
+        ingress_partitions=lambda topic: partition_counts.get(topic, base.ingress_partitions),
+        engine=base.engine,
+    )
+
+
+def _partition_counts(where: Endpoints, topics: list[str]) -> dict[str, int]:
+    """Partitions per topic, as the workers count them (the wrong_partition check)."""
+    consumer = Consumer(
+        {"bootstrap.servers": where.bootstrap_servers, "group.id": "ecoshare-metadata"}
+    )
+    try:
+        return dict(Counter(topic for topic, _ in topic_partitions(consumer, topics, 30.0)))
+    except (KafkaException, TimeoutError, RuntimeError) as exc:
+        raise EcoshareError(f"could not read the ingress topics' partitions: {exc}") from exc
+    finally:
+        with contextlib.suppress(KafkaException, RuntimeError):
+            consumer.close()
 
 
 def replay(where: Endpoints, base: Settings, proposal: Agreement, sample: int) -> DryRunReport:
@@ -390,44 +485,58 @@ def replay(where: Endpoints, base: Settings, proposal: Agreement, sample: int) -
     current = GovernanceState(
         state.partners.values(), state.agreements.values(), state.consents.values()
     )
-    proposed = current.without_agreement(proposal.agreement_id).with_agreement(proposal)
-    applied = state.agreements.get(proposal.agreement_id)
-    report = DryRunReport(proposal, applied.version if applied else None)
     catalog = load_catalog(base.schemas_dir)
     secret = signing_secret(base)
-    subscriber = proposal.subscriber
-    hash_keys = {subscriber: subscriber_hash_key(secret, subscriber)}
-    decoder = FramedDecoder(where.schema_registry_url)
-    context = _EvaluationContext(subscriber, catalog, datetime.now(UTC), hash_keys)
     event_types = sorted(t for t in proposal.event_types if t in catalog.event_types)
     messages = read_recent_ingress(where, event_types, sample)
-    engine_quarantined = _quarantined_by_the_engine(where, messages)
-    seen_ids: set[str] = set()
+    now = datetime.now(UTC)
+    verdicts = admission_verdicts(
+        messages,
+        _admission_engine(where, base, catalog, event_types, secret),
+        current,
+        _decided_by_the_engine(where, messages),
+        to_epoch_millis(now),
+    )
+    applied = state.agreements.get(proposal.agreement_id)
+    subscriber = proposal.subscriber
+    context = _EvaluationContext(
+        subscriber, catalog, now, {subscriber: subscriber_hash_key(secret, subscriber)}
+    )
+    return replay_messages(
+        DryRunReport(proposal, applied.version if applied else None),
+        messages,
+        verdicts,
+        current,
+        context,
+        FramedDecoder(where.schema_registry_url).decode,
+    )
+
+
+def replay_messages(
+    report: DryRunReport,
+    messages: list[IngressMessage],
+    verdicts: dict[tuple[str, int, int], str | None],
+    current: GovernanceState,
+    context: _EvaluationContext,
+    decode: Callable[[bytes], dict[str, Any]],
+) -> DryRunReport:
+    """Count ``messages`` into ``report``: the refused as quarantined, the admitted
+    evaluated under ``current`` and under ``current`` with the proposal in force."""
+    proposal = report.proposal
+    proposed = current.without_agreement(proposal.agreement_id).with_agreement(proposal)
     for message in messages:
-        refused = engine_quarantined.get(
-            (where.names.ingress(message.event_type), message.partition, message.offset)
-        ) or _admission_refusal(message, current, secret, base.max_event_bytes)
+        refused = verdicts.get(message.position, "not_admitted")
         if refused is not None:
             report.skipped[refused] += 1
             continue
         try:
-            record = decoder.decode(message.value)
+            record = decode(message.value)
         except MessageDecodeError:
             report.skipped["undecodable_payload"] += 1
             continue
         publisher_id = message.headers[PUBLISHER_HEADER].decode(errors="replace")
-        if record.get("publisher_id") != publisher_id:
-            report.skipped["unauthenticated_publisher"] += 1
-            continue
-        event_id = str(record.get("event_id", ""))
-        if event_id in seen_ids:
-            # The engine's duplicate window also spans events before the sample; those
-            # duplicates are found above, in its own quarantine records.
-            report.skipped["duplicate_event_id"] += 1
-            continue
-        seen_ids.add(event_id)
         replayed = ReplayedEvent(
-            event_id=event_id,
+            event_id=str(record.get("event_id", "")),
             event_type=message.event_type,
             publisher_id=publisher_id,
             location_id=str(record.get("location_id", "")),

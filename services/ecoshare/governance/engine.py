@@ -715,6 +715,28 @@ class GovernanceEngine:
 
     # -- admission -----------------------------------------------------------------
 
+    def admission_refusal(
+        self, message: IngressMessage, state: GovernanceState, now_ms: int
+    ) -> tuple[QuarantineReason, str] | None:
+        """Why admission would quarantine ``message`` under ``state`` (None: admitted).
+
+        The very checks :meth:`govern` runs, producing nothing; an admitted event id
+        enters the partition's duplicate window as in :meth:`govern`. Dry-runs replay
+        ingress samples through it so that they count exactly as the workers decide.
+        """
+        topic = message.topic() or ""
+        offset = message.offset() or 0
+        batch = PartitionBatch(
+            topic, message.partition() or 0, self._event_type_of(topic), offset, offset + 1
+        )
+        try:
+            verdict = self._admit(message, self.compiled(state), batch, now_ms)
+        except Exception as exc:  # as in govern: whatever cannot be admitted is refused
+            return (QuarantineReason.UNGOVERNABLE_EVENT, _failure(exc))
+        if len(verdict) == 5:
+            return (verdict[0], verdict[1])
+        return None
+
     def _event_type_of(self, topic: str) -> str:
         return topic.rsplit(".", 1)[-1]
 
