@@ -7,6 +7,7 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -153,10 +154,13 @@ def publish(
         if more > 0:
             shown.append(f"... and {more} more")
         raise InputError("nothing was published:\n" + "\n".join(shown))
-    for event_key, value in encoded:
-        publisher.produce_encoded(event_type, event_key, value)
+    # Where each event was written: its decisions name that position, so a decision
+    # on an earlier copy of the same event id is never taken for this send's.
+    written: dict[str, set[str]] = {event_id: set() for event_id in event_ids}
+    for (event_key, value), event_id in zip(encoded, event_ids, strict=True):
+        publisher.produce_encoded(event_type, event_key, value, _recorder(written[event_id]))
     publisher.flush()
-    outcomes = _await_outcomes(where, event_ids, wait) if wait else None
+    outcomes = _await_outcomes(where, event_ids, written, wait) if wait else None
     summary = None if outcomes is None else Counter(outcomes.values())
     if output == "json":
         print_json(
@@ -188,9 +192,22 @@ def publish(
         raise typer.Exit(2)
 
 
-def _outcome_of(decisions: list[dict[str, Any]]) -> str | None:
-    """One line for what became of an event: quarantine first, then any delivery."""
-    if not decisions:
+def _recorder(sources: set[str]) -> Callable[[str, int, int], None]:
+    """A delivery callback adding the written position to ``sources``, in the form
+    decisions name their source: "topic:partition@offset"."""
+
+    def record(topic: str, partition: int, offset: int) -> None:
+        sources.add(f"{topic}:{partition}@{offset}")
+
+    return record
+
+
+def _outcome_of(decisions: list[dict[str, Any]], sources: set[str]) -> str | None:
+    """One line for what became of the copies of an event written at ``sources``
+    ("topic:partition@offset"): quarantine first, then any delivery; None until each
+    copy has a decision. Decisions on copies sent before are not this send's."""
+    decisions = [item for item in decisions if item.get("source") in sources]
+    if not sources or {item["source"] for item in decisions} != sources:
         return None
     for item in decisions:
         if item["outcome"] == "quarantined":
@@ -203,16 +220,19 @@ def _outcome_of(decisions: list[dict[str, Any]]) -> str | None:
     return "withheld from every subscriber"
 
 
-def _await_outcomes(where: Endpoints, event_ids: list[str], wait: float) -> dict[str, str]:
-    """event id -> outcome line, polling the audit trail until all are decided or
-    ``wait`` seconds have passed (then: "no decision yet")."""
+def _await_outcomes(
+    where: Endpoints, event_ids: list[str], written: dict[str, set[str]], wait: float
+) -> dict[str, str]:
+    """event id -> outcome line of the copies written at ``written[event_id]``, polling
+    the audit trail until all are decided or ``wait`` seconds have passed (then: "no
+    decision yet")."""
     deadline = time.monotonic() + wait
     outcomes: dict[str, str] = {}
     with console.status("waiting for the workers' decisions…"):
         while True:
             pending = {event_id for event_id in event_ids if event_id not in outcomes}
             for event_id, decisions in decisions_on(where, pending).items():
-                outcome = _outcome_of(decisions)
+                outcome = _outcome_of(decisions, written.get(event_id, set()))
                 if outcome is not None:
                     outcomes[event_id] = outcome
             if len(outcomes) == len(set(event_ids)) or time.monotonic() > deadline:

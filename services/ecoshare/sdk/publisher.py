@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -129,7 +129,15 @@ class Publisher:
         event_type, key, value = self.encode(event, event_type)
         self.produce_encoded(event_type, key, value)
 
-    def produce_encoded(self, event_type: str, key: bytes, value: bytes) -> None:
+    def produce_encoded(
+        self,
+        event_type: str,
+        key: bytes,
+        value: bytes,
+        on_written: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        """Queue one encoded event, signed; ``on_written(topic, partition, offset)``
+        is called once the broker has acknowledged it (within :meth:`flush`)."""
         headers: list[tuple[str, str | bytes | None]] = [
             (PUBLISHER_HEADER, self.partner_id.encode()),
             (SIGNATURE_HEADER, sign_event(self._signing_key, event_type, key, value)),
@@ -138,16 +146,31 @@ class Publisher:
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=headers,
+                    on_delivery=lambda error, message: self._on_delivery(
+                        error, message, on_written
+                    ),
                 )
                 break
             except BufferError:
                 self._producer.poll(0.05)
         self._producer.poll(0)
 
-    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+    def _on_delivery(
+        self,
+        error: KafkaError | None,
+        message: Message,
+        on_written: Callable[[str, int, int], None] | None = None,
+    ) -> None:
         if error is not None:
             self._failures.append(f"{message.topic()}: {error.str()}")
+        elif on_written is not None:
+            on_written(
+                str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
+            )
 
     def flush(self, timeout_seconds: float = 30.0) -> None:
         """Wait until every queued event is acknowledged; PublishError otherwise."""
