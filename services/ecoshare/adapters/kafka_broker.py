@@ -122,7 +122,12 @@ def resolve_kafka_jars(cache_dir: Path | None = None) -> Path:
 
 
 def _new_cluster_id() -> str:
-    return urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: a base64url UUID that, like Kafka's own, never starts with
+    "-" (the storage tool would read it as an option)."""
+    while True:
+        cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass
@@ -310,8 +315,7 @@ class KafkaCluster:
                     jars,
                     "kafka.tools.StorageTool",
                     "format",
-                    "--cluster-id",
-                    cluster_id,
+                    f"--cluster-id={cluster_id}",
                     "--config",
                     str(node.properties_path),
                     "--ignore-formatted",
