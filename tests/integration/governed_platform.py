@@ -63,7 +63,10 @@ class GovernedPlatform:
     def control(self) -> ControlPlaneWriter:
         return ControlPlaneWriter(self.bootstrap_servers, self.names)
 
-    def publisher(self, partner_id: str, *, signer: str | None = None) -> Publisher:
+    def publisher(
+        self, partner_id: str, *, signer: str | None = None, max_event_bytes: int | None = None
+    ) -> Publisher:
+        options = {} if max_event_bytes is None else {"max_event_bytes": max_event_bytes}
         return Publisher(
             bootstrap_servers=self.bootstrap_servers,
             schema_registry_url=self.registry_url,
@@ -71,6 +74,7 @@ class GovernedPlatform:
             signing_key=partner_signing_key(SECRET.encode(), signer or partner_id, 1),
             schemas_dir=SCHEMAS,
             topic_prefix=self.names.prefix,
+            **options,
         )
 
     def subscriber(self, subscriber_id: str, event_type: str = "StoreStatusChanged") -> Subscriber:
