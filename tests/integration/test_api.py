@@ -1039,7 +1039,8 @@ def _send(api: Api, client: httpx.Client, call: Call) -> int:
         params=list(call.query),
         content=call.body,
         headers=headers,
-        timeout=httpx.Timeout(20, read=5),
+        # Generous: a busy machine or a broker catch-up may be slow; a hang still fails.
+        timeout=httpx.Timeout(30, read=30),
     )
     try:
         response = client.send(request, stream=True)

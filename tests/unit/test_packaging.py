@@ -16,7 +16,9 @@ def test_the_licence_is_an_spdx_expression_not_the_deprecated_table() -> None:
         classifier.startswith("License ::")
         for classifier in PYPROJECT["project"].get("classifiers", [])
     )
-    [setuptools] = [r for r in PYPROJECT["build-system"]["requires"] if r.startswith("setuptools")]
+    [setuptools] = [
+        r for r in PYPROJECT["build-system"]["requires"] if re.match(r"setuptools\b(?!-)", r)
+    ]
     minimum = re.fullmatch(r"setuptools>=(\d+)", setuptools)
     assert minimum is not None and int(minimum.group(1)) >= 77  # SPDX license expressions
 
