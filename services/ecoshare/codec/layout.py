@@ -44,23 +44,19 @@ def read_varint(buf: bytes, pos: int, first: int) -> tuple[int, int]:
     byte carries one bit), as a strict Avro reader requires; anything else is an
     :class:`InvalidValueError`, never a value other readers would decode differently.
     """
-    value = first & 0x7F
-    shift = 7
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            if value >> 64:
-                raise InvalidValueError("long outside 64 bits")
-            return value, pos
-        shift += 7
-        if shift >= 7 * _MAX_VARINT_BYTES:
-            raise InvalidValueError(f"varint longer than {_MAX_VARINT_BYTES} bytes for a long")
+    return _read_bounded_varint(buf, pos, first, 64, _MAX_VARINT_BYTES, "a long")
 
 
 def read_int_varint(buf: bytes, pos: int, first: int) -> tuple[int, int]:
     """As :func:`read_varint`, for an ``int``: at most 5 bytes, value within 32 bits."""
+    return _read_bounded_varint(buf, pos, first, 32, _MAX_INT_VARINT_BYTES, "an int")
+
+
+def _read_bounded_varint(
+    buf: bytes, pos: int, first: int, bits: int, max_bytes: int, a_type: str
+) -> tuple[int, int]:
+    """The continuation of a varint of at most ``max_bytes`` bytes whose zigzag value
+    fits in ``bits`` bits; anything longer or wider is an :class:`InvalidValueError`."""
     value = first & 0x7F
     shift = 7
     while True:
@@ -68,12 +64,12 @@ def read_int_varint(buf: bytes, pos: int, first: int) -> tuple[int, int]:
         pos += 1
         value |= (byte & 0x7F) << shift
         if byte < 0x80:
-            if value >> 32:
-                raise InvalidValueError("int outside 32 bits")
+            if value >> bits:
+                raise InvalidValueError(f"{a_type.split()[-1]} outside {bits} bits")
             return value, pos
         shift += 7
-        if shift >= 7 * _MAX_INT_VARINT_BYTES:
-            raise InvalidValueError(f"varint longer than {_MAX_INT_VARINT_BYTES} bytes for an int")
+        if shift >= 7 * max_bytes:
+            raise InvalidValueError(f"varint longer than {max_bytes} bytes for {a_type}")
 
 
 def read_long(buf: bytes, pos: int) -> tuple[int, int]:
