@@ -30,14 +30,14 @@ from bench.governed_throughput import (
     partners,
     records,
 )
-from ecoshare.catalog import load_catalog
+from ecoshare.catalog.event_catalog import load_catalog
+from ecoshare.config.settings import REPO_ROOT
+from ecoshare.config.topics import TopicNames
 from ecoshare.demo import scenario
 from ecoshare.domain.identity import partner_signing_key, signature_matches
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.cores import native_core
 from ecoshare.governance.engine import ADMISSION_FIELDS, GovernanceEngine, WriterSchema
-from ecoshare.settings import REPO_ROOT
-from ecoshare.topics import TopicNames
 
 EVENTS = int(os.environ.get("BENCH_ENGINE_EVENTS", "40000"))
 ROUNDS = int(os.environ.get("BENCH_ENGINE_ROUNDS", "5"))

@@ -48,8 +48,11 @@ from bench.cpu import CpuMeter, load_average
 from bench.roles import Encoded
 from ecoshare.adapters.brokers import BrokerKind, broker_kind, local_broker
 from ecoshare.adapters.kafka_admin import TopicSpec, broker_has_transactions, ensure_topics
-from ecoshare.catalog import load_catalog
+from ecoshare.catalog.event_catalog import load_catalog
+from ecoshare.catalog.registration import register_catalog
 from ecoshare.codec.wire import frame
+from ecoshare.config.settings import REPO_ROOT
+from ecoshare.config.topics import EVENT_TYPES, TopicNames
 from ecoshare.demo import scenario
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.consent import ConsentRecord
@@ -67,9 +70,6 @@ from ecoshare.governance.engine import GovernanceEngine, WriterSchema
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.governance.worker import governed_topics
 from ecoshare.registry.process import RegistryProcess
-from ecoshare.schema_catalog import register_catalog
-from ecoshare.settings import REPO_ROOT
-from ecoshare.topics import EVENT_TYPES, TopicNames
 
 TYPE = "StoreStatusChanged"
 DELIVERED = "ecoshare_events_delivered_total"

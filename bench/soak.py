@@ -28,14 +28,14 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
+from ecoshare.config.secrets import signing_secret
+from ecoshare.config.settings import REPO_ROOT, Settings
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import Partner, Role
+from ecoshare.embedded.platform import Platform
 from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
-from ecoshare.platform import Platform
 from ecoshare.sdk import Publisher, Subscriber
-from ecoshare.secrets import signing_secret
-from ecoshare.settings import REPO_ROOT, Settings
 
 RESULTS = Path(__file__).with_name("soak-results.json")
 TYPE = "StoreStatusChanged"

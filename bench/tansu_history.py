@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from bench.cpu import load_average, process_cpu_seconds
 from ecoshare.adapters.embedded_broker import EmbeddedBroker
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
-from ecoshare.settings import REPO_ROOT
+from ecoshare.config.settings import REPO_ROOT
 
 
 def write_single_record_batches(producer: Producer, topic: str, count: int) -> None:

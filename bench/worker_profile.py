@@ -30,9 +30,9 @@ from bench.governed_throughput import (
 )
 from ecoshare.adapters import processes
 from ecoshare.adapters.brokers import broker_kind, local_broker
+from ecoshare.config.settings import REPO_ROOT
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.registry.process import RegistryProcess
-from ecoshare.settings import REPO_ROOT
 
 PROFILE_EVENTS = int(os.environ.get("BENCH_PROFILE_EVENTS", "30000"))
 IDLE_SECONDS = 10.0

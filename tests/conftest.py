@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ecoshare.adapters.brokers import BROKER_KINDS, BrokerKind, LocalBroker, local_broker
-from ecoshare.topics import TopicNames
+from ecoshare.config.topics import TopicNames
 
 os.environ.setdefault("HYPOTHESIS_PROFILE", "ci")
 

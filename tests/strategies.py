@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
-from ecoshare.catalog import Catalog, load_catalog
+from ecoshare.catalog.event_catalog import Catalog, load_catalog
+from ecoshare.config.settings import REPO_ROOT
 from ecoshare.domain.agreements import Agreement, FieldAction, FieldRule, Limits, RowFilter
 from ecoshare.domain.classification import Classification
 from ecoshare.domain.consent import ConsentRecord
@@ -40,7 +41,6 @@ from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.projection import subscriber_hash_key
 from ecoshare.domain.state import GovernanceState
 from ecoshare.domain.timestamps import to_epoch_millis
-from ecoshare.settings import REPO_ROOT
 
 T = TypeVar("T")
 

@@ -518,9 +518,9 @@ def test_dry_run_counts_duplicates_as_quarantined_not_delivered(
 def test_audit_shows_an_oversize_event_the_workers_quarantined(
     platform: RunningPlatform,
 ) -> None:
+    from ecoshare.config.settings import Settings
     from ecoshare.domain.identity import partner_signing_key
     from ecoshare.sdk import Publisher
-    from ecoshare.settings import Settings
 
     event_id = str(uuid.uuid4())
     record = {

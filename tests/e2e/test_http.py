@@ -22,10 +22,10 @@ import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from ecoshare.api.event_json import fill_envelope, record_from_json
-from ecoshare.catalog import load_catalog
+from ecoshare.catalog.event_catalog import load_catalog
+from ecoshare.codec.event_json import fill_envelope, record_from_json
+from ecoshare.config.settings import Settings
 from ecoshare.sdk import Publisher, Subscriber
-from ecoshare.settings import Settings
 from tests.e2e.conftest import RunningPlatform, start_platform, stop_platform, wait_until
 
 STATUS = "StoreStatusChanged"

@@ -13,7 +13,10 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError
 
 from ecoshare.adapters.kafka_admin import ensure_topics
-from ecoshare.catalog import load_catalog
+from ecoshare.catalog.event_catalog import load_catalog
+from ecoshare.catalog.registration import register_catalog
+from ecoshare.config.settings import REPO_ROOT
+from ecoshare.config.topics import EVENT_TYPES, TopicNames
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.consent import ConsentRecord
 from ecoshare.domain.identity import partner_signing_key
@@ -21,10 +24,7 @@ from ecoshare.domain.partners import Partner, Role
 from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.governance.worker import governed_topics
-from ecoshare.schema_catalog import register_catalog
 from ecoshare.sdk import Publisher, Subscriber
-from ecoshare.settings import REPO_ROOT
-from ecoshare.topics import EVENT_TYPES, TopicNames
 
 SECRET = "integration-secret"
 SCHEMAS = REPO_ROOT / "schemas"

@@ -27,9 +27,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ecoshare.platform import Platform
-from ecoshare.secrets import operator_key
-from ecoshare.settings import Settings
+from ecoshare.config.secrets import operator_key
+from ecoshare.config.settings import Settings
+from ecoshare.embedded.platform import Platform
 
 STATUS = "StoreStatusChanged"
 RATE_BURST = 60

@@ -22,6 +22,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from ecoshare.config.topics import TopicNames
 from ecoshare.governance.control_app import ControlApp, create_control_app
 from ecoshare.governance.control_plane import (
     DELETION_MARKER,
@@ -32,7 +33,6 @@ from ecoshare.governance.control_plane import (
     encode_value,
     ensure_control_topics,
 )
-from ecoshare.topics import TopicNames
 
 Change = tuple[ControlKind, str, dict[str, Any] | None]
 State = dict[ControlKind, dict[str, dict[str, Any]]]
@@ -286,7 +286,7 @@ _WORKER_SCRIPT = """
 import sys
 from pathlib import Path
 from ecoshare.governance.control_app import create_control_app
-from ecoshare.topics import TopicNames
+from ecoshare.config.topics import TopicNames
 
 app_id, bootstrap_servers, prefix, data_dir = sys.argv[1:5]
 app = create_control_app(app_id, bootstrap_servers, TopicNames(prefix), data_dir=Path(data_dir))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ecoshare.audit import DecisionRecord, decode_audit_block
+from ecoshare.codec.audit_blocks import DecisionRecord, decode_audit_block
 from ecoshare.domain.partners import Role
 from tests.integration.governed_platform import (
     GovernedPlatform,

@@ -27,12 +27,12 @@ from confluent_kafka import Consumer
 
 from ecoshare.adapters.kafka_broker import KafkaCluster
 from ecoshare.adapters.kafka_reading import header_map
-from ecoshare.audit import DecisionRecord, decode_audit_block
+from ecoshare.codec.audit_blocks import DecisionRecord, decode_audit_block
+from ecoshare.config.topics import TopicNames
 from ecoshare.domain.partners import Role
 from ecoshare.governance.progress import EVENT_ID_HEADER
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.registry.process import RegistryProcess
-from ecoshare.topics import TopicNames
 from tests.integration.faults import PAUSES, PartitionPause
 from tests.integration.governed_platform import (
     GovernedPlatform,
@@ -344,8 +344,8 @@ def test_every_topic_the_platform_creates_is_replicated_with_two_in_sync(
 ) -> None:
     from confluent_kafka.admin import AdminClient, ConfigResource
 
-    from ecoshare.provisioning import provision_topics
-    from ecoshare.topics import TopicPolicy
+    from ecoshare.application.provisioning import provision_topics
+    from ecoshare.config.topics import TopicPolicy
 
     created = provision_topics(
         cluster.bootstrap_servers, topic_names, (TYPE,), 4, TopicPolicy(audit_retention_days=400)

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.config.topics import TopicNames
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.partners import Partner, Role
 from ecoshare.governance.control_plane import (
@@ -28,7 +29,6 @@ from ecoshare.governance.control_plane import (
     ensure_control_topics,
 )
 from ecoshare.health import HealthMonitor
-from ecoshare.topics import TopicNames
 
 SSC = "StoreStatusChanged"
 LA = "LocationAvailability"

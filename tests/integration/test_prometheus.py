@@ -42,14 +42,14 @@ from ecoshare.adapters.metrics import (
     stop_metrics_server,
 )
 from ecoshare.adapters.processes import free_port, spawn, stop
+from ecoshare.config.secrets import operator_key, signing_secret
+from ecoshare.config.settings import Settings
 from ecoshare.domain.consent import ConsentRecord
 from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import Role
+from ecoshare.embedded.platform import Platform
 from ecoshare.governance.control_plane import ControlPlaneWriter
-from ecoshare.platform import Platform
 from ecoshare.sdk import Publisher
-from ecoshare.secrets import operator_key, signing_secret
-from ecoshare.settings import Settings
 from tests.integration.governed_platform import agreement, partner, put_all, store_status
 
 REPO = Path(__file__).resolve().parents[2]

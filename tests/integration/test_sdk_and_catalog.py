@@ -8,11 +8,11 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
-from ecoshare.catalog import load_catalog
-from ecoshare.schema_catalog import register_catalog
+from ecoshare.catalog.event_catalog import load_catalog
+from ecoshare.catalog.registration import register_catalog
+from ecoshare.config.settings import REPO_ROOT
+from ecoshare.config.topics import TopicNames
 from ecoshare.sdk import EventTooLargeError, EventValidationError, Publisher
-from ecoshare.settings import REPO_ROOT
-from ecoshare.topics import TopicNames
 from tests.integration.governed_platform import read_topic, store_status
 
 

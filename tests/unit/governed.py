@@ -17,6 +17,7 @@ import fastavro
 from ecoshare.codec.exceptions import CodecError
 from ecoshare.codec.layout import compile_layout
 from ecoshare.codec.wire import frame
+from ecoshare.config.topics import TopicNames
 from ecoshare.domain.identity import (
     PUBLISHER_HEADER,
     SIGNATURE_HEADER,
@@ -25,7 +26,6 @@ from ecoshare.domain.identity import (
 )
 from ecoshare.governance.engine import GovernanceEngine, WriterSchema
 from ecoshare.governance.partitioning import key_partition
-from ecoshare.topics import TopicNames
 from tests.strategies import CATALOG, PLATFORM_SECRET
 
 NAMES = TopicNames("unit.")

@@ -8,8 +8,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from ecoshare.api.docs import docs_assets_dir, publish_request_body
-from ecoshare.catalog import load_catalog
-from ecoshare.settings import Settings
+from ecoshare.catalog.event_catalog import load_catalog
+from ecoshare.config.settings import Settings
 
 CATALOG = load_catalog(Settings().schemas_dir)
 

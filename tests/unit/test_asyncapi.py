@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from ecoshare.asyncapi import AVRO_SCHEMA_FORMAT, asyncapi_document
-from ecoshare.catalog import load_catalog
+from ecoshare.catalog.asyncapi import AVRO_SCHEMA_FORMAT, asyncapi_document
+from ecoshare.catalog.event_catalog import load_catalog
+from ecoshare.config.governance_file import load_governance_file
+from ecoshare.config.settings import Settings
+from ecoshare.config.topics import TopicNames
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.partners import Partner
-from ecoshare.governance_file import load_governance_file
-from ecoshare.settings import Settings
-from ecoshare.topics import TopicNames
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "tests" / "data" / "asyncapi" / "asyncapi-3.0.0.schema.json"

@@ -16,15 +16,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecoshare.catalog import CatalogError, load_catalog
+from ecoshare.catalog.event_catalog import CatalogError, load_catalog
+from ecoshare.config.settings import REPO_ROOT
+from ecoshare.config.topics import EVENT_TYPES
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.classification import Classification
 from ecoshare.domain.consent import ConsentRecord
 from ecoshare.domain.events import EVENT_MODELS, CatalogEvent
 from ecoshare.domain.partners import Partner
 from ecoshare.errors import EcoshareError
-from ecoshare.settings import REPO_ROOT
-from ecoshare.topics import EVENT_TYPES
 from tests import strategies
 
 SCHEMAS = REPO_ROOT / "schemas"

@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 from rich.table import Table
 
-from ecoshare.cli.tables import print_table
+from ecoshare.terminal.tables import print_table
 
 CONSENT_ID = "0b8e6f9a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 

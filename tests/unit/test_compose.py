@@ -26,7 +26,7 @@ from ecoshare.adapters.metrics import (
     series_names,
 )
 from ecoshare.api.config import ApiLimits
-from ecoshare.settings import Settings
+from ecoshare.config.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -372,7 +372,7 @@ def test_mounted_host_paths_exist(
 
 
 def test_init_applies_a_valid_governance_file(services: dict[str, dict[str, Any]]) -> None:
-    from ecoshare.governance_file import load_governance_file
+    from ecoshare.config.governance_file import load_governance_file
 
     init = services["ecoshare-init"]
     applied = re.search(r"ecoshare apply -f (\S+)", " ".join(service_command(init)))

@@ -12,7 +12,8 @@ import fastavro
 import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from ecoshare.catalog import load_catalog
+from ecoshare.catalog.event_catalog import load_catalog
+from ecoshare.config.settings import REPO_ROOT
 from ecoshare.domain.agreements import Agreement, FieldAction, FieldRule
 from ecoshare.domain.errors import FieldRuleMismatchError, HashKeyMissingError
 from ecoshare.domain.projection import (
@@ -27,7 +28,6 @@ from ecoshare.domain.projection import (
     projected_schema,
     subscriber_hash_key,
 )
-from ecoshare.settings import REPO_ROOT
 
 CATALOG = load_catalog(REPO_ROOT / "schemas")
 STORE = CATALOG.event_schema("StoreStatusChanged")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ecoshare.audit import DecisionRecord, QuarantineRecord, decode_audit_block
+from ecoshare.codec.audit_blocks import DecisionRecord, QuarantineRecord, decode_audit_block
 from ecoshare.codec.wire import frame
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.consent import ConsentRecord

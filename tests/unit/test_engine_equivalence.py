@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import event, given, note, settings
 
-from ecoshare.audit import DecisionRecord, decode_audit_block
+from ecoshare.codec.audit_blocks import DecisionRecord, decode_audit_block
 from ecoshare.domain.partners import Role
 from ecoshare.domain.policy import evaluate_event
 from ecoshare.domain.timestamps import to_epoch_millis

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ecoshare.api.event_json import fill_envelope, record_from_json
-from ecoshare.catalog import load_catalog
+from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.cli.dry_run import load_proposal
+from ecoshare.codec.event_json import fill_envelope, record_from_json
+from ecoshare.config.settings import Settings
 from ecoshare.domain.formats import conform
-from ecoshare.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = Settings().schemas_dir

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ecoshare.catalog import CatalogError, load_catalog
+from ecoshare.catalog.event_catalog import CatalogError, load_catalog
+from ecoshare.config.settings import Settings
 from ecoshare.domain.formats import FORMATS, conform
-from ecoshare.settings import Settings
 
 SCHEMAS = Settings().schemas_dir
 

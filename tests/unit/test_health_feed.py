@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecoshare.audit import AuditFormatError, DecisionRecord, QuarantineRecord, decode_audit_block
+from ecoshare.codec.audit_blocks import (
+    AuditFormatError,
+    DecisionRecord,
+    QuarantineRecord,
+    decode_audit_block,
+)
 from ecoshare.health import AcceptedEvent, DecisionTally, audit_observations
 
 AT_MS = 1_774_252_800_000

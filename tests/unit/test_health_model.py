@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from ecoshare.adapters.metrics import HealthMetrics
-from ecoshare.audit import DecisionRecord, QuarantineRecord
+from ecoshare.codec.audit_blocks import DecisionRecord, QuarantineRecord
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.timestamps import to_epoch_millis

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rich.console import Console
 
-from ecoshare.audit import DecisionRecord
+from ecoshare.codec.audit_blocks import DecisionRecord
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.timestamps import to_epoch_millis
-from ecoshare.health import AcceptedEvent, EcosystemHealth, format_age, render_report
+from ecoshare.health import AcceptedEvent, EcosystemHealth
+from ecoshare.terminal.health_report import format_age, render_report
 
 T0 = datetime(2026, 3, 23, 8, 0, tzinfo=UTC)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from ecoshare.catalog import load_catalog
+from ecoshare.catalog.event_catalog import load_catalog
+from ecoshare.config.settings import REPO_ROOT
 from ecoshare.domain.agreements import Agreement, FieldAction
 from ecoshare.domain.consent import ConsentRecord
 from ecoshare.domain.errors import HashKeyMissingError
@@ -22,7 +23,6 @@ from ecoshare.domain.policy import (
 )
 from ecoshare.domain.projection import hash_value, subscriber_hash_key
 from ecoshare.domain.state import GovernanceState
-from ecoshare.settings import REPO_ROOT
 
 CATALOG = load_catalog(REPO_ROOT / "schemas")
 CLASSES = CATALOG.classification("StoreStatusChanged")

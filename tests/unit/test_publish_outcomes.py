@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecoshare.audit import DecisionRecord, QuarantineRecord
 from ecoshare.cli.events import _outcome_of
+from ecoshare.codec.audit_blocks import DecisionRecord, QuarantineRecord
 
 EVENT_ID = "00000000-0000-4000-8000-000000000001"
 TOPIC = "ecoshare.ingress.StoreStatusChanged"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ecoshare.state_lock import StateDirBusyError, StateDirLock
+from ecoshare.embedded.state_lock import StateDirBusyError, StateDirLock
 
 
 def test_a_second_holder_of_the_same_state_dir_is_refused_with_the_first_ones_pid(
@@ -34,7 +34,8 @@ def test_separate_state_dirs_run_side_by_side(tmp_path: Path) -> None:
 def test_the_lock_dies_with_its_holder(tmp_path: Path) -> None:
     # A platform that crashed leaves no stale lock: the kernel drops it with the process.
     holder = (
-        "import sys; from pathlib import Path; from ecoshare.state_lock import StateDirLock;"
+        "import sys; from pathlib import Path;"
+        " from ecoshare.embedded.state_lock import StateDirLock;"
         f"StateDirLock(Path({str(tmp_path)!r})).acquire(); sys.exit(3)"
     )
     assert subprocess.run([sys.executable, "-c", holder], check=False).returncode == 3

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ecoshare.adapters.kafka_admin import replication_for
-from ecoshare.provisioning import platform_topics
-from ecoshare.settings import Settings
-from ecoshare.topics import DAY_MS, TopicNames, TopicPolicy
+from ecoshare.application.provisioning import platform_topics
+from ecoshare.config.settings import Settings
+from ecoshare.config.topics import DAY_MS, TopicNames, TopicPolicy
 
 
 @pytest.mark.parametrize(

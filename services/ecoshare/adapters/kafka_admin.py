@@ -10,8 +10,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from ecoshare.config.topics import TopicPolicy
 from ecoshare.errors import BrokerUnavailableError, TopicCreationError
-from ecoshare.topics import TopicPolicy
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,9 @@ import uvicorn
 
 from ecoshare.api.app import create_app
 from ecoshare.api.config import DEFAULT_API_PORT, ApiConfig
-from ecoshare.cli.common import quiet_third_party_warnings
+from ecoshare.config.quiet import quiet_third_party_warnings
+from ecoshare.config.settings import Settings
 from ecoshare.errors import EcoshareError
-from ecoshare.settings import Settings
 
 
 def main() -> int:

@@ -26,7 +26,12 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from ecoshare.api.compacted import CompactedTopicError, topic_partitions
-from ecoshare.audit import AuditFormatError, DecisionRecord, QuarantineRecord, decode_audit_block
+from ecoshare.codec.audit_blocks import (
+    AuditFormatError,
+    DecisionRecord,
+    QuarantineRecord,
+    decode_audit_block,
+)
 
 log = logging.getLogger(__name__)
 

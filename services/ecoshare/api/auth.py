@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from ecoshare.api.compacted import CompactedTopicError, CompactedTopicFollower
 from ecoshare.api.errors import ApiError
 from ecoshare.api.limits import RateLimiter, retry_after_header
-from ecoshare.credentials import ApiKeyRecord, key_id_of, key_matches
+from ecoshare.domain.credentials import ApiKeyRecord, key_id_of, key_matches
 from ecoshare.domain.partners import Partner
 
 _BEARER = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")

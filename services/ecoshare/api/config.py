@@ -8,10 +8,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ecoshare.config.secrets import operator_key, signing_secret
+from ecoshare.config.settings import Settings
+from ecoshare.config.topics import TopicNames, TopicPolicy
 from ecoshare.errors import ConfigurationError
-from ecoshare.secrets import operator_key, signing_secret
-from ecoshare.settings import Settings
-from ecoshare.topics import TopicNames, TopicPolicy
 from ecoshare.webhooks.targets import AllowedTarget, parse_allowlist
 
 DEFAULT_API_PORT = 8080

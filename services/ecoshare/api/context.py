@@ -17,12 +17,12 @@ from ecoshare.api.audit_index import AuditIndex
 from ecoshare.api.auth import Authenticator
 from ecoshare.api.compacted import CompactedTopicFollower, CompactedTopicWriter, FollowedChange
 from ecoshare.api.config import ApiConfig
-from ecoshare.api.decoding import FramedDecoder
 from ecoshare.api.limits import RateLimiter
-from ecoshare.catalog import Catalog, load_catalog
-from ecoshare.credentials import ApiKeyRecord, api_keys_topic
+from ecoshare.catalog.event_catalog import Catalog, load_catalog
+from ecoshare.codec.framed import FramedDecoder
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.consent import ConsentRecord
+from ecoshare.domain.credentials import ApiKeyRecord, api_keys_topic
 from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import Partner
 from ecoshare.governance.worker import governed_topics

@@ -16,8 +16,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from ecoshare.adapters.kafka_reading import header_map
-from ecoshare.api.decoding import FramedDecoder, MessageDecodeError
-from ecoshare.api.event_json import delivery_to_json
+from ecoshare.codec.event_json import delivery_to_json
+from ecoshare.codec.framed import FramedDecoder, MessageDecodeError
 
 Delivered = tuple[int, int, dict[str, Any]]
 """(partition, offset, delivery as JSON-ready dict)."""

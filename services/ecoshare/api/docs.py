@@ -20,7 +20,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from ecoshare.catalog import Catalog
+from ecoshare.catalog.event_catalog import Catalog
 from ecoshare.domain.formats import format_of
 
 STATIC_URL = "/static-docs"

@@ -37,16 +37,16 @@ def asyncapi(
     """Print the AsyncAPI 3.0 document (JSON): ingress channels per event type, and per
     subscriber its delivery channels with the projected Avro schema it receives."""
     from ecoshare import __version__
-    from ecoshare.asyncapi import asyncapi_document
-    from ecoshare.catalog import load_catalog
+    from ecoshare.catalog.asyncapi import asyncapi_document
+    from ecoshare.catalog.event_catalog import load_catalog
     from ecoshare.cli.common import read_state
-    from ecoshare.topics import TopicNames
+    from ecoshare.config.topics import TopicNames
 
     base = settings()
     catalog = load_catalog(base.schemas_dir)
     bootstrap_servers: str | None = None
     if file is not None:
-        from ecoshare.governance_file import load_governance_file
+        from ecoshare.config.governance_file import load_governance_file
 
         # A bad file raises GovernanceFileError (exit 2) naming the file, path and problem.
         document = load_governance_file(file).document

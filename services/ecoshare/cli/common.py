@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from ecoshare.config.quiet import quiet_third_party_warnings as quiet_third_party_warnings
+from ecoshare.config.settings import Settings
+from ecoshare.config.topics import TopicNames
 from ecoshare.errors import ConfigurationError, EcoshareError
-from ecoshare.quiet import quiet_third_party_warnings as quiet_third_party_warnings
-from ecoshare.settings import Settings
-from ecoshare.topics import TopicNames
 
 if TYPE_CHECKING:
     from pydantic import BaseModel

@@ -26,11 +26,12 @@ from rich.table import Table
 from ecoshare.adapters.kafka_reading import header_map, read_to_end
 from ecoshare.api.changes import display_json
 from ecoshare.api.compacted import topic_partitions
-from ecoshare.api.decoding import FramedDecoder, MessageDecodeError
-from ecoshare.api.event_json import to_json_value
-from ecoshare.catalog import Catalog, load_catalog
+from ecoshare.catalog.event_catalog import Catalog, load_catalog
 from ecoshare.cli.common import ControlState, Endpoints, InputError, read_input, read_state
-from ecoshare.cli.tables import print_table
+from ecoshare.codec.event_json import to_json_value
+from ecoshare.codec.framed import FramedDecoder, MessageDecodeError
+from ecoshare.config.secrets import signing_secret
+from ecoshare.config.settings import Settings
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.identity import PUBLISHER_HEADER
 from ecoshare.domain.policy import Decision, evaluate_event
@@ -39,8 +40,7 @@ from ecoshare.domain.state import GovernanceState
 from ecoshare.domain.timestamps import to_epoch_millis
 from ecoshare.errors import EcoshareError
 from ecoshare.governance.engine import GovernanceEngine
-from ecoshare.secrets import signing_secret
-from ecoshare.settings import Settings
+from ecoshare.terminal.tables import print_table
 
 
 def load_proposal(path: Path, schemas_dir: Path) -> Agreement:
@@ -382,7 +382,7 @@ def _decided_by_the_engine(where: Endpoints, messages: list[IngressMessage]) -> 
     """The workers' decisions on the sampled messages, from their audit trail; empty
     for those not audited yet."""
     from ecoshare.api.audit_index import scan_audit
-    from ecoshare.audit import QuarantineRecord
+    from ecoshare.codec.audit_blocks import QuarantineRecord
 
     decided = EngineDecisions()
     if not messages:

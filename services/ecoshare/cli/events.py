@@ -30,7 +30,7 @@ from ecoshare.cli.common import (
     read_state,
     settings,
 )
-from ecoshare.cli.tables import print_table
+from ecoshare.terminal.tables import print_table
 
 MAX_PROBLEMS_SHOWN = 20
 
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _event_type(name: str, schemas_dir: Path) -> None:
-    from ecoshare.catalog import load_catalog
+    from ecoshare.catalog.event_catalog import load_catalog
 
     known = load_catalog(schemas_dir).event_types
     if name not in known:
@@ -104,12 +104,12 @@ def publish(
     what became of each event (delivered, withheld, quarantined as a duplicate...).
     """
     check_output(output)
-    from ecoshare.api.event_json import encode_json_events
-    from ecoshare.catalog import load_catalog
+    from ecoshare.catalog.event_catalog import load_catalog
+    from ecoshare.codec.event_json import encode_json_events
+    from ecoshare.config.secrets import signing_secret
     from ecoshare.domain.identity import partner_signing_key
     from ecoshare.domain.partners import Role
     from ecoshare.sdk import Publisher
-    from ecoshare.secrets import signing_secret
 
     base = settings()
     _event_type(event_type, base.schemas_dir)
@@ -261,8 +261,8 @@ def tail(
     """
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 
-    from ecoshare.api.decoding import FramedDecoder
     from ecoshare.api.delivery_reader import DeliveryReader
+    from ecoshare.codec.framed import FramedDecoder
     from ecoshare.domain.partners import PARTNER_ID_PATTERN
 
     if re.match(PARTNER_ID_PATTERN, subscriber) is None:
@@ -312,7 +312,7 @@ def quarantined_messages(where: Endpoints, event_ids: set[str]) -> list[dict[str
 
     from ecoshare.adapters.kafka_reading import header_map, read_to_end
     from ecoshare.api.compacted import topic_partitions
-    from ecoshare.api.decoding import FramedDecoder, MessageDecodeError
+    from ecoshare.codec.framed import FramedDecoder, MessageDecodeError
 
     topic = where.names.quarantine
     consumer = Consumer({"bootstrap.servers": where.bootstrap_servers, "group.id": "ecoshare-q"})

@@ -27,8 +27,8 @@ from ecoshare.cli.common import (
     read_state,
     settings,
 )
-from ecoshare.cli.tables import print_table
 from ecoshare.governance.control_plane import ensure_control_topics
+from ecoshare.terminal.tables import print_table
 
 if TYPE_CHECKING:
     from ecoshare.api.changes import Change, GovernancePlan
@@ -51,8 +51,8 @@ def register(app: typer.Typer) -> None:
 
 def _plan(path: Path, where: Endpoints) -> GovernancePlan:
     from ecoshare.api.changes import plan_changes
-    from ecoshare.catalog import load_catalog
-    from ecoshare.governance_file import load_governance_file
+    from ecoshare.catalog.event_catalog import load_catalog
+    from ecoshare.config.governance_file import load_governance_file
 
     document = load_governance_file(path).document
     state = read_state(where)

@@ -30,9 +30,9 @@ from ecoshare.cli.common import (
     quiet_third_party_warnings,
     settings,
 )
-from ecoshare.cli.tables import print_table
+from ecoshare.config.settings import Settings
 from ecoshare.errors import ConfigurationError, EcoshareError
-from ecoshare.settings import Settings
+from ecoshare.terminal.tables import print_table
 
 quiet_third_party_warnings()
 
@@ -76,7 +76,7 @@ def up(
     One platform per state directory (ECOSHARE_STATE_DIR): a second `up` there refuses.
     """
     from ecoshare.adapters.brokers import broker_kind
-    from ecoshare.platform import Platform
+    from ecoshare.embedded.platform import Platform
 
     base = settings()
     updates: dict[str, object] = {}
@@ -131,9 +131,9 @@ def demo(
 def init(output: OutputOption = "table") -> None:
     """Create every topic the platform needs (idempotent); run once before the services."""
     check_output(output)
-    from ecoshare.catalog import load_catalog
-    from ecoshare.provisioning import provision_topics
-    from ecoshare.topics import TopicNames
+    from ecoshare.application.provisioning import provision_topics
+    from ecoshare.catalog.event_catalog import load_catalog
+    from ecoshare.config.topics import TopicNames
 
     base = settings()
     if not base.bootstrap_servers:
@@ -189,7 +189,7 @@ def registry(
 def registry_url(base: Settings) -> str:
     if base.schema_registry_url:
         return base.schema_registry_url
-    from ecoshare.platform import read_endpoints
+    from ecoshare.embedded.platform import read_endpoints
 
     return str(read_endpoints(base.state_dir)["schema_registry_url"])
 
@@ -198,9 +198,9 @@ def registry_url(base: Settings) -> str:
 def schemas_register(output: OutputOption = "table") -> None:
     """Register the catalog (idempotent: unchanged schemas keep their ids)."""
     check_output(output)
-    from ecoshare.catalog import load_catalog
-    from ecoshare.schema_catalog import register_catalog
-    from ecoshare.topics import TopicNames
+    from ecoshare.catalog.event_catalog import load_catalog
+    from ecoshare.catalog.registration import register_catalog
+    from ecoshare.config.topics import TopicNames
 
     base = settings()
     registered = register_catalog(
@@ -226,7 +226,7 @@ def schemas_register(output: OutputOption = "table") -> None:
 def schemas_list(output: OutputOption = "table") -> None:
     """The catalog's schemas and their field classifications."""
     check_output(output)
-    from ecoshare.catalog import load_catalog
+    from ecoshare.catalog.event_catalog import load_catalog
 
     catalog = load_catalog(settings().schemas_dir)
     rows = [
@@ -261,7 +261,7 @@ def schemas_list(output: OutputOption = "table") -> None:
 @schemas_app.command("show")
 def schemas_show(event_type: str) -> None:
     """Print one event type's Avro schema (JSON)."""
-    from ecoshare.catalog import CatalogError, load_catalog
+    from ecoshare.catalog.event_catalog import CatalogError, load_catalog
 
     catalog = load_catalog(settings().schemas_dir)
     try:

@@ -25,8 +25,8 @@ from ecoshare.cli.common import (
     read_state,
     settings,
 )
-from ecoshare.cli.tables import print_table
 from ecoshare.errors import EcoshareError
+from ecoshare.terminal.tables import print_table
 
 partners_app = typer.Typer(
     help="Partners of the ecosystem and their API keys.", no_args_is_help=True
@@ -58,7 +58,7 @@ def _write(where: Endpoints, kind: str, key: str, model: BaseModel) -> None:
 
 def _keys_topic(where: Endpoints) -> str:
     from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
-    from ecoshare.credentials import api_keys_topic
+    from ecoshare.domain.credentials import api_keys_topic
 
     topic = api_keys_topic(where.names)
     ensure_topics(where.bootstrap_servers, [TopicSpec.compacted(topic)])
@@ -67,7 +67,7 @@ def _keys_topic(where: Endpoints) -> str:
 
 def _issue_key(where: Endpoints, partner_id: str, label: str | None) -> Any:
     from ecoshare.api.compacted import CompactedTopicWriter
-    from ecoshare.credentials import issue_key
+    from ecoshare.domain.credentials import issue_key
 
     issued = issue_key(partner_id, datetime.now(UTC), label=label)
     writer = CompactedTopicWriter(where.bootstrap_servers)
@@ -78,7 +78,7 @@ def _issue_key(where: Endpoints, partner_id: str, label: str | None) -> Any:
 
 def _key_records(where: Endpoints) -> dict[str, Any]:
     from ecoshare.api.compacted import read_compacted_topics
-    from ecoshare.credentials import ApiKeyRecord
+    from ecoshare.domain.credentials import ApiKeyRecord
 
     topic = _keys_topic(where)
     records: dict[str, Any] = {}
@@ -154,9 +154,9 @@ def partners_add(
 ) -> None:
     """Onboard a partner; prints its signing key and a new API key ONCE."""
     check_output(output)
+    from ecoshare.config.secrets import signing_secret
     from ecoshare.domain.identity import partner_signing_key
     from ecoshare.domain.partners import Partner
-    from ecoshare.secrets import signing_secret
 
     try:
         partner = Partner.model_validate(
@@ -240,7 +240,7 @@ def key_revoke(key_id: str, output: OutputOption = "table") -> None:
     """Revoke an API key at once, on every API instance."""
     check_output(output)
     from ecoshare.api.compacted import CompactedTopicWriter
-    from ecoshare.credentials import revoked
+    from ecoshare.domain.credentials import revoked
 
     where = endpoints(settings())
     record = _key_records(where).get(key_id)
@@ -293,7 +293,7 @@ def key_list(
 def _timestamp(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
-    from ecoshare.api.event_json import parse_timestamp
+    from ecoshare.codec.event_json import parse_timestamp
 
     try:
         return parse_timestamp(value if not value.lstrip("-").isdigit() else int(value))

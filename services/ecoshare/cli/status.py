@@ -17,8 +17,8 @@ from ecoshare.cli.common import (
     print_json,
     settings,
 )
-from ecoshare.cli.tables import print_table
 from ecoshare.errors import EcoshareError
+from ecoshare.terminal.tables import print_table
 
 _PROBE_SECONDS = 3.0
 
@@ -205,7 +205,7 @@ def health(
     check_output(output)
     import httpx
 
-    from ecoshare.secrets import operator_key
+    from ecoshare.config.secrets import operator_key
 
     base = settings()
     url = api_url or endpoints(base, check_broker=False).api_url
@@ -231,7 +231,7 @@ def health(
     if output == "json":
         print_json(report)
         return
-    from ecoshare.health.render import render_report
+    from ecoshare.terminal.health_report import render_report
 
     render_report(report, console)
 

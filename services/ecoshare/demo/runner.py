@@ -18,16 +18,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ecoshare.config.governance_file import load_governance_file
+from ecoshare.config.secrets import signing_secret
+from ecoshare.config.settings import REPO_ROOT, Settings
 from ecoshare.demo import scenario
 from ecoshare.domain.consent import ConsentRecord
 from ecoshare.domain.identity import partner_signing_key
+from ecoshare.embedded.platform import Platform
 from ecoshare.errors import EcoshareError
 from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
-from ecoshare.governance_file import load_governance_file
-from ecoshare.platform import Platform
 from ecoshare.sdk import Publisher, Subscriber
-from ecoshare.secrets import signing_secret
-from ecoshare.settings import REPO_ROOT, Settings
 
 DEMO_FILE = REPO_ROOT / "examples" / "postnl" / "governance.yaml"
 WITHDRAWAL_AFTER = timedelta(hours=10, minutes=30)
@@ -199,7 +199,7 @@ def _print_health(platform: Platform, console: Console) -> None:
     from prometheus_client import CollectorRegistry
 
     from ecoshare.health.monitor import HealthMonitor
-    from ecoshare.health.render import render_report
+    from ecoshare.terminal.health_report import render_report
 
     with HealthMonitor(
         platform.bootstrap_servers,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 
+from ecoshare.config.quiet import quiet_third_party_warnings
+from ecoshare.config.secrets import signing_secret
+from ecoshare.config.settings import Settings
 from ecoshare.errors import ConfigurationError
-from ecoshare.quiet import quiet_third_party_warnings
-from ecoshare.secrets import signing_secret
-from ecoshare.settings import Settings
 
 
 def main() -> int:

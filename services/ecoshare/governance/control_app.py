@@ -71,6 +71,7 @@ from faust.tables.globaltable import GlobalTable
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT, TransportT
 
+from ecoshare.config.topics import TopicNames
 from ecoshare.governance.control_plane import (
     ChangeStamp,
     ControlChange,
@@ -84,7 +85,6 @@ from ecoshare.governance.control_plane import (
     decode_value,
     read_control_topics,
 )
-from ecoshare.topics import TopicNames
 
 logger = logging.getLogger(__name__)
 

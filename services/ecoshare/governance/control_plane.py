@@ -35,8 +35,8 @@ from confluent_kafka import (
 
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
 from ecoshare.adapters.kafka_reading import read_to_end
+from ecoshare.config.topics import TopicNames, TopicPolicy
 from ecoshare.errors import EcoshareError
-from ecoshare.topics import TopicNames, TopicPolicy
 
 JsonObject = dict[str, Any]
 

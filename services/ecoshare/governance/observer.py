@@ -25,10 +25,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ecoshare.adapters.metrics import DeclaredSeries, GovernanceMetrics
+from ecoshare.config.topics import TopicNames
 from ecoshare.domain.policy import WithholdReason
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.engine import UNKNOWN_PUBLISHER, BatchCounts, QuarantineReason
-from ecoshare.topics import TopicNames
 
 
 def declared_series(state: GovernanceState, event_types: tuple[str, ...]) -> DeclaredSeries:

@@ -11,8 +11,8 @@ from typing import Any
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from ecoshare.config.topics import value_subject
 from ecoshare.governance.engine import WriterSchema
-from ecoshare.topics import value_subject
 
 _NEGATIVE_TTL_SECONDS = 5.0
 

@@ -31,7 +31,8 @@ from confluent_kafka import (
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
-from ecoshare.catalog import Catalog
+from ecoshare.catalog.event_catalog import Catalog
+from ecoshare.config.topics import TopicNames, TopicPolicy, value_subject
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.engine import BatchResult, GovernanceEngine, Produce
 from ecoshare.governance.observer import WorkerObserver
@@ -43,7 +44,6 @@ from ecoshare.governance.progress import (
     progress_key,
 )
 from ecoshare.governance.schemas import RegistrySchemaLookup, register_schema
-from ecoshare.topics import TopicNames, TopicPolicy, value_subject
 
 log = logging.getLogger(__name__)
 MARKER_HEADER = "ecoshare-marker"

@@ -3,7 +3,6 @@ continuously from the audit trail and the control plane.
 
 - :class:`EcosystemHealth` is the pure model (time passed in);
 - :class:`HealthMonitor` follows the topics and keeps :class:`HealthMetrics` set;
-- :func:`render_report` prints a report for a person.
 """
 
 from ecoshare.health.feed import audit_observations
@@ -20,7 +19,6 @@ from ecoshare.health.model import (
     HealthObservation,
 )
 from ecoshare.health.monitor import HealthMonitor
-from ecoshare.health.render import format_age, render_report
 
 __all__ = [
     "DEFAULT_BUCKET",
@@ -35,6 +33,4 @@ __all__ = [
     "HealthMonitor",
     "HealthObservation",
     "audit_observations",
-    "format_age",
-    "render_report",
 ]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from ecoshare.audit import AuditFormatError, QuarantineRecord
+from ecoshare.codec.audit_blocks import AuditFormatError, QuarantineRecord
 from ecoshare.health.model import AcceptedEvent, DecisionTally, HealthObservation
 
 __all__ = ["audit_observations"]

@@ -53,7 +53,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ecoshare.audit import DecisionRecord, QuarantineRecord
+from ecoshare.codec.audit_blocks import DecisionRecord, QuarantineRecord
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.partners import Partner
 from ecoshare.domain.timestamps import from_epoch_millis, to_epoch_millis

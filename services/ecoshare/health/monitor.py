@@ -25,13 +25,13 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 
 from ecoshare.adapters.metrics import HealthMetrics
-from ecoshare.audit import AuditFormatError
+from ecoshare.codec.audit_blocks import AuditFormatError
+from ecoshare.config.topics import TopicNames
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.partners import Partner
 from ecoshare.governance.control_plane import ControlRecordError, decode_key, decode_value
 from ecoshare.health.feed import audit_observations
 from ecoshare.health.model import DEFAULT_WINDOW, EcosystemHealth, HealthObservation
-from ecoshare.topics import TopicNames
 
 __all__ = ["HealthMonitor"]
 

@@ -13,12 +13,12 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from fastavro.validation import ValidationError, validate
 
 from ecoshare.codec.wire import frame
+from ecoshare.config.topics import TopicNames, value_subject
 from ecoshare.domain.events import CatalogEvent
 from ecoshare.domain.formats import conform
 from ecoshare.domain.identity import PUBLISHER_HEADER, SIGNATURE_HEADER, sign_event
 from ecoshare.sdk._schemas import RegistrySchemas
 from ecoshare.sdk.exceptions import EventTooLargeError, EventValidationError, PublishError
-from ecoshare.topics import TopicNames, value_subject
 
 DEFAULT_MAX_EVENT_BYTES = 65536
 """The platform's default ECOSHARE_MAX_EVENT_BYTES: larger events are quarantined."""
@@ -76,7 +76,7 @@ class Publisher:
     def _writer(self, event_type: str) -> tuple[int, Any, dict[str, Any]]:
         writer = self._writers.get(event_type)
         if writer is None:
-            from ecoshare.catalog import load_catalog
+            from ecoshare.catalog.event_catalog import load_catalog
 
             schema = load_catalog(self._schemas_dir).event_schema(event_type)
             schema_id = self._registry.register(

@@ -31,9 +31,9 @@ import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from ecoshare.adapters.kafka_reading import header_map
-from ecoshare.api.decoding import FramedDecoder, MessageDecodeError
-from ecoshare.api.event_json import delivery_to_json
-from ecoshare.topics import TopicNames
+from ecoshare.codec.event_json import delivery_to_json
+from ecoshare.codec.framed import FramedDecoder, MessageDecodeError
+from ecoshare.config.topics import TopicNames
 from ecoshare.webhooks.registration import (
     ATTEMPT_HEADER,
     DELIVERY_ID_HEADER,

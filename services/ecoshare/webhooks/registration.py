@@ -17,9 +17,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ecoshare.config.topics import TopicNames
 from ecoshare.domain.partners import PartnerId
 from ecoshare.domain.timestamps import UtcTimestamp
-from ecoshare.topics import TopicNames
 
 SIGNATURE_HEADER = "X-Ecoshare-Signature"
 WEBHOOK_ID_HEADER = "X-Ecoshare-Webhook-Id"

@@ -11,7 +11,7 @@ from ecoshare.api.auth import Caller, current_caller
 from ecoshare.api.context import ApiContext
 from ecoshare.api.errors import ApiError
 from ecoshare.api.routes import api_context
-from ecoshare.asyncapi import asyncapi_document
+from ecoshare.catalog.asyncapi import asyncapi_document
 from ecoshare.domain.partners import PARTNER_ID_PATTERN
 
 router = APIRouter(tags=["catalog"])

@@ -19,9 +19,9 @@ from fastapi.concurrency import run_in_threadpool
 from ecoshare.api.auth import Caller, current_caller
 from ecoshare.api.context import ApiContext
 from ecoshare.api.errors import ApiError
-from ecoshare.api.event_json import FieldProblem, encode_json_events
 from ecoshare.api.models import PublishAccepted
 from ecoshare.api.routes import api_context
+from ecoshare.codec.event_json import FieldProblem, encode_json_events
 from ecoshare.domain.partners import PARTNER_ID_PATTERN, Partner, Role
 from ecoshare.sdk import PublishError
 

@@ -25,8 +25,8 @@ from ecoshare.api.models import (
 )
 from ecoshare.api.routes import api_context
 from ecoshare.api.routes.webhooks import webhook_view
-from ecoshare.credentials import issue_key, revoked
 from ecoshare.domain.agreements import ANY_PUBLISHER, Agreement
+from ecoshare.domain.credentials import issue_key, revoked
 from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import PARTNER_ID_PATTERN, Partner
 

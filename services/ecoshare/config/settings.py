@@ -12,9 +12,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ecoshare.topics import DEFAULT_AUDIT_RETENTION_DAYS, TopicPolicy
+from ecoshare.config.topics import DEFAULT_AUDIT_RETENTION_DAYS, TopicPolicy
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class Settings(BaseSettings):

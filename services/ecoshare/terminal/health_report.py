@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ecoshare.cli.tables import print_table
+from ecoshare.terminal.tables import print_table
 
 __all__ = ["format_age", "render_report"]
 

@@ -25,16 +25,16 @@ import httpx
 from ecoshare.adapters import processes
 from ecoshare.adapters.brokers import LocalBroker, local_broker
 from ecoshare.adapters.kafka_admin import ensure_topics
-from ecoshare.catalog import load_catalog
+from ecoshare.catalog.event_catalog import load_catalog
+from ecoshare.catalog.registration import register_catalog
+from ecoshare.config.secrets import operator_key, signing_secret
+from ecoshare.config.settings import Settings
+from ecoshare.config.topics import TopicNames
+from ecoshare.embedded.state_lock import StateDirLock
 from ecoshare.errors import EcoshareError
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.governance.worker import governed_topics
 from ecoshare.registry.process import RegistryProcess
-from ecoshare.schema_catalog import register_catalog
-from ecoshare.secrets import operator_key, signing_secret
-from ecoshare.settings import Settings
-from ecoshare.state_lock import StateDirLock
-from ecoshare.topics import TopicNames
 
 log = logging.getLogger(__name__)
 ENDPOINTS_FILE = "endpoints.json"

@@ -22,12 +22,12 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ecoshare.catalog import Catalog
+from ecoshare.catalog.event_catalog import Catalog
+from ecoshare.config.topics import TopicNames
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.errors import FieldRuleMismatchError
 from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.projection import projected_schema
-from ecoshare.topics import TopicNames
 
 ASYNCAPI_VERSION = "3.0.0"
 AVRO_SCHEMA_FORMAT = "application/vnd.apache.avro;version=1.9.0"

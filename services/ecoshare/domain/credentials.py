@@ -19,9 +19,9 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ecoshare.config.topics import TopicNames
 from ecoshare.domain.partners import PartnerId
 from ecoshare.domain.timestamps import UtcTimestamp
-from ecoshare.topics import TopicNames
 
 KEY_PREFIX = "esk"
 SCRYPT_ALGORITHM: Final = "scrypt-n16384-r8-p1"

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from ecoshare.catalog import Catalog
+from ecoshare.catalog.event_catalog import Catalog
+from ecoshare.config.topics import TopicNames, value_subject
 from ecoshare.errors import EcoshareError
-from ecoshare.topics import TopicNames, value_subject
 
 
 class SchemaRegistrationError(EcoshareError):

@@ -12,7 +12,7 @@ import os
 import secrets
 from pathlib import Path
 
-from ecoshare.settings import Settings
+from ecoshare.config.settings import Settings
 
 _FILE = "secrets.json"
 
