@@ -1,1 +1,1 @@
-"""catalog."""
+"""The event catalog: versioned Avro schemas, their registration, and the AsyncAPI document."""

@@ -1,1 +1,1 @@
-"""embedded."""
+"""The embedded platform: every service as a local child process, one per state directory."""

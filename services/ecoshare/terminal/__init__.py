@@ -1,1 +1,1 @@
-"""terminal."""
+"""Output for a person at a terminal: tables and the ecosystem health report."""
