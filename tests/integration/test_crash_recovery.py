@@ -21,6 +21,8 @@ from tests.integration.governed_platform import (
     store_status,
 )
 
+pytestmark = pytest.mark.slow  # 30,000 events, a SIGKILL and a restart
+
 TYPE = "StoreStatusChanged"
 EVENTS = 30_000
 

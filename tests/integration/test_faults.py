@@ -45,7 +45,7 @@ from tests.integration.governed_platform import (
 
 TYPE = "StoreStatusChanged"
 # A three-node cluster and a 50,000-event stream on a shared 2-core machine.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 SESSION_TIMEOUT_SECONDS = 6.0  # the workers' consumer session timeout
 
 
