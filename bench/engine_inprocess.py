@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.fake_messages import IngressMessage
 from bench.governed_throughput import (
     OUT,
     SECRET,
@@ -44,31 +45,6 @@ ROUNDS = int(os.environ.get("BENCH_ENGINE_ROUNDS", "5"))
 BATCH = 2000
 SCHEMA_ID = 1
 TARGET_US = 5.0
-
-
-class _Message:
-    __slots__ = ("_h", "_k", "_o", "_t", "_v")
-
-    def __init__(self, topic: str, key: bytes, value: bytes, headers: Any, offset: int) -> None:
-        self._t, self._k, self._v, self._h, self._o = topic, key, value, headers, offset
-
-    def topic(self) -> str:
-        return self._t
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._o
-
-    def key(self) -> bytes:
-        return self._k
-
-    def value(self) -> bytes:
-        return self._v
-
-    def headers(self) -> Any:
-        return self._h
 
 
 class _OneSchema:
@@ -125,7 +101,9 @@ def main() -> int:
     log(f"encoding {EVENTS} StoreStatusChanged events")
     encoded = encode_all(schema, SCHEMA_ID, records(EVENTS, places))
     topic = names.ingress(TYPE)
-    messages = [_Message(topic, k, v, h, n) for n, (k, v, h) in enumerate(encoded)]
+    messages = [
+        IngressMessage(topic, k, v, h, n, appended_ms=now_ms) for n, (k, v, h) in enumerate(encoded)
+    ]
     writer = WriterSchema.compile(SCHEMA_ID, TYPE, schema)
     # As in the worker: freeze what exists, collect young objects rarely.
     gc.collect()
