@@ -34,6 +34,7 @@ from ecoshare.webhooks.dispatcher import (
 )
 from ecoshare.webhooks.registration import WebhookRecord, webhook_secret
 from ecoshare.webhooks.targets import IpAddress, TargetPolicy
+from tests.unit.governed import IngressRecord
 
 MASTER_SECRET = b"m" * 32
 RECORD = WebhookRecord(
@@ -55,32 +56,15 @@ def resolve_private(host: str, port: int) -> Sequence[IpAddress]:
     return [ipaddress.ip_address("10.0.0.7")]
 
 
-@dataclass
-class FakeDelivery:
-    """A message of a delivery topic, shaped as confluent-kafka hands it out."""
-
-    payload: bytes | None = b"framed"
-    topic_name: str = "deliver.carrier-north.StoreStatusChanged"
-    partition_number: int = 2
-    offset_number: int = 41
-    header_list: list[tuple[str, bytes]] = field(
-        default_factory=lambda: [("ecoshare-event-id", b"e-1"), ("ecoshare-agreement", b"a-1")]
+def delivery(payload: bytes | None = b"framed") -> IngressRecord:
+    """A message of a delivery topic (offset 41 of partition 2), as consumed."""
+    return IngressRecord(
+        topic_name="deliver.carrier-north.StoreStatusChanged",
+        value_bytes=payload,
+        header_list=[("ecoshare-event-id", b"e-1"), ("ecoshare-agreement", b"a-1")],
+        offset_number=41,
+        partition_number=2,
     )
-
-    def topic(self) -> str:
-        return self.topic_name
-
-    def partition(self) -> int:
-        return self.partition_number
-
-    def offset(self) -> int:
-        return self.offset_number
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return self.header_list
-
-    def value(self) -> bytes | None:
-        return self.payload
 
 
 class FakeDecoder:
@@ -149,7 +133,7 @@ def _worker(
     return worker, recorded
 
 
-def _deliver(worker: _WebhookWorker, receiver: ScriptedReceiver, message: FakeDelivery) -> bool:
+def _deliver(worker: _WebhookWorker, receiver: ScriptedReceiver, message: IngressRecord) -> bool:
     with httpx.Client(transport=httpx.MockTransport(receiver)) as client:
         return worker._deliver(client, message)  # type: ignore[arg-type]
 
@@ -158,7 +142,7 @@ def test_a_delivery_is_posted_once_signed_and_settled() -> None:
     dispatcher = FakeDispatcher(WebhookPolicy())
     worker, waits = _worker(dispatcher)
     receiver = ScriptedReceiver([204])
-    assert _deliver(worker, receiver, FakeDelivery()) is True
+    assert _deliver(worker, receiver, delivery()) is True
     [request] = receiver.requests
     # Connected to the checked address, named by Host.
     assert request.url.host == "9.9.9.9"
@@ -191,7 +175,7 @@ def test_failed_attempts_are_retried_with_growing_backoff_until_one_succeeds() -
     dispatcher = FakeDispatcher(WebhookPolicy(max_attempts=5, backoff_seconds=0.5))
     worker, waits = _worker(dispatcher)
     receiver = ScriptedReceiver([500, 503, 200])
-    assert _deliver(worker, receiver, FakeDelivery()) is True
+    assert _deliver(worker, receiver, delivery()) is True
     assert [r.headers["X-Ecoshare-Attempt"] for r in receiver.requests] == ["1", "2", "3"]
     # The body, and so the signature, is the same on every attempt.
     assert len({r.content for r in receiver.requests}) == 1
@@ -207,7 +191,7 @@ def test_a_delivery_refused_every_time_goes_to_the_dead_letter_topic() -> None:
     dispatcher = FakeDispatcher(WebhookPolicy(max_attempts=3, backoff_seconds=1.0))
     worker, waits = _worker(dispatcher)
     receiver = ScriptedReceiver([502])
-    assert _deliver(worker, receiver, FakeDelivery()) is True  # settled: it may be committed
+    assert _deliver(worker, receiver, delivery()) is True  # settled: it may be committed
     assert len(receiver.requests) == 3
     assert waits.waits == [1.0, 2.0]  # none after the last attempt
     [(webhook_id, letter)] = dispatcher.dead_letters
@@ -229,7 +213,7 @@ def test_a_target_that_turned_private_is_refused_without_a_request() -> None:
     dispatcher = FakeDispatcher(WebhookPolicy(max_attempts=2), resolve=resolve_private)
     worker, _ = _worker(dispatcher)
     receiver = ScriptedReceiver([200])
-    assert _deliver(worker, receiver, FakeDelivery()) is True
+    assert _deliver(worker, receiver, delivery()) is True
     assert receiver.requests == []
     [(_, letter)] = dispatcher.dead_letters
     assert letter["last_error"].startswith("address_not_allowed: ")
@@ -242,7 +226,7 @@ def test_an_undecodable_delivery_is_dead_lettered_at_once() -> None:
     dispatcher = FakeDispatcher(WebhookPolicy())
     worker, waits = _worker(dispatcher)
     receiver = ScriptedReceiver([200])
-    assert _deliver(worker, receiver, FakeDelivery(payload=b"\x00garbage")) is True
+    assert _deliver(worker, receiver, delivery(b"\x00garbage")) is True
     assert waits.waits == []
     assert receiver.requests == []
     [(_, letter)] = dispatcher.dead_letters
@@ -257,7 +241,7 @@ def test_a_stop_during_backoff_leaves_the_delivery_unsettled() -> None:
     worker, waits = _worker(dispatcher, RecordedWaits(stop_after_waits=2))
     receiver = ScriptedReceiver([500])
     # Not settled: not committed, so the next consumer of the group delivers it again.
-    assert _deliver(worker, receiver, FakeDelivery()) is False
+    assert _deliver(worker, receiver, delivery()) is False
     assert len(receiver.requests) == 2
     assert len(waits.waits) == 2
     assert dispatcher.dead_letters == []
@@ -268,7 +252,7 @@ def test_a_stopped_worker_makes_no_new_attempt() -> None:
     worker, waits = _worker(dispatcher)
     waits.set()
     receiver = ScriptedReceiver([200])
-    assert _deliver(worker, receiver, FakeDelivery()) is False
+    assert _deliver(worker, receiver, delivery()) is False
     assert receiver.requests == []
 
 
