@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.fake_messages import IngressMessage
 from bench.governed_throughput import (
     OUT,
     SECRET,
@@ -31,6 +30,7 @@ from bench.governed_throughput import (
     partners,
     records,
 )
+from bench.in_process import IngressMessage, in_process_engine
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.config.settings import REPO_ROOT
 from ecoshare.config.topics import TopicNames
@@ -38,41 +38,13 @@ from ecoshare.demo import scenario
 from ecoshare.domain.identity import partner_signing_key, signature_matches
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.cores import native_core
-from ecoshare.governance.engine import ADMISSION_FIELDS, GovernanceEngine, WriterSchema
+from ecoshare.governance.engine import ADMISSION_FIELDS, WriterSchema
 
 EVENTS = int(os.environ.get("BENCH_ENGINE_EVENTS", "40000"))
 ROUNDS = int(os.environ.get("BENCH_ENGINE_ROUNDS", "5"))
 BATCH = 2000
 SCHEMA_ID = 1
 TARGET_US = 5.0
-
-
-class _OneSchema:
-    def __init__(self, writer: WriterSchema) -> None:
-        self._writer = writer
-
-    def writer(self, topic: str, schema_id: int) -> WriterSchema | None:
-        return self._writer if schema_id == SCHEMA_ID else None
-
-    def subject_of(self, schema_id: int) -> str | None:
-        return None
-
-
-def _engine(core: str, writer: WriterSchema, names: TopicNames, catalog: Any) -> GovernanceEngine:
-    return GovernanceEngine(
-        schemas=_OneSchema(writer),
-        classification={TYPE: catalog.classification(TYPE)},
-        master_secret=SECRET,
-        delivery_topic=names.delivery,
-        audit_topic=names.audit,
-        quarantine_topic=names.quarantine,
-        register_delivery_schema=lambda topic, schema: 100,
-        max_event_bytes=65536,
-        dedup_window_ms=86_400_000,
-        dedup_capacity=1_000_000,
-        ingress_partitions=lambda topic: 1,  # every message below is on partition 0
-        engine=core,
-    )
 
 
 def _per_event_us(run: Callable[[], None], events: int) -> list[float]:
@@ -116,7 +88,9 @@ def main() -> int:
     for core in cores:
 
         def govern_all(core: str = core) -> None:
-            engine = _engine(core, writer, names, catalog)  # fresh duplicate windows
+            engine = in_process_engine(  # fresh duplicate windows
+                writer, names, {TYPE: catalog.classification(TYPE)}, SECRET, core=core
+            )
             for start in range(0, len(messages), BATCH):
                 engine.govern(messages[start : start + BATCH], state, now, now_ms)
 

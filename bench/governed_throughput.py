@@ -45,7 +45,7 @@ import httpx
 from confluent_kafka import Producer
 
 from bench.cpu import CpuMeter, load_average
-from bench.fake_messages import IngressMessage
+from bench.in_process import IngressMessage, in_process_engine
 from bench.roles import Encoded
 from ecoshare.adapters.brokers import BrokerKind, broker_kind, local_broker
 from ecoshare.adapters.kafka_admin import TopicSpec, broker_has_transactions, ensure_topics
@@ -67,7 +67,7 @@ from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.projection import projected_schema
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
-from ecoshare.governance.engine import GovernanceEngine, WriterSchema
+from ecoshare.governance.engine import WriterSchema
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.governance.worker import governed_topics
 from ecoshare.registry.process import RegistryProcess
@@ -354,27 +354,7 @@ def engine_in_process(
     catalog = load_catalog(REPO_ROOT / "schemas")
     compiled = WriterSchema.compile(schema_id, TYPE, schema)
 
-    class Schemas:
-        def writer(self, topic: str, sid: int) -> WriterSchema | None:
-            return compiled if sid == schema_id else None
-
-        def subject_of(self, sid: int) -> str | None:
-            return None
-
-    engine = GovernanceEngine(
-        schemas=Schemas(),
-        classification={TYPE: catalog.classification(TYPE)},
-        master_secret=SECRET,
-        delivery_topic=names.delivery,
-        audit_topic=names.audit,
-        quarantine_topic=names.quarantine,
-        register_delivery_schema=lambda topic, s: 1,
-        max_event_bytes=65536,
-        dedup_window_ms=86_400_000,
-        dedup_capacity=1_000_000,
-        # Every message below is on partition 0 of a one-partition topic.
-        ingress_partitions=lambda topic: 1,
-    )
+    engine = in_process_engine(compiled, names, {TYPE: catalog.classification(TYPE)}, SECRET)
 
     now = datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)
