@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import time
 import uuid
@@ -57,6 +56,7 @@ from tests.integration.governed_platform import (
     put_all,
     store_status,
 )
+from tests.integration.system_tools import prometheus_tool
 
 REPO = Path(__file__).resolve().parents[2]
 ALERT_RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
@@ -124,17 +124,6 @@ class RunningPrometheus:
 StartPrometheus = Callable[..., RunningPrometheus]
 
 
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").is_file() else None
-    )
-    if found is None:
-        pytest.fail(
-            "prometheus not found: run .ci/install-system-packages (Debian package prometheus)"
-        )
-    return found
-
-
 def write_config(
     path: Path,
     targets: Mapping[str, Sequence[str]],
@@ -157,7 +146,7 @@ def write_config(
 def start_prometheus(tmp_path: Path) -> Iterator[StartPrometheus]:
     """Factory: ``start_prometheus({"job": ["127.0.0.1:port"]}, rule_files=[...])``."""
     started: list[RunningPrometheus] = []
-    binary = prometheus_binary()
+    binary = prometheus_tool("prometheus")
 
     def start(
         targets: Mapping[str, Sequence[str]],
