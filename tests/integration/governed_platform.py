@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -196,6 +196,15 @@ def signed_headers(
         (PUBLISHER_HEADER, publisher.encode()),
         (SIGNATURE_HEADER, sign_event(signing_key, event_type, key, value)),
     ]
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_seconds: float = 60.0) -> None:
+    """Poll ``condition`` every 0.1 s; fail naming ``what`` if it does not hold in time."""
+    deadline = time.monotonic() + timeout_seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_seconds:.0f} s: {what}")
+        time.sleep(0.1)
 
 
 def read_all(subscriber: Subscriber, expected: int, timeout_seconds: float = 60.0) -> list[Any]:

@@ -27,6 +27,7 @@ from tests.integration.governed_platform import (
     read_until_seen,
     signed_headers,
     store_status,
+    wait_until,
 )
 
 TYPE = "StoreStatusChanged"
@@ -231,14 +232,30 @@ def test_consent_withdrawal_is_enforced_within_a_second(
     thread = threading.Thread(target=publish_continuously, daemon=True)
     thread.start()
     try:
-        time.sleep(2.0)
+        # Consent in force long enough to be seen: deliveries of events published a
+        # second before the withdrawal (waited for, not slept: a loaded machine is slow).
+        delivered_before = worker.metric(
+            "ecoshare_events_delivered_total", subscriber="carrier-north"
+        )
+        wait_until(
+            lambda: (
+                bool(published)
+                and time.time() - published[0][1] > 1.0
+                and worker.metric("ecoshare_events_delivered_total", subscriber="carrier-north")
+                >= delivered_before + 20
+            ),
+            "deliveries under the consent",
+        )
         withdrawal = consent(
             "c-live", "owner-live", "carrier-north", withdrawn_at=datetime.now(UTC).isoformat()
         )
         with platform.control() as writer:
             put_all(writer, consents=[withdrawal])
         stored_at = time.time()
-        time.sleep(2.5)
+        # Events go on for a second and a half after the withdrawal, whatever it takes.
+        wait_until(
+            lambda: published[-1][1] > stored_at + 1.5, "events published after the withdrawal"
+        )
     finally:
         stop.set()
         thread.join()
