@@ -23,6 +23,9 @@ class OneWriterSchema:
     def writer(self, topic: str, schema_id: int) -> WriterSchema | None:
         return self._writer if schema_id == self._writer.schema_id else None
 
+    def by_id(self, schema_id: int) -> WriterSchema | None:
+        return self._writer if schema_id == self._writer.schema_id else None
+
     def subject_of(self, schema_id: int) -> str | None:
         return None
 

@@ -299,7 +299,9 @@ def read_quarantine(platform: GovernedPlatform, expected: int) -> list[Message]:
 
 def quarantine_reason(message: Message) -> str:
     """The reason a worker gave for quarantining ``message`` (its header)."""
-    return str(dict(message.headers() or ())["ecoshare-reason"].decode())
+    reason = dict(message.headers() or ())["ecoshare-reason"]
+    assert isinstance(reason, bytes), reason
+    return reason.decode()
 
 
 def store_status(

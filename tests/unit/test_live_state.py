@@ -87,7 +87,7 @@ def test_only_changed_records_are_validated_again(monkeypatch: pytest.MonkeyPatc
     validated: list[str] = []
     original = BaseModel.model_validate.__func__  # type: ignore[attr-defined]
 
-    def counting(cls: type[BaseModel], value: Any, **kwargs: Any) -> BaseModel:
+    def counting(cls: type[BaseModel], /, value: Any, **kwargs: Any) -> BaseModel:
         validated.append(cls.__name__)
         return original(cls, value, **kwargs)  # type: ignore[no-any-return]
 
