@@ -30,6 +30,7 @@ from bench.governed_throughput import (
     partners,
     records,
 )
+from bench.in_process import IngressMessage, in_process_engine
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.config.settings import REPO_ROOT
 from ecoshare.config.topics import TopicNames
@@ -37,66 +38,13 @@ from ecoshare.demo import scenario
 from ecoshare.domain.identity import partner_signing_key, signature_matches
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.cores import native_core
-from ecoshare.governance.engine import ADMISSION_FIELDS, GovernanceEngine, WriterSchema
+from ecoshare.governance.engine import ADMISSION_FIELDS, WriterSchema
 
 EVENTS = int(os.environ.get("BENCH_ENGINE_EVENTS", "40000"))
 ROUNDS = int(os.environ.get("BENCH_ENGINE_ROUNDS", "5"))
 BATCH = 2000
 SCHEMA_ID = 1
 TARGET_US = 5.0
-
-
-class _Message:
-    __slots__ = ("_h", "_k", "_o", "_t", "_v")
-
-    def __init__(self, topic: str, key: bytes, value: bytes, headers: Any, offset: int) -> None:
-        self._t, self._k, self._v, self._h, self._o = topic, key, value, headers, offset
-
-    def topic(self) -> str:
-        return self._t
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._o
-
-    def key(self) -> bytes:
-        return self._k
-
-    def value(self) -> bytes:
-        return self._v
-
-    def headers(self) -> Any:
-        return self._h
-
-
-class _OneSchema:
-    def __init__(self, writer: WriterSchema) -> None:
-        self._writer = writer
-
-    def writer(self, topic: str, schema_id: int) -> WriterSchema | None:
-        return self._writer if schema_id == SCHEMA_ID else None
-
-    def subject_of(self, schema_id: int) -> str | None:
-        return None
-
-
-def _engine(core: str, writer: WriterSchema, names: TopicNames, catalog: Any) -> GovernanceEngine:
-    return GovernanceEngine(
-        schemas=_OneSchema(writer),
-        classification={TYPE: catalog.classification(TYPE)},
-        master_secret=SECRET,
-        delivery_topic=names.delivery,
-        audit_topic=names.audit,
-        quarantine_topic=names.quarantine,
-        register_delivery_schema=lambda topic, schema: 100,
-        max_event_bytes=65536,
-        dedup_window_ms=86_400_000,
-        dedup_capacity=1_000_000,
-        ingress_partitions=lambda topic: 1,  # every message below is on partition 0
-        engine=core,
-    )
 
 
 def _per_event_us(run: Callable[[], None], events: int) -> list[float]:
@@ -125,7 +73,9 @@ def main() -> int:
     log(f"encoding {EVENTS} StoreStatusChanged events")
     encoded = encode_all(schema, SCHEMA_ID, records(EVENTS, places))
     topic = names.ingress(TYPE)
-    messages = [_Message(topic, k, v, h, n) for n, (k, v, h) in enumerate(encoded)]
+    messages = [
+        IngressMessage(topic, k, v, h, n, appended_ms=now_ms) for n, (k, v, h) in enumerate(encoded)
+    ]
     writer = WriterSchema.compile(SCHEMA_ID, TYPE, schema)
     # As in the worker: freeze what exists, collect young objects rarely.
     gc.collect()
@@ -138,7 +88,9 @@ def main() -> int:
     for core in cores:
 
         def govern_all(core: str = core) -> None:
-            engine = _engine(core, writer, names, catalog)  # fresh duplicate windows
+            engine = in_process_engine(  # fresh duplicate windows
+                writer, names, {TYPE: catalog.classification(TYPE)}, SECRET, core=core
+            )
             for start in range(0, len(messages), BATCH):
                 engine.govern(messages[start : start + BATCH], state, now, now_ms)
 

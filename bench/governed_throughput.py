@@ -45,6 +45,7 @@ import httpx
 from confluent_kafka import Producer
 
 from bench.cpu import CpuMeter, load_average
+from bench.in_process import IngressMessage, in_process_engine
 from bench.roles import Encoded
 from ecoshare.adapters.brokers import BrokerKind, broker_kind, local_broker
 from ecoshare.adapters.kafka_admin import TopicSpec, broker_has_transactions, ensure_topics
@@ -66,7 +67,7 @@ from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.projection import projected_schema
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
-from ecoshare.governance.engine import GovernanceEngine, WriterSchema
+from ecoshare.governance.engine import WriterSchema
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.governance.worker import governed_topics
 from ecoshare.registry.process import RegistryProcess
@@ -353,68 +354,25 @@ def engine_in_process(
     catalog = load_catalog(REPO_ROOT / "schemas")
     compiled = WriterSchema.compile(schema_id, TYPE, schema)
 
-    class Schemas:
-        def writer(self, topic: str, sid: int) -> WriterSchema | None:
-            return compiled if sid == schema_id else None
+    engine = in_process_engine(compiled, names, {TYPE: catalog.classification(TYPE)}, SECRET)
 
-        def subject_of(self, sid: int) -> str | None:
-            return None
-
-    engine = GovernanceEngine(
-        schemas=Schemas(),
-        classification={TYPE: catalog.classification(TYPE)},
-        master_secret=SECRET,
-        delivery_topic=names.delivery,
-        audit_topic=names.audit,
-        quarantine_topic=names.quarantine,
-        register_delivery_schema=lambda topic, s: 1,
-        max_event_bytes=65536,
-        dedup_window_ms=86_400_000,
-        dedup_capacity=1_000_000,
-        # Every message below is on partition 0 of a one-partition topic.
-        ingress_partitions=lambda topic: 1,
-    )
-
-    class Message:
-        __slots__ = ("_h", "_k", "_o", "_v")
-
-        def __init__(self, key: bytes, value: bytes, headers: Any, offset: int) -> None:
-            self._k, self._v, self._h, self._o = key, value, headers, offset
-
-        def topic(self) -> str:
-            return names.ingress(TYPE)
-
-        def partition(self) -> int:
-            return 0
-
-        def offset(self) -> int:
-            return self._o
-
-        def key(self) -> bytes:
-            return self._k
-
-        def value(self) -> bytes:
-            return self._v
-
-        def headers(self) -> Any:
-            return self._h
-
-        def timestamp(self) -> tuple[int, int]:
-            return (1, now_ms)
-
+    now = datetime.now(UTC)
+    now_ms = int(now.timestamp() * 1000)
     # Distinct events in each run: a repeated event id would take the duplicate path.
-    messages = [Message(k, v, h, n) for n, (k, v, h) in enumerate(encoded[: 2 * count + 2000])]
+    topic = names.ingress(TYPE)
+    messages = [
+        IngressMessage(topic, k, v, h, n, appended_ms=now_ms)
+        for n, (k, v, h) in enumerate(encoded[: 2 * count + 2000])
+    ]
     warm_up, timed, profiled = (
         messages[2 * count :],
         messages[:count],
         messages[count : 2 * count],
     )
-    now = datetime.now(UTC)
-    now_ms = int(now.timestamp() * 1000)
 
     cpu_seconds = 0.0
 
-    def govern_all(batch: list[Message]) -> float:
+    def govern_all(batch: list[IngressMessage]) -> float:
         nonlocal cpu_seconds
         started, cpu_started = time.perf_counter(), time.process_time()
         for start in range(0, len(batch), 2000):

@@ -12,6 +12,8 @@ import pytest
 from tests.e2e.conftest import start_platform, stop_platform, wait_until
 from tests.e2e.test_cli import EXAMPLE, EXAMPLE_AGREEMENTS, status_event
 
+pytestmark = pytest.mark.slow  # `ecoshare up --broker kafka` started twice
+
 OWNER = "franchise-owner-7"
 
 

@@ -42,6 +42,7 @@ def _env(state_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # a whole platform up, then Ctrl-C
 def test_up_writes_endpoints_and_ctrl_c_leaves_no_process_behind(
     tmp_path: Path, broker_kind: str
 ) -> None:
@@ -107,6 +108,7 @@ def test_an_invalid_setting_names_the_variable(tmp_path: Path, variable: str, va
     assert variable.removeprefix("ECOSHARE_").lower() in result.stderr.lower()
 
 
+@pytest.mark.slow  # a whole platform up, then a second refused
 def test_a_second_up_on_the_same_state_dir_refuses_and_leaves_the_first_alone(
     tmp_path: Path,
 ) -> None:

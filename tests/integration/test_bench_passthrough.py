@@ -8,12 +8,15 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from bench.roles import Passthrough, publish
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from ecoshare.adapters.kafka_admin import TopicSpec, broker_has_transactions, ensure_topics
 from ecoshare.governance.engine import AGREEMENT_HEADER
 from ecoshare.governance.progress import EVENT_ID_HEADER, SOURCE_HEADER, SOURCE_OFFSETS_HEADER
+
+pytestmark = pytest.mark.slow  # the benchmark's own roles, not the platform's behaviour
 
 EVENTS = 300
 SINKS = 3

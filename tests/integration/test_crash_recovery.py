@@ -9,17 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from ecoshare.codec.audit_blocks import DecisionRecord, decode_audit_block
-from ecoshare.domain.partners import Role
 from tests.integration.governed_platform import (
     GovernedPlatform,
-    agreement,
-    partner,
-    put_all,
+    audit_decisions,
+    put_north_and_south,
     read_all,
-    read_topic,
     store_status,
 )
+
+pytestmark = pytest.mark.slow  # 30,000 events, a SIGKILL and a restart
 
 TYPE = "StoreStatusChanged"
 EVENTS = 30_000
@@ -28,24 +26,7 @@ EVENTS = 30_000
 @pytest.fixture
 def platform(bootstrap_servers: str, registry_url: str, tmp_path: Path) -> GovernedPlatform:
     governed = GovernedPlatform.prepare(bootstrap_servers, registry_url, tmp_path)
-    with governed.control() as writer:
-        put_all(
-            writer,
-            partners=[
-                partner("postnl", Role.PUBLISHER),
-                partner("carrier-north", Role.SUBSCRIBER),
-                partner("carrier-south", Role.SUBSCRIBER),
-            ],
-            agreements=[
-                agreement("north", "carrier-north", {"event_id": "deliver", "status": "deliver"}),
-                agreement(
-                    "south",
-                    "carrier-south",
-                    {"event_id": "deliver", "postal_code": "deliver"},
-                    row_filters=[{"field": "postal_code", "op": "prefix", "prefixes": ["5"]}],
-                ),
-            ],
-        )
+    put_north_and_south(governed)
     return governed
 
 
@@ -100,11 +81,6 @@ def test_sigkill_mid_stream_then_restart_delivers_every_event_exactly_once(
         )
     assert all(seq == sorted(seq) for seq in by_location.values())
     # And the audit trail accounts for every (event, subscriber) exactly once.
-    decisions = Counter(
-        (record.event_id, record.subscriber_id)
-        for message in read_topic(platform.bootstrap_servers, platform.names.audit, 10**9, 15)
-        for record in decode_audit_block(message.value())
-        if isinstance(record, DecisionRecord)
-    )
+    decisions = audit_decisions(platform, 15)
     assert len(decisions) == 2 * EVENTS
     assert max(decisions.values()) == 1

@@ -27,25 +27,21 @@ from confluent_kafka import Consumer
 
 from ecoshare.adapters.kafka_broker import KafkaCluster
 from ecoshare.adapters.kafka_reading import header_map
-from ecoshare.codec.audit_blocks import DecisionRecord, decode_audit_block
 from ecoshare.config.topics import TopicNames
-from ecoshare.domain.partners import Role
 from ecoshare.governance.progress import EVENT_ID_HEADER
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.registry.process import RegistryProcess
 from tests.integration.faults import PAUSES, PartitionPause
 from tests.integration.governed_platform import (
     GovernedPlatform,
-    agreement,
-    partner,
-    put_all,
-    read_topic,
+    audit_decisions,
+    put_north_and_south,
     store_status,
 )
 
 TYPE = "StoreStatusChanged"
 # A three-node cluster and a 50,000-event stream on a shared 2-core machine.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 SESSION_TIMEOUT_SECONDS = 6.0  # the workers' consumer session timeout
 
 
@@ -89,24 +85,7 @@ def cluster(
 @pytest.fixture
 def platform(cluster: Cluster, tmp_path: Path) -> GovernedPlatform:
     governed = GovernedPlatform.prepare(cluster.bootstrap_servers, cluster.registry_url, tmp_path)
-    with governed.control() as writer:
-        put_all(
-            writer,
-            partners=[
-                partner("postnl", Role.PUBLISHER),
-                partner("carrier-north", Role.SUBSCRIBER),
-                partner("carrier-south", Role.SUBSCRIBER),
-            ],
-            agreements=[
-                agreement("north", "carrier-north", {"event_id": "deliver", "status": "deliver"}),
-                agreement(
-                    "south",
-                    "carrier-south",
-                    {"event_id": "deliver", "postal_code": "deliver"},
-                    row_filters=[{"field": "postal_code", "op": "prefix", "prefixes": ["5"]}],
-                ),
-            ],
-        )
+    put_north_and_south(governed)
     return governed
 
 
@@ -245,12 +224,7 @@ def run_stream(
     for event_id, key, *_ in north.received:
         by_key.setdefault(key, []).append(positions[event_id])
     assert all(seq == sorted(seq) for seq in by_key.values()), "per-key order broken"
-    decisions = Counter(
-        (record.event_id, record.subscriber_id)
-        for message in read_topic(platform.bootstrap_servers, platform.names.audit, 10**9, 10)
-        for record in decode_audit_block(message.value())
-        if isinstance(record, DecisionRecord)
-    )
+    decisions = audit_decisions(platform, 10)
     assert len(decisions) == 2 * count
     assert max(decisions.values()) == 1, "an (event, subscriber) was audited twice"
 

@@ -4,33 +4,30 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 
 from ecoshare.codec.wire import frame
-from ecoshare.domain.consent import ConsentRecord
-from ecoshare.domain.identity import (
-    PUBLISHER_HEADER,
-    SIGNATURE_HEADER,
-    partner_signing_key,
-    sign_event,
-)
 from ecoshare.domain.partners import Role
 from ecoshare.governance.supervisor import WorkerProcess
 from tests.integration.governed_platform import (
-    SECRET,
     GovernedPlatform,
     agreement,
+    consent,
+    location_availability,
     partner,
     put_all,
-    read_all,
-    read_topic,
+    quarantine_reason,
+    raw_producer,
+    read_quarantine,
+    read_until_seen,
+    signed_headers,
     store_status,
+    wait_until,
 )
 
 TYPE = "StoreStatusChanged"
@@ -42,21 +39,6 @@ NORTH_FIELDS = {
     "contact_name": "deliver",
     "contact_phone": "deliver",
 }
-
-
-def _consent(consent_id: str, subject: str, grantee: str, **extra: object) -> ConsentRecord:
-    return ConsentRecord.model_validate(
-        {
-            "consent_id": consent_id,
-            "subject": subject,
-            "controller": "postnl",
-            "grantee": grantee,
-            "purpose": "parcel-delivery",
-            "scope": ["personal"],
-            "given_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
-            **extra,
-        }
-    )
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +87,7 @@ def platform(
                     },
                 ),
             ],
-            consents=[_consent("c-north", "owner-1", "carrier-north")],
+            consents=[consent("c-north", "owner-1", "carrier-north")],
         )
     return governed
 
@@ -129,18 +111,22 @@ def test_each_subscriber_receives_exactly_its_governed_view(
         for event in events:
             publisher.publish(event, TYPE)
 
-    north = {
-        d.record["event_id"]: d.record for d in read_all(platform.subscriber("carrier-north"), 200)
-    }
-    south = {
-        d.record["event_id"]: d.record for d in read_all(platform.subscriber("carrier-south"), 100)
-    }
-    app = {
-        d.record["event_id"]: d.record for d in read_all(platform.subscriber("consumer-app"), 200)
-    }
+    published = {str(e["event_id"]) for e in events}
+    in_south = {str(e["event_id"]) for e in events if e["postal_code"].startswith("56")}
+
+    def received(subscriber_id: str, expected: set[str]) -> dict[str, Any]:
+        # Only this test's events: the module's other tests deliver to the same topics.
+        deliveries = read_until_seen(platform.subscriber(subscriber_id), expected)
+        return {
+            d.record["event_id"]: d.record for d in deliveries if d.record["event_id"] in published
+        }
+
+    north = received("carrier-north", published)
+    south = received("carrier-south", in_south)
+    app = received("consumer-app", published)
 
     assert len(north) == 200 and len(app) == 200
-    assert set(south) == {e["event_id"] for e in events if e["postal_code"].startswith("56")}
+    assert set(south) == in_south
     for event in events:
         received = north[event["event_id"]]
         assert set(received) == set(NORTH_FIELDS)
@@ -176,37 +162,13 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(
         _, _, spoofed = publisher.encode(store_status(10_003), TYPE)
         _, last_key, last_good = publisher.encode(store_status(10_004), TYPE)
         _, _, availability = publisher.encode(
-            {
-                "event_id": str(uuid.UUID(int=10_005, version=4)),
-                "publisher_id": "postnl",
-                "location_id": "sp-0001",
-                "location_name": "Pakketautomaat",
-                "category": None,
-                "capacity_kind": "PARCEL_LOCKER_SLOTS",
-                "available": 3,
-                "capacity": 60,
-                "postal_code": "1012 AB",
-                "city": "Amsterdam",
-                "latitude": 52.37,
-                "longitude": 4.89,
-                "contact_subject_id": None,
-                "contact_name": None,
-                "contact_phone": None,
-                "occurred_at": 1,
-                "published_at": 2,
-            },
-            "LocationAvailability",
+            location_availability(10_005, location_id="sp-0001"), "LocationAvailability"
         )
-    postnl_key = partner_signing_key(SECRET.encode(), "postnl", 1)
-    shops_key = partner_signing_key(SECRET.encode(), "shops", 1)
 
     def signed(
-        value: bytes, signer_key: bytes = postnl_key, record_key: bytes = key
+        value: bytes, signer: str = "postnl", record_key: bytes = key
     ) -> list[tuple[str, bytes]]:
-        return [
-            (PUBLISHER_HEADER, b"postnl"),
-            (SIGNATURE_HEADER, sign_event(signer_key, TYPE, record_key, value)),
-        ]
+        return signed_headers(value, record_key, signer=signer)
 
     bad = {
         "truncated_payload": good[:-9],
@@ -215,17 +177,11 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(
         "oversize_event": good + b"\x00" * 70_000,
         "schema_not_for_topic": availability,  # a LocationAvailability on this topic
     }
-    producer = Producer(
-        {
-            "bootstrap.servers": platform.bootstrap_servers,
-            "message.max.bytes": 2_000_000,
-            "partitioner": "murmur2_random",  # where the platform requires a key to be
-        }
-    )
+    producer = raw_producer(platform.bootstrap_servers)
     producer.produce(topic, key=key, value=good, headers=signed(good))
     for value in bad.values():
         producer.produce(topic, key=key, value=value, headers=signed(value))
-    producer.produce(topic, key=key, value=spoofed, headers=signed(spoofed, shops_key))
+    producer.produce(topic, key=key, value=spoofed, headers=signed(spoofed, "shops"))
     producer.produce(topic, key=key, value=good, headers=signed(good))  # same event id again
     producer.produce(topic, key=key, value=other, headers=[])
     producer.produce(
@@ -233,18 +189,20 @@ def test_bad_input_is_quarantined_while_good_events_keep_flowing(
     )
     producer.flush(10)
 
-    reasons = Counter(
-        dict(message.headers())["ecoshare-reason"].decode()
-        for message in read_topic(platform.bootstrap_servers, platform.names.quarantine, 8)
-    )
+    reasons = Counter(quarantine_reason(message) for message in read_quarantine(platform, 8))
     assert reasons == Counter(
         {**dict.fromkeys(bad, 1), "unauthenticated_publisher": 2, "duplicate_event_id": 1}
     )
+    # The module's earlier tests delivered to carrier-north too: wait for this test's own.
+    good_ids = [str(store_status(n)["event_id"]) for n in (10_001, 10_004)]
     delivered = {
-        d.record["event_id"] for d in read_all(platform.subscriber("carrier-north"), 202, 30)
+        d.record["event_id"]
+        for d in read_until_seen(platform.subscriber("carrier-north"), good_ids, 30)
     }
-    assert str(store_status(10_001)["event_id"]) in delivered
-    assert str(store_status(10_004)["event_id"]) in delivered
+    assert set(good_ids) <= delivered
+    # Neither the spoofed event nor the unsigned one was delivered.
+    assert str(store_status(10_002)["event_id"]) not in delivered
+    assert str(store_status(10_003)["event_id"]) not in delivered
     assert worker.alive()
     lag = worker.metric("ecoshare_ingress_consumer_lag_messages", topic=topic)
     assert lag == 0  # everything consumed: the gauge exists and reports no backlog
@@ -255,7 +213,7 @@ def test_consent_withdrawal_is_enforced_within_a_second(
     platform: GovernedPlatform, worker: WorkerProcess
 ) -> None:
     with platform.control() as writer:
-        put_all(writer, consents=[_consent("c-live", "owner-live", "carrier-north")])
+        put_all(writer, consents=[consent("c-live", "owner-live", "carrier-north")])
     subscriber = platform.subscriber("carrier-north")
     stop = threading.Event()
     published: list[tuple[str, float]] = []
@@ -274,20 +232,36 @@ def test_consent_withdrawal_is_enforced_within_a_second(
     thread = threading.Thread(target=publish_continuously, daemon=True)
     thread.start()
     try:
-        time.sleep(2.0)
-        withdrawal = _consent(
+        # Consent in force long enough to be seen: deliveries of events published a
+        # second before the withdrawal (waited for, not slept: a loaded machine is slow).
+        delivered_before = worker.metric(
+            "ecoshare_events_delivered_total", subscriber="carrier-north"
+        )
+        wait_until(
+            lambda: (
+                bool(published)
+                and time.time() - published[0][1] > 1.0
+                and worker.metric("ecoshare_events_delivered_total", subscriber="carrier-north")
+                >= delivered_before + 20
+            ),
+            "deliveries under the consent",
+        )
+        withdrawal = consent(
             "c-live", "owner-live", "carrier-north", withdrawn_at=datetime.now(UTC).isoformat()
         )
         with platform.control() as writer:
             put_all(writer, consents=[withdrawal])
         stored_at = time.time()
-        time.sleep(2.5)
+        # Events go on for a second and a half after the withdrawal, whatever it takes.
+        wait_until(
+            lambda: published[-1][1] > stored_at + 1.5, "events published after the withdrawal"
+        )
     finally:
         stop.set()
         thread.join()
     sent_at = dict(published)
     deliveries = [
-        d for d in read_all(subscriber, len(published), 30) if d.record["event_id"] in sent_at
+        d for d in read_until_seen(subscriber, sent_at, 30) if d.record["event_id"] in sent_at
     ]
     assert len({d.record["event_id"] for d in deliveries}) == len(published)
     personal_after = [

@@ -15,28 +15,25 @@ from typing import Any
 
 import fastavro
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ecoshare.codec.layout import compile_layout
-from ecoshare.domain.identity import (
-    PUBLISHER_HEADER,
-    SIGNATURE_HEADER,
-    partner_signing_key,
-    sign_event,
-)
 from ecoshare.domain.partners import Role
 from ecoshare.governance.partitioning import key_partition
 from ecoshare.governance.supervisor import WorkerProcess
 from tests.integration.governed_platform import (
     PARTITIONS,
-    SECRET,
     GovernedPlatform,
     agreement,
+    location_availability,
     partner,
     put_all,
+    quarantine_reason,
+    raw_producer,
     read_all,
+    read_quarantine,
     read_topic,
+    signed_headers,
     store_status,
 )
 from tests.strategies import CATALOG
@@ -83,26 +80,6 @@ def worker(platform: GovernedPlatform) -> Iterator[WorkerProcess]:
         yield running
 
 
-def _producer(platform: GovernedPlatform) -> Producer:
-    return Producer(
-        {
-            "bootstrap.servers": platform.bootstrap_servers,
-            "message.max.bytes": 2_000_000,
-            "partitioner": "murmur2_random",  # the SDK's, where the platform expects a key
-        }
-    )
-
-
-def _signed(
-    value: bytes, key: bytes, signer: str = "postnl", publisher: str = "postnl"
-) -> list[tuple[str, bytes]]:
-    signing_key = partner_signing_key(SECRET.encode(), signer, 1)
-    return [
-        (PUBLISHER_HEADER, publisher.encode()),
-        (SIGNATURE_HEADER, sign_event(signing_key, TYPE, key, value)),
-    ]
-
-
 def _encoded(platform: GovernedPlatform, record: dict[str, Any]) -> tuple[bytes, bytes]:
     # A hostile client skips the SDK's size check: the encoder here takes any size.
     with platform.publisher("postnl", max_event_bytes=1 << 30) as publisher:
@@ -115,14 +92,6 @@ def _with_field(value: bytes, name: str, raw: bytes) -> bytes:
     offsets = layout.offsets(value, 5)
     index = layout.field_index[name]
     return value[: offsets[index]] + raw + value[offsets[index + 1] :]
-
-
-def _quarantine(platform: GovernedPlatform, expected: int) -> list[Any]:
-    return list(read_topic(platform.bootstrap_servers, platform.names.quarantine, expected))
-
-
-def _reason(message: Any) -> str:
-    return str(dict(message.headers())["ecoshare-reason"].decode())
 
 
 POISON = {
@@ -145,24 +114,26 @@ def test_each_poison_class_is_quarantined_and_the_events_after_it_delivered(
     platform: GovernedPlatform, worker: WorkerProcess
 ) -> None:
     pid = worker.pid
-    producer = _producer(platform)
+    producer = raw_producer(platform.bootstrap_servers)
     topic = platform.names.ingress(TYPE)
     after_each: list[str] = []
     for number, (name, raw) in enumerate(POISON.values(), start=1):
         key, value = _encoded(platform, store_status(30_000 + number * 50))
         poison = _with_field(value, name, raw)
-        producer.produce(topic, key=key, value=poison, headers=_signed(poison, key))
+        producer.produce(topic, key=key, value=poison, headers=signed_headers(poison, key))
         # the same location, so the same partition: it comes after the poison
         good = store_status(31_000 + number * 50)
         good_key, good_value = _encoded(platform, good)
         assert good_key == key
-        producer.produce(topic, key=key, value=good_value, headers=_signed(good_value, key))
+        producer.produce(topic, key=key, value=good_value, headers=signed_headers(good_value, key))
         after_each.append(str(good["event_id"]))
     producer.flush(10)
 
     delivered = {d.record["event_id"] for d in read_all(platform.subscriber("carrier"), 6, 60)}
     assert delivered == set(after_each)
-    reasons = Counter(_reason(message) for message in _quarantine(platform, len(POISON)))
+    reasons = Counter(
+        quarantine_reason(message) for message in read_quarantine(platform, len(POISON))
+    )
     assert reasons == Counter({"invalid_value": len(POISON)})
     assert worker.alive() and worker.pid == pid  # the one process, never restarted
     assert worker.metric("ecoshare_events_quarantined_total") == len(POISON)
@@ -183,7 +154,7 @@ def test_a_delivered_event_replayed_to_every_other_partition_is_not_delivered_ag
         if m.key() == event["location_id"].encode()
     ]
     assert original.partition() == key_partition(original.key(), PARTITIONS)
-    producer = _producer(platform)
+    producer = raw_producer(platform.bootstrap_servers)
     for partition in range(PARTITIONS):  # every other partition, and the same one again
         producer.produce(
             original.topic(),
@@ -199,7 +170,9 @@ def test_a_delivered_event_replayed_to_every_other_partition_is_not_delivered_ag
 
     again = read_all(subscriber, 1, 60)
     assert [d.record["event_id"] for d in again] == [str(later["event_id"])]
-    reasons = Counter(_reason(message) for message in _quarantine(platform, PARTITIONS))
+    reasons = Counter(
+        quarantine_reason(message) for message in read_quarantine(platform, PARTITIONS)
+    )
     assert reasons == Counter({"wrong_partition": PARTITIONS - 1, "duplicate_event_id": 1})
 
 
@@ -213,29 +186,11 @@ def test_the_quarantine_topic_holds_no_personal_field_for_any_reason(
     platform: GovernedPlatform, worker: WorkerProcess
 ) -> None:
     topic = platform.names.ingress(TYPE)
-    producer = _producer(platform)
+    producer = raw_producer(platform.bootstrap_servers)
     key, good = _encoded(platform, store_status(50_001))
     with platform.publisher("postnl") as publisher:
         _, _, availability = publisher.encode(
-            {
-                "event_id": "00000000-0000-4000-8000-000000050002",
-                "publisher_id": "postnl",
-                "location_id": "sp-0001",
-                "location_name": "Pakketautomaat",
-                "category": None,
-                "capacity_kind": "PARCEL_LOCKER_SLOTS",
-                "available": 3,
-                "capacity": 60,
-                "postal_code": "1012 AB",
-                "city": "Amsterdam",
-                "latitude": 52.37,
-                "longitude": 4.89,
-                "contact_subject_id": "owner-1",
-                "contact_name": "Anna de Vries",
-                "contact_phone": "+31 6 12345678",
-                "occurred_at": 1,
-                "published_at": 2,
-            },
+            location_availability(50_002, location_id="sp-0001", subject="owner-1"),
             "LocationAvailability",
         )
     oversize_key, oversize = _encoded(platform, {**store_status(50_003), "reason": "x" * 70_000})
@@ -243,30 +198,35 @@ def test_the_quarantine_topic_holds_no_personal_field_for_any_reason(
     carrier_key, by_carrier = _encoded(platform, store_status(50_005, publisher_id="carrier"))
     home = key_partition(key, PARTITIONS)
     sends: list[tuple[bytes, bytes, list[tuple[str, bytes]], int | None]] = [
-        (key, good, _signed(good, key), None),  # delivered
+        (key, good, signed_headers(good, key), None),  # delivered
         (key, good, [], None),  # unauthenticated: no signature
-        (key, good, _signed(good, key, signer="carrier"), None),  # unauthenticated: wrong key
-        (key, good, _signed(good, key), None),  # duplicate
-        (key, good, _signed(good, key), (home + 1) % PARTITIONS),  # wrong partition
-        (b"sp-other", other, _signed(other, b"sp-other"), None),  # key is not the location
-        (key, availability, _signed(availability, key), None),  # schema not for topic
-        (oversize_key, oversize, _signed(oversize, oversize_key), None),  # oversize
+        (
+            key,
+            good,
+            signed_headers(good, key, signer="carrier"),
+            None,
+        ),  # unauthenticated: wrong key
+        (key, good, signed_headers(good, key), None),  # duplicate
+        (key, good, signed_headers(good, key), (home + 1) % PARTITIONS),  # wrong partition
+        (b"sp-other", other, signed_headers(other, b"sp-other"), None),  # key is not the location
+        (key, availability, signed_headers(availability, key), None),  # schema not for topic
+        (oversize_key, oversize, signed_headers(oversize, oversize_key), None),  # oversize
         (  # publisher not allowed: the carrier holds no publisher role
             carrier_key,
             by_carrier,
-            _signed(by_carrier, carrier_key, signer="carrier", publisher="carrier"),
+            signed_headers(by_carrier, carrier_key, signer="carrier", publisher="carrier"),
             None,
         ),
     ]
     undecodable = [good[:-3], b"\x05" + good[1:], good[:1] + b"\x00\x0f\x42\x3f" + good[5:]]
-    sends += [(key, value, _signed(value, key), None) for value in undecodable]
+    sends += [(key, value, signed_headers(value, key), None) for value in undecodable]
     for record_key, value, headers, partition in sends:
         options: dict[str, Any] = {"partition": partition} if partition is not None else {}
         producer.produce(topic, key=record_key, value=value, headers=headers, **options)
     producer.flush(10)
 
-    quarantined = _quarantine(platform, len(sends) - 1)
-    reasons = Counter(_reason(message) for message in quarantined)
+    quarantined = read_quarantine(platform, len(sends) - 1)
+    reasons = Counter(quarantine_reason(message) for message in quarantined)
     assert reasons == Counter(
         {
             "unauthenticated_publisher": 2,
@@ -287,7 +247,9 @@ def test_the_quarantine_topic_holds_no_personal_field_for_any_reason(
         if message.value() in undecodable:  # no field can be located in these
             assert headers["ecoshare-redaction"] == b"undecodable-kept-as-is"
             continue
-        assert headers["ecoshare-redaction"] == b"personal-fields-nulled", _reason(message)
+        assert headers["ecoshare-redaction"] == b"personal-fields-nulled", quarantine_reason(
+            message
+        )
         record = _decoded(registry, message.value())
         assert record["contact_name"] is None and record["contact_phone"] is None
         assert b"Anna de Vries" not in message.value()

@@ -30,6 +30,8 @@ from ecoshare.adapters.kafka_broker import KafkaCluster
 from ecoshare.registry.process import RegistryProcess
 from tests.e2e.test_cli import status_event
 
+pytestmark = pytest.mark.slow  # a fresh Kafka cluster and every compose service
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SECRETS = {

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import time
 import uuid
@@ -44,13 +43,20 @@ from ecoshare.adapters.metrics import (
 from ecoshare.adapters.processes import free_port, spawn, stop
 from ecoshare.config.secrets import operator_key, signing_secret
 from ecoshare.config.settings import Settings
-from ecoshare.domain.consent import ConsentRecord
 from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import Role
 from ecoshare.embedded.platform import Platform
 from ecoshare.governance.control_plane import ControlPlaneWriter
 from ecoshare.sdk import Publisher
-from tests.integration.governed_platform import agreement, partner, put_all, store_status
+from tests.integration.governed_platform import (
+    agreement,
+    consent,
+    location_availability,
+    partner,
+    put_all,
+    store_status,
+)
+from tests.integration.system_tools import prometheus_tool
 
 REPO = Path(__file__).resolve().parents[2]
 ALERT_RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
@@ -118,17 +124,6 @@ class RunningPrometheus:
 StartPrometheus = Callable[..., RunningPrometheus]
 
 
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").is_file() else None
-    )
-    if found is None:
-        pytest.fail(
-            "prometheus not found: run .ci/install-system-packages (Debian package prometheus)"
-        )
-    return found
-
-
 def write_config(
     path: Path,
     targets: Mapping[str, Sequence[str]],
@@ -151,7 +146,7 @@ def write_config(
 def start_prometheus(tmp_path: Path) -> Iterator[StartPrometheus]:
     """Factory: ``start_prometheus({"job": ["127.0.0.1:port"]}, rule_files=[...])``."""
     started: list[RunningPrometheus] = []
-    binary = prometheus_binary()
+    binary = prometheus_tool("prometheus")
 
     def start(
         targets: Mapping[str, Sequence[str]],
@@ -361,25 +356,7 @@ UNSIGNED, BAD_FRAMING, DUPLICATES = 8, 6, 6  # the burst of bad records
 
 
 def _availability(number: int) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.UUID(int=50_000 + number, version=4)),
-        "publisher_id": "city",
-        "location_id": f"locker-{number % 40:03d}",
-        "location_name": f"Pakketautomaat {number}",
-        "category": None,
-        "capacity_kind": "PARCEL_LOCKER_SLOTS",
-        "available": number % 60,
-        "capacity": 60,
-        "postal_code": "1012 AB",
-        "city": "Amsterdam",
-        "latitude": 52.37,
-        "longitude": 4.89,
-        "contact_subject_id": None,
-        "contact_name": None,
-        "contact_phone": None,
-        "occurred_at": int(time.time() * 1000),
-        "published_at": int(time.time() * 1000),
-    }
+    return location_availability(50_000 + number, publisher_id="city", available=number % 60)
 
 
 def _postnl_event(number: int) -> dict[str, Any]:
@@ -561,7 +538,7 @@ def scraped_platform(
                         event_types=[AVAILABILITY],
                     ),
                 ],
-                consents=[_consent("c-north", "owner-1", "carrier-north")],
+                consents=[consent("c-north", "owner-1", "carrier-north")],
             )
         prometheus = start_prometheus(
             {
@@ -573,21 +550,6 @@ def scraped_platform(
             rule_files=[ALERT_RULES],
         )
         yield ScrapedPlatform(platform, api_url, prometheus, signing_secret(settings), started)
-
-
-def _consent(consent_id: str, subject: str, grantee: str, **extra: Any) -> ConsentRecord:
-    return ConsentRecord.model_validate(
-        {
-            "consent_id": consent_id,
-            "subject": subject,
-            "controller": "postnl",
-            "grantee": grantee,
-            "purpose": "parcel-delivery",
-            "scope": ["personal"],
-            "given_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
-            **extra,
-        }
-    )
 
 
 def _publisher(scraped: ScrapedPlatform, partner_id: str) -> Publisher:
@@ -676,7 +638,7 @@ def test_prometheus_increase_equals_the_true_count_of_every_counter_and_every_pa
         put_all(
             writer,
             consents=[
-                _consent("c-north", "owner-1", "carrier-north").model_copy(
+                consent("c-north", "owner-1", "carrier-north").model_copy(
                     update={"withdrawn_at": datetime.now(UTC)}
                 )
             ],

@@ -31,25 +31,36 @@ def test_a_process_that_is_gone_reads_as_zero() -> None:
 
 
 def test_meter_charges_each_named_process_only_its_own_cpu() -> None:
-    # Both wait for a line on stdin; only "busy" then works, so start-up is not measured.
+    # Both say "ready" once started, then wait for a line on stdin; only "busy" then
+    # works. The meter starts after both said so: their start-up is never measured, however
+    # long a loaded machine makes it.
     busy = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import sys, time\n"
+            "print('ready', flush=True)\n"
             "sys.stdin.readline()\n"
             "t = time.process_time() + 0.3\n"
             "while time.process_time() < t: pass\n"
             "time.sleep(30)",
         ],
         stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     idle = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; sys.stdin.readline(); time.sleep(30)"],
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; print('ready', flush=True); sys.stdin.readline(); time.sleep(30)",
+        ],
         stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     try:
-        time.sleep(1.0)  # past both interpreters' start-up
+        for child in (busy, idle):
+            assert child.stdout is not None
+            assert child.stdout.readline() == b"ready\n"
         meter = CpuMeter({"busy": busy.pid, "idle": idle.pid}).start()
         started = process_cpu_seconds(busy.pid)
         for child in (busy, idle):

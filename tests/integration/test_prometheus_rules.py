@@ -7,11 +7,12 @@ installs it, so a missing promtool is a broken set-up, not an optional feature.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.integration.system_tools import prometheus_tool
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
@@ -19,14 +20,7 @@ PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    found = shutil.which("promtool") or (
-        "/usr/bin/promtool" if Path("/usr/bin/promtool").is_file() else None
-    )
-    if found is None:
-        pytest.fail(
-            "promtool not found: run .ci/install-system-packages (Debian package prometheus)"
-        )
-    return found
+    return prometheus_tool("promtool")
 
 
 def run_promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
