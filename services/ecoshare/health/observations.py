@@ -34,7 +34,7 @@ class AcceptedEvent:
 class DecisionTally:
     """``decisions`` (event, subscriber) decisions taken together at ``decided_at_ms``
     that share subscriber, outcome, reason and agreement: the compact form of as many
-    :class:`~ecoshare.audit.DecisionRecord` values, as one audit block holds them."""
+    :class:`~ecoshare.codec.audit_blocks.DecisionRecord` values, as one audit block holds them."""
 
     event_type: str
     subscriber_id: str
