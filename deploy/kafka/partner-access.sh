@@ -1,34 +1,32 @@
 #!/usr/bin/env bash
-# Give a partner a Kafka identity and the ACLs its role allows, on the compose cluster.
+# Give a partner a Kafka identity and the ACLs its role and agreements allow, on the
+# compose cluster.
 #
-#   PARTNER_PASSWORD=... deploy/kafka/partner-access.sh PARTNER_ID \
-#       [--publish EVENT_TYPE]... [--subscribe]
+#   PARTNER_PASSWORD=... deploy/kafka/partner-access.sh PARTNER_ID [ACL_OPTION]...
 #
-# --publish EVENT_TYPE  the partner may write (only) to ingress.EVENT_TYPE
-# --subscribe           the partner may read its delivery topics deliver.PARTNER_ID.* with
-#                       consumer groups named PARTNER_ID.*
+# The ACLs are the ones `ecoshare acl PARTNER_ID` derives from the partner's roles and
+# agreements (see ecoshare.domain.access): a publisher writes the ingress topics of the
+# event types its agreements name; a subscriber reads its delivery topics
+# deliver.PARTNER_ID.* with consumer groups named PARTNER_ID.*. ACL_OPTIONs go to
+# `ecoshare acl`, e.g. `--file examples/postnl/governance.yaml` to read partners and
+# agreements from a governance file instead of the running platform. Set ECOSHARE to
+# the command to run (default: ecoshare).
 #
 # Idempotent: re-running sets the same password and adds the same ACLs. Runs the Kafka
 # tools inside the `kafka` container over the internal listener, whose principal is the
 # cluster's only super user; see deploy/kafka/README.md.
 set -euo pipefail
 
-usage() { sed -n '2,13p' "$0" >&2; exit 2; }
+usage() { sed -n '2,19p' "$0" >&2; exit 2; }
 
 [[ $# -ge 1 ]] || usage
 partner=$1
 shift
 [[ $partner =~ ^[A-Za-z0-9][A-Za-z0-9_-]*$ ]] || { echo "invalid partner id: $partner" >&2; exit 2; }
 
-publish=()
-subscribe=false
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --publish) [[ $# -ge 2 ]] || usage; publish+=("$2"); shift 2 ;;
-    --subscribe) subscribe=true; shift ;;
-    *) usage ;;
-  esac
-done
+# Derive the bindings first: an unknown partner fails before anything changes.
+acl_lines=$(${ECOSHARE:-ecoshare} acl "$partner" --output args "$@")
+[[ -n $acl_lines ]] || { echo "$partner gets no ACLs (disabled, or no role)" >&2; exit 1; }
 
 if [[ -z ${PARTNER_PASSWORD:-} ]]; then
   read -r -s -p "SCRAM password for $partner: " PARTNER_PASSWORD
@@ -44,18 +42,12 @@ kafka_tool() { docker compose exec -T kafka "/opt/kafka/bin/$1" --bootstrap-serv
 kafka_tool kafka-configs.sh --alter --entity-type users --entity-name "$partner" \
   --add-config "SCRAM-SHA-512=[iterations=8192,password=$PARTNER_PASSWORD]"
 
-for event_type in "${publish[@]}"; do
-  kafka_tool kafka-acls.sh --add --allow-principal "User:$partner" \
-    --operation Write --operation Describe --topic "ingress.$event_type"
+# One kafka-acls.sh call per binding line; the tool gets no stdin, so it cannot eat the
+# lines still to come.
+mapfile -t bindings <<< "$acl_lines"
+for binding in "${bindings[@]}"; do
+  read -r -a arguments <<< "$binding"
+  kafka_tool kafka-acls.sh "${arguments[@]}" < /dev/null
 done
-
-if [[ $subscribe == true ]]; then
-  kafka_tool kafka-acls.sh --add --allow-principal "User:$partner" \
-    --operation Read --operation Describe \
-    --topic "deliver.$partner." --resource-pattern-type prefixed
-  kafka_tool kafka-acls.sh --add --allow-principal "User:$partner" \
-    --operation Read --operation Describe \
-    --group "$partner." --resource-pattern-type prefixed
-fi
 
 kafka_tool kafka-acls.sh --list --principal "User:$partner"

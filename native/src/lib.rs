@@ -18,7 +18,7 @@ use pyo3::types::{PyBytes, PyInt, PyString, PyTuple};
 
 use scan::{Captured, Program, ScanError};
 
-/// The codec exception (from `ecoshare.codec.exceptions`) a scan error maps to.
+/// The codec exception (from `ecoshare.codec.errors`) a scan error maps to.
 pub(crate) fn scan_error(py: Python<'_>, error: ScanError) -> PyErr {
     let (class, message) = match error {
         ScanError::Truncated(message) => ("TruncatedPayloadError", message.to_owned()),
@@ -26,7 +26,7 @@ pub(crate) fn scan_error(py: Python<'_>, error: ScanError) -> PyErr {
         ScanError::Trailing(count) => ("TrailingBytesError", format!("{count} bytes after the record")),
     };
     match py
-        .import("ecoshare.codec.exceptions")
+        .import("ecoshare.codec.errors")
         .and_then(|module| module.getattr(class))
         .and_then(|class| class.call1((message,)))
     {

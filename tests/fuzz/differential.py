@@ -43,7 +43,7 @@ import avro.schema
 import fastavro
 from fastavro.validation import validate
 
-from ecoshare.codec.exceptions import CodecError
+from ecoshare.codec.errors import CodecError
 from ecoshare.codec.layout import compile_layout
 from ecoshare.governance.cores import select_core
 

@@ -43,10 +43,13 @@ from ecoshare.adapters.metrics import (
 from ecoshare.adapters.processes import free_port, spawn, stop
 from ecoshare.config.secrets import operator_key, signing_secret
 from ecoshare.config.settings import Settings
+from ecoshare.config.topics import TopicNames
 from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import Role
 from ecoshare.embedded.platform import Platform
 from ecoshare.governance.control_plane import ControlPlaneWriter
+from ecoshare.governance.engine import BatchCounts
+from ecoshare.governance.observer import WorkerObserver
 from ecoshare.sdk import Publisher
 from tests.integration.governed_platform import (
     agreement,
@@ -212,6 +215,16 @@ def metrics_endpoint() -> Iterator[tuple[CollectorRegistry, GovernanceMetrics, s
         stop_metrics_server(server)
 
 
+def observer_of(governance: GovernanceMetrics) -> WorkerObserver:
+    """The worker's observer on ``governance``: the path every count takes in a worker."""
+    return WorkerObserver(
+        governance,
+        names=TopicNames(),
+        event_types=("LocationAvailability", "StoreStatusChanged"),
+        ingress_partitions=1,
+    )
+
+
 def values_by(result: list[dict[str, Any]], label: str) -> dict[str, float]:
     return {sample["metric"].get(label, ""): float(sample["value"][1]) for sample in result}
 
@@ -251,13 +264,21 @@ def test_accounting_law_holds_in_prometheus(
     metrics_endpoint: tuple[CollectorRegistry, GovernanceMetrics, str],
 ) -> None:
     _registry, governance, target = metrics_endpoint
-    for _ in range(4):
-        governance.record_delivered("carrier-1", "StoreStatusChanged")
-    governance.record_withheld("carrier-1", "StoreStatusChanged", "row_filter")
-    governance.record_withheld("carrier-2", "StoreStatusChanged", "consent_missing")
-    governance.record_quarantined(
-        "unknown", "StoreStatusChanged", "unauthenticated_publisher", ["carrier-1", "carrier-2"]
+    # What the engine counts for a batch, applied the way the worker applies it.
+    event_type = "StoreStatusChanged"
+    counts = BatchCounts(
+        admitted={("shop-1", event_type): 5},
+        delivered={("carrier-1", event_type): 4},
+        withheld={
+            ("carrier-1", event_type, "row_filter"): 1,
+            ("carrier-2", event_type, "consent_missing"): 5,
+        },
+        quarantined={(event_type, "unauthenticated_publisher"): 1},
+        quarantined_publishers={("unknown", event_type): 1},
+        subscriber_received={("carrier-1", event_type): 6, ("carrier-2", event_type): 6},
+        subscriber_quarantined={("carrier-1", event_type): 1, ("carrier-2", event_type): 1},
     )
+    observer_of(governance).batch_completed(counts, 6, 0.01, time.time())
 
     prometheus = start_prometheus({"ecoshare-worker": [target]})
 
@@ -265,7 +286,7 @@ def test_accounting_law_holds_in_prometheus(
         "sum by (subscriber) (ecoshare_subscriber_events_received_total)",
         lambda found: len(found) == 2,
     )
-    assert values_by(received, "subscriber") == {"carrier-1": 6.0, "carrier-2": 2.0}
+    assert values_by(received, "subscriber") == {"carrier-1": 6.0, "carrier-2": 6.0}
     unaccounted = prometheus.query(
         "sum by (subscriber) (ecoshare_subscriber_events_received_total)"
         " - sum by (subscriber) (ecoshare_events_delivered_total or"
@@ -308,7 +329,16 @@ def test_dashboard_and_alert_promql_is_valid_and_rules_evaluate(
     metrics_endpoint: tuple[CollectorRegistry, GovernanceMetrics, str],
 ) -> None:
     _registry, governance, target = metrics_endpoint
-    governance.record_delivered("carrier-1", "StoreStatusChanged")
+    observer_of(governance).batch_completed(
+        BatchCounts(
+            admitted={("shop-1", "StoreStatusChanged"): 1},
+            delivered={("carrier-1", "StoreStatusChanged"): 1},
+            subscriber_received={("carrier-1", "StoreStatusChanged"): 1},
+        ),
+        1,
+        0.01,
+        time.time(),
+    )
     governance.delivery_latency_seconds.labels("carrier-1").observe(0.02)
     governance.consent_enforcement_delay_seconds.observe(0.1)
     governance.last_event_timestamp_seconds.labels("shop-1", "StoreStatusChanged").set(time.time())

@@ -23,7 +23,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
 from ecoshare.registry import RegistryProcess
-from ecoshare.registry.exceptions import RegistryStartError
+from ecoshare.registry.errors import RegistryStartError
 
 STORE_STATUS: dict[str, Any] = {
     "type": "record",

@@ -14,7 +14,7 @@ from typing import Any
 
 import fastavro
 
-from ecoshare.codec.exceptions import CodecError
+from ecoshare.codec.errors import CodecError
 from ecoshare.codec.layout import compile_layout
 from ecoshare.codec.wire import frame
 from ecoshare.config.topics import TopicNames

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from ecoshare.api.errors import ApiError
-from ecoshare.api.limits import RateLimiter
+from ecoshare.api.limits import RequestRateLimiter
 from ecoshare.api.request_guards import JsonRequestGuard, SecurityHeaders, json_nesting_exceeds
 from ecoshare.api.routes.deliveries import parse_last_event_id
 
@@ -129,7 +129,7 @@ def test_last_event_id_at_the_limits_is_accepted() -> None:
 
 def test_rate_limiter_peeks_without_taking_and_forgets_refilled_keys() -> None:
     now = [0.0]
-    limiter = RateLimiter(1.0, 2, clock=lambda: now[0], max_keys=2)
+    limiter = RequestRateLimiter(1.0, 2, clock=lambda: now[0], max_keys=2)
     assert limiter.wait_time("a") is None
     assert limiter.acquire("a") is None and limiter.acquire("a") is None
     assert limiter.wait_time("a") == pytest.approx(1.0)
@@ -166,9 +166,9 @@ def _authenticator(follower: _Follower, failures: int) -> Any:
         follower=follower,  # type: ignore[arg-type]
         keys_topic="keys",
         partners_topic="partners",
-        partner_limiter=RateLimiter(100, 100),
-        operator_limiter=RateLimiter(100, 100),
-        failure_limiter=RateLimiter(0.001, failures),
+        partner_limiter=RequestRateLimiter(100, 100),
+        operator_limiter=RequestRateLimiter(100, 100),
+        failure_limiter=RequestRateLimiter(0.001, failures),
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecoshare.codec.exceptions import (
+from ecoshare.codec.errors import (
     CodecError,
     InvalidValueError,
     TrailingBytesError,

@@ -42,6 +42,7 @@ def test_publishers_write_only_their_types_and_subscribers_read_only_their_topic
     reads = [a for a in acls if a.operation == "read"]
     assert AclBinding("User:carrier", "topic", "deliver.carrier.", "prefixed", "read") in reads
     assert AclBinding("User:carrier", "group", "carrier.", "prefixed", "read") in reads
+    assert AclBinding("User:carrier", "group", "carrier.", "prefixed", "describe") in acls
     assert not [a for a in acls if a.principal == "User:gone"]
     assert not [a for a in acls if a.principal != "User:carrier" and a.operation == "read"]
     assert acls[0].kafka_acls_arguments()[:3] == ["--add", "--allow-principal", acls[0].principal]

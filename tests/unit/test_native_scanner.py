@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecoshare.codec.exceptions import (
+from ecoshare.codec.errors import (
     CodecError,
     InvalidValueError,
     TrailingBytesError,

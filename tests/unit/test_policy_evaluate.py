@@ -15,8 +15,8 @@ from ecoshare.domain.consent import ConsentRecord
 from ecoshare.domain.errors import HashKeyMissingError
 from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.policy import (
+    AgreementRateLimiter,
     Decision,
-    RateLimiter,
     WithholdReason,
     evaluate_event,
     row_filter_passes,
@@ -111,7 +111,7 @@ def _evaluate(
     record: dict[str, Any] | None = None,
     publisher_id: str = "shop-a",
     now: datetime = NOW,
-    limiter: RateLimiter | None = None,
+    limiter: AgreementRateLimiter | None = None,
 ) -> list[Decision]:
     return evaluate_event(
         record or RECORD, "StoreStatusChanged", publisher_id, state, CLASSES, now, KEYS, limiter
@@ -307,7 +307,7 @@ def test_hashes_use_the_subscribers_key() -> None:
 def test_rate_limits_withhold_once_exhausted() -> None:
     agreement = _agreement(limits={"max_events_per_minute": 2})
     state = _state([agreement])
-    limiter = RateLimiter()
+    limiter = AgreementRateLimiter()
     outcomes = [_only(_evaluate(state, limiter=limiter)).reason for _ in range(3)]
     assert outcomes == [None, None, WithholdReason.RATE_LIMITED]
     later = _only(_evaluate(state, now=NOW + timedelta(seconds=30), limiter=limiter))
@@ -321,7 +321,7 @@ def test_filtered_events_do_not_use_up_the_rate_limit() -> None:
         row_filters=[{"field": "status", "op": "in", "values": ["CLOSED"]}],
     )
     state = _state([agreement])
-    limiter = RateLimiter()
+    limiter = AgreementRateLimiter()
     opened = {**RECORD, "status": "OPEN"}
     assert (
         _only(_evaluate(state, record=opened, limiter=limiter)).reason is WithholdReason.ROW_FILTER

@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.classification import Classification
 from ecoshare.domain.consent import ConsentRecord
-from ecoshare.domain.policy import Decision, RateLimiter, evaluate_event
+from ecoshare.domain.policy import AgreementRateLimiter, Decision, evaluate_event
 from ecoshare.domain.projection import projected_schema
 from tests.strategies import Scenario, governance_scenarios
 
 
-def _evaluate(scenario: Scenario, limiter: RateLimiter | None = None) -> list[Decision]:
+def _evaluate(scenario: Scenario, limiter: AgreementRateLimiter | None = None) -> list[Decision]:
     note(f"now={scenario.now.isoformat()} record={scenario.record}")
     return evaluate_event(
         scenario.record,
@@ -143,7 +143,7 @@ def test_delivered_records_satisfy_the_agreements_row_filters(scenario: Scenario
 
 @given(governance_scenarios(with_limits=True), st.integers(1, 4))
 def test_one_decision_per_candidate_subscriber(scenario: Scenario, repeats: int) -> None:
-    limiter = RateLimiter()
+    limiter = AgreementRateLimiter()
     candidates = scenario.state.candidate_subscribers(scenario.event_type)
     for _ in range(repeats):
         decisions = _evaluate(scenario, limiter)

@@ -14,7 +14,7 @@ from ecoshare.registry.compatibility import (
     parse_level,
     reader_writer_problems,
 )
-from ecoshare.registry.exceptions import InvalidCompatibilityLevelError
+from ecoshare.registry.errors import InvalidCompatibilityLevelError
 
 Level = CompatibilityLevel
 

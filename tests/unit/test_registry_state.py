@@ -8,7 +8,7 @@ import pytest
 
 from ecoshare.registry.avro_schemas import parse_schema
 from ecoshare.registry.compatibility import CompatibilityLevel
-from ecoshare.registry.exceptions import InvalidSchemaError
+from ecoshare.registry.errors import InvalidSchemaError
 from ecoshare.registry.state import (
     MalformedRecordError,
     RegistryState,

@@ -14,7 +14,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from ecoshare.codec.exceptions import CodecError, InvalidValueError
+from ecoshare.codec.errors import CodecError, InvalidValueError
 from ecoshare.codec.layout import compile_layout
 from tests.fuzz.differential import (
     corpus_cases,

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from ecoshare.api.compacted import CompactedTopicError, CompactedTopicFollower
 from ecoshare.api.errors import ApiError
-from ecoshare.api.limits import RateLimiter, retry_after_header
+from ecoshare.api.limits import RequestRateLimiter, retry_after_header
 from ecoshare.domain.credentials import ApiKeyRecord, key_id_of, key_matches
 from ecoshare.domain.partners import Partner
 
@@ -72,9 +72,9 @@ class Authenticator:
         follower: CompactedTopicFollower,
         keys_topic: str,
         partners_topic: str,
-        partner_limiter: RateLimiter,
-        operator_limiter: RateLimiter,
-        failure_limiter: RateLimiter,
+        partner_limiter: RequestRateLimiter,
+        operator_limiter: RequestRateLimiter,
+        failure_limiter: RequestRateLimiter,
     ) -> None:
         self._operator_key = operator_key.encode()
         self._follower = follower
@@ -199,7 +199,7 @@ class Authenticator:
         return True
 
     @staticmethod
-    def _charge(limiter: RateLimiter, key: str) -> None:
+    def _charge(limiter: RequestRateLimiter, key: str) -> None:
         wait = limiter.acquire(key)
         if wait is not None:
             raise ApiError(

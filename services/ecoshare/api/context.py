@@ -17,12 +17,13 @@ from ecoshare.api.audit_index import AuditIndex
 from ecoshare.api.auth import Authenticator
 from ecoshare.api.compacted import CompactedTopicFollower, CompactedTopicWriter, FollowedChange
 from ecoshare.api.config import ApiConfig
-from ecoshare.api.limits import RateLimiter
+from ecoshare.api.limits import RequestRateLimiter
 from ecoshare.catalog.event_catalog import Catalog, load_catalog
 from ecoshare.codec.framed import FramedDecoder
+from ecoshare.config.topics import api_keys_topic
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.consent import ConsentRecord
-from ecoshare.domain.credentials import ApiKeyRecord, api_keys_topic
+from ecoshare.domain.credentials import ApiKeyRecord
 from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import Partner
 from ecoshare.governance.worker import governed_topics
@@ -177,11 +178,13 @@ class ApiContext:
             follower=self.follower,
             keys_topic=self.keys_topic,
             partners_topic=names.partners,
-            partner_limiter=RateLimiter(limits.rate_per_second, limits.rate_burst),
-            operator_limiter=RateLimiter(
+            partner_limiter=RequestRateLimiter(limits.rate_per_second, limits.rate_burst),
+            operator_limiter=RequestRateLimiter(
                 limits.operator_rate_per_second, limits.operator_rate_burst
             ),
-            failure_limiter=RateLimiter(limits.auth_failure_per_second, limits.auth_failure_burst),
+            failure_limiter=RequestRateLimiter(
+                limits.auth_failure_per_second, limits.auth_failure_burst
+            ),
         )
         self.webhook_targets = TargetPolicy(
             allowed=limits.webhook_allowlist, listeners=PlatformListeners(config)

@@ -13,8 +13,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ecoshare.adapters.metrics import HttpMetrics
 
 
-class RateLimiter:
-    """Token buckets per key: ``burst`` requests at once, ``rate_per_second`` sustained.
+class RequestRateLimiter:
+    """HTTP requests per caller key (partner, operator, client address): token buckets of
+    ``burst`` requests at once, ``rate_per_second`` sustained, on a monotonic clock.
+
+    Not :class:`ecoshare.domain.policy.AgreementRateLimiter`, which caps the events an
+    agreement delivers, per minute and per UTC day, at the events' own time.
 
     Thread-safe. Buckets that have refilled completely are forgotten once more than
     ``max_keys`` are held, so keys chosen by callers (client addresses) cannot grow

@@ -105,11 +105,11 @@ def publish(
     """
     check_output(output)
     from ecoshare.catalog.event_catalog import load_catalog
-    from ecoshare.codec.event_json import encode_json_events
     from ecoshare.config.secrets import signing_secret
     from ecoshare.domain.identity import partner_signing_key
     from ecoshare.domain.partners import Role
     from ecoshare.sdk import Publisher
+    from ecoshare.sdk.json_events import encode_json_events
 
     base = settings()
     _event_type(event_type, base.schemas_dir)

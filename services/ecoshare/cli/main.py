@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ecoshare.cli import catalog, events, governance, partners, status
+from ecoshare.cli import acl, catalog, events, governance, partners, status
 from ecoshare.cli.common import (
     InputError,
     OutputOption,
@@ -271,7 +271,7 @@ def schemas_show(event_type: str) -> None:
     print_json(schema)
 
 
-for module in (status, partners, governance, events, catalog):
+for module in (status, partners, governance, events, catalog, acl):
     module.register(app)
 
 

@@ -58,7 +58,7 @@ def _write(where: Endpoints, kind: str, key: str, model: BaseModel) -> None:
 
 def _keys_topic(where: Endpoints) -> str:
     from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
-    from ecoshare.domain.credentials import api_keys_topic
+    from ecoshare.config.topics import api_keys_topic
 
     topic = api_keys_topic(where.names)
     ensure_topics(where.bootstrap_servers, [TopicSpec.compacted(topic)])

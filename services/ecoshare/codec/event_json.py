@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 from ecoshare.domain.timestamps import from_epoch_millis, to_utc_millis
-from ecoshare.sdk import EventTooLargeError, EventValidationError, Publisher
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
@@ -48,7 +47,8 @@ def _problem(path: str, message: str) -> _ProblemsError:
     return _ProblemsError([FieldProblem(path, message)])
 
 
-def _join(path: str, name: str) -> str:
+def join_path(path: str, name: str) -> str:
+    """``name`` under ``path`` as problems report it (``address.postal_code``)."""
     return f"{path}.{name}" if path else name
 
 
@@ -149,7 +149,7 @@ class _Converter:
             if not isinstance(value, dict):
                 raise _problem(path, f"expected an object, got {_json_kind(value)}")
             converted = self._each(
-                [(_join(path, str(key)), item) for key, item in value.items()],
+                [(join_path(path, str(key)), item) for key, item in value.items()],
                 avro_type["values"],
                 namespace,
             )
@@ -183,7 +183,7 @@ class _Converter:
         for field in schema["fields"]:
             name = field["name"]
             known.add(name)
-            field_path = _join(path, name)
+            field_path = join_path(path, name)
             if name not in value:
                 if "default" in field:
                     record[name] = field["default"]
@@ -195,7 +195,7 @@ class _Converter:
             except _ProblemsError as exc:
                 problems.extend(exc.problems)
         problems.extend(
-            FieldProblem(_join(path, str(name)), "is not a field of this event type")
+            FieldProblem(join_path(path, str(name)), "is not a field of this event type")
             for name in value
             if name not in known
         )
@@ -293,54 +293,6 @@ def fill_envelope(event: dict[str, Any], publisher_id: str, now: datetime) -> di
     filled.setdefault("publisher_id", publisher_id)
     filled.setdefault("published_at", int(now.timestamp() * 1000))
     return filled
-
-
-def encode_json_events(
-    publisher: Publisher,
-    schema: Mapping[str, Any],
-    event_type: str,
-    publisher_id: str,
-    events: list[tuple[str, Any]],
-    now: datetime,
-) -> tuple[list[tuple[bytes, bytes]], list[str], list[FieldProblem]]:
-    """(key, framed value) and event id of every event, or the problems of all of them.
-
-    ``events`` pairs each JSON event with the path prefix its problems are reported
-    under (``[3]`` for the fourth event of a batch, ``""`` for a single one). Envelope
-    fields are filled in by :func:`fill_envelope`; a ``publisher_id`` other than
-    ``publisher_id`` is refused, since the platform would quarantine it.
-    """
-    encoded: list[tuple[bytes, bytes]] = []
-    event_ids: list[str] = []
-    problems: list[FieldProblem] = []
-    for prefix, event in events:
-        if not isinstance(event, dict):
-            problems.append(FieldProblem(prefix or "(event)", "an event must be a JSON object"))
-            continue
-        filled = fill_envelope(event, publisher_id, now)
-        if filled.get("publisher_id") != publisher_id:
-            problems.append(
-                FieldProblem(
-                    _join(prefix, "publisher_id"),
-                    f"must be the publishing partner's id {publisher_id!r}",
-                )
-            )
-            continue
-        record, found = record_from_json(schema, filled, prefix)
-        if record is None:
-            problems.extend(found)
-            continue
-        try:
-            _, key, value = publisher.encode(record, event_type)
-        except EventTooLargeError as exc:
-            problems.append(FieldProblem(prefix or "(event)", exc.message, too_large=True))
-            continue
-        except EventValidationError as exc:
-            problems.append(FieldProblem(_join(prefix, exc.field), exc.message))
-            continue
-        encoded.append((key, value))
-        event_ids.append(str(record["event_id"]))
-    return encoded, event_ids, problems
 
 
 def to_json_value(value: Any) -> Any:

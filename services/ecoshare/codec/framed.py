@@ -11,7 +11,7 @@ import fastavro
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from ecoshare.codec.exceptions import CodecError
+from ecoshare.codec.errors import CodecError
 from ecoshare.codec.wire import HEADER_SIZE, schema_id_of
 from ecoshare.errors import EcoshareError
 

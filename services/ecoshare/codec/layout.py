@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecoshare.codec.exceptions import (
+from ecoshare.codec.errors import (
     CodecError,
     InvalidValueError,
     TrailingBytesError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from ecoshare.codec.exceptions import FramingError
+from ecoshare.codec.errors import FramingError
 
 MAGIC_BYTE = 0
 HEADER_SIZE = 5

@@ -77,3 +77,9 @@ class TopicNames:
 def value_subject(topic: str) -> str:
     """Confluent TopicNameStrategy subject of a topic's values."""
     return f"{topic}-value"
+
+
+def api_keys_topic(names: TopicNames) -> str:
+    """The compacted topic holding the API key records (see
+    :class:`ecoshare.domain.credentials.ApiKeyRecord`)."""
+    return f"{names.prefix}ecoshare.api-keys"

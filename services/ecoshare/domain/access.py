@@ -6,10 +6,12 @@ publishing as one another. On Apache Kafka each partner authenticates as princip
 
 - a publisher may write only to the ingress topics of the event types some agreement
   lets it publish (or all catalog types if it holds a ``*`` agreement), and read nothing;
-- a subscriber may read only its own delivery topics (``deliver.<id>.`` prefix) with
-  consumer groups under its own prefix (``<id>.``);
+- a subscriber may read (and describe) only its own delivery topics (``deliver.<id>.``
+  prefix) with consumer groups under its own prefix (``<id>.``);
 - the platform's own principal (workers, API, registry) gets everything else through
   broker configuration (super user), not through these bindings.
+
+``ecoshare acl`` prints these bindings; ``deploy/kafka/partner-access.sh`` applies them.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def partner_acls(
             prefix = delivery_prefix.format(subscriber=partner.partner_id)
             bindings.add(AclBinding(principal, "topic", prefix, "prefixed", "read"))
             bindings.add(AclBinding(principal, "topic", prefix, "prefixed", "describe"))
-            bindings.add(
-                AclBinding(principal, "group", f"{partner.partner_id}.", "prefixed", "read")
-            )
+            group = f"{partner.partner_id}."
+            bindings.add(AclBinding(principal, "group", group, "prefixed", "read"))
+            bindings.add(AclBinding(principal, "group", group, "prefixed", "describe"))
     return sorted(bindings)

@@ -19,7 +19,6 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ecoshare.config.topics import TopicNames
 from ecoshare.domain.partners import PartnerId
 from ecoshare.domain.timestamps import UtcTimestamp
 
@@ -29,11 +28,6 @@ _SCRYPT_N = 2**14
 _SCRYPT_R = 8
 _SCRYPT_P = 1
 _KEY_ID_BYTES = 6
-
-
-def api_keys_topic(names: TopicNames) -> str:
-    """The compacted topic holding the API key records."""
-    return f"{names.prefix}ecoshare.api-keys"
 
 
 class ApiKeyRecord(BaseModel):

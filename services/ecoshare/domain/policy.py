@@ -90,7 +90,7 @@ class Decision:
         return self.outcome == "delivered"
 
 
-class RateLimiter:
+class AgreementRateLimiter:
     """Per-agreement rate and volume caps, deterministic under an explicit clock.
 
     ``max_events_per_minute`` is a token bucket holding up to N events, refilled at N per
@@ -226,7 +226,7 @@ def evaluate_event(
     classification: Mapping[str, Classification],
     now: datetime,
     hash_keys: Mapping[str, bytes],
-    limiter: RateLimiter | None = None,
+    limiter: AgreementRateLimiter | None = None,
 ) -> list[Decision]:
     """One decision per candidate subscriber of ``event_type``, in subscriber-id order.
 

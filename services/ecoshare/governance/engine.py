@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from ecoshare.codec.exceptions import CodecError
+from ecoshare.codec.errors import CodecError
 from ecoshare.codec.layout import RecordLayout, compile_layout, encode_long
 from ecoshare.codec.wire import header_for
 from ecoshare.domain.agreements import Agreement
@@ -31,7 +31,7 @@ from ecoshare.domain.identity import (
     sign_event,
 )
 from ecoshare.domain.partners import Partner, Role
-from ecoshare.domain.policy import RateLimiter, WithholdReason
+from ecoshare.domain.policy import AgreementRateLimiter, WithholdReason
 from ecoshare.domain.projection import subscriber_hash_key
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.cores import select_core
@@ -369,7 +369,7 @@ class GovernanceEngine:
         self._hash_keys: dict[str, bytes] = {}
         self._windows: dict[tuple[str, int], DedupWindow] = {}
         self._skip: dict[tuple[str, int], dict[str, set[int]]] = {}
-        self.limiter = RateLimiter()
+        self.limiter = AgreementRateLimiter()
         self._compiled: CompiledState | None = None
 
     # -- partition life cycle -------------------------------------------------------

@@ -1,23 +1,23 @@
 """From audit messages to health observations.
 
 The health monitor reads every decision the platform makes, inside the API process, so
-reading must be cheap. :func:`ecoshare.audit.decode_audit_block` builds one
-:class:`~ecoshare.audit.DecisionRecord` per (event, subscriber), which is right for
-``ecoshare audit`` but is most of the cost here, and it yields nothing for an accepted
+reading must be cheap. :func:`ecoshare.codec.audit_blocks.decode_audit_block` builds
+one :class:`~ecoshare.codec.audit_blocks.DecisionRecord` per (event, subscriber), which
+is right for ``ecoshare audit`` but is most of the cost here, and it yields nothing for an accepted
 event that had no candidate subscriber, which is still a contribution and a report for
 freshness and coverage. :func:`audit_observations` therefore reads the block once and
 returns:
 
-- one :class:`~ecoshare.health.model.AcceptedEvent` per event row, with or without
+- one :class:`~ecoshare.health.observations.AcceptedEvent` per event row, with or without
   subscribers;
-- one :class:`~ecoshare.health.model.DecisionTally` per decision template used: the
+- one :class:`~ecoshare.health.observations.DecisionTally` per decision template used: the
   number of (event, subscriber) decisions of the block that share subscriber, outcome,
   reason and agreement (a block's decisions share one decision time);
-- one :class:`~ecoshare.audit.QuarantineRecord` per refused message.
+- one :class:`~ecoshare.codec.audit_blocks.QuarantineRecord` per refused message.
 
-The layout is the one documented in :mod:`ecoshare.audit`; ``tests/unit/test_health_feed.py``
-checks, over generated blocks, that the tallies add up to exactly what
-``decode_audit_block`` yields.
+The layout is the one documented in :mod:`ecoshare.codec.audit_blocks`;
+``tests/unit/test_health_feed.py`` checks, over generated blocks, that the tallies add
+up to exactly what ``decode_audit_block`` yields.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import json
 from collections import Counter
 
 from ecoshare.codec.audit_blocks import AuditFormatError, QuarantineRecord
-from ecoshare.health.model import AcceptedEvent, DecisionTally, HealthObservation
+from ecoshare.health.observations import AcceptedEvent, DecisionTally, HealthObservation
 
 __all__ = ["audit_observations"]
 
@@ -35,7 +35,8 @@ def audit_observations(value: bytes | None) -> list[HealthObservation]:
     """Every observation in one audit message: accepted events, decision tallies and
     refusals. A position marker (empty value) holds none.
 
-    Raises :class:`~ecoshare.audit.AuditFormatError` when ``value`` is not an audit block.
+    Raises :class:`~ecoshare.codec.audit_blocks.AuditFormatError` when ``value`` is not an
+    audit block.
     """
     if not value:
         return []

@@ -44,9 +44,8 @@ must not be earlier than the decisions already recorded (a live clock never is).
 
 from __future__ import annotations
 
-import contextlib
 import weakref
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -57,6 +56,9 @@ from ecoshare.codec.audit_blocks import DecisionRecord, QuarantineRecord
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.partners import Partner
 from ecoshare.domain.timestamps import from_epoch_millis, to_epoch_millis
+from ecoshare.health.export import ExportedSeries, export_report
+from ecoshare.health.observations import AcceptedEvent, DecisionTally, HealthObservation
+from ecoshare.health.windowed import CountKey, WindowedCounts
 
 if TYPE_CHECKING:
     from ecoshare.adapters.metrics import HealthMetrics
@@ -103,95 +105,6 @@ _AGREEMENT_DELIVERIES = "agreement_deliveries"
 _PER_PARTNER = (_CONTRIBUTED, _RECEIVED, _WITHHELD_FROM, _QUARANTINED_FROM)
 _UNKNOWN_REASON = "unknown"
 
-_Key = tuple[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class AcceptedEvent:
-    """One event the platform accepted (validated, not a duplicate), once per event.
-
-    Times are epoch milliseconds: ``published_ms`` as the publisher stamped it,
-    ``decided_at_ms`` when the platform governed it.
-    """
-
-    event_id: str
-    event_type: str
-    publisher_id: str
-    location_id: str
-    published_ms: int
-    decided_at_ms: int
-
-    @property
-    def reported_ms(self) -> int:
-        """When the event counts as reported: ``min(published_ms, decided_at_ms)``."""
-        return min(self.published_ms, self.decided_at_ms)
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionTally:
-    """``decisions`` (event, subscriber) decisions taken together at ``decided_at_ms``
-    that share subscriber, outcome, reason and agreement: the compact form of as many
-    :class:`~ecoshare.audit.DecisionRecord` values, as one audit block holds them."""
-
-    event_type: str
-    subscriber_id: str
-    outcome: str  # "delivered" | "withheld"
-    reason: str | None
-    agreement_id: str | None
-    decided_at_ms: int
-    decisions: int
-
-
-HealthObservation = AcceptedEvent | DecisionTally | DecisionRecord | QuarantineRecord
-"""What the model accumulates: an accepted event, decisions, or a refusal."""
-
-
-class _WindowedCounts:
-    """Counts per key over a trailing window, in fixed time buckets.
-
-    ``totals`` always equals the sum of the kept buckets. Buckets whose end is at or
-    before ``horizon`` (``now - window`` of the latest :meth:`expire`) are dropped and
-    never come back: a late arrival for an expired bucket is not counted.
-    """
-
-    __slots__ = ("_bucket_ms", "_buckets", "_horizon_ms", "_window_ms", "totals")
-
-    def __init__(self, window_ms: int, bucket_ms: int) -> None:
-        self._window_ms = window_ms
-        self._bucket_ms = bucket_ms
-        self._buckets: dict[int, Counter[_Key]] = {}
-        self._horizon_ms: int | None = None
-        self.totals: Counter[_Key] = Counter()
-
-    def add(self, key: _Key, at_ms: int, amount: int = 1) -> None:
-        index = at_ms // self._bucket_ms
-        if self._horizon_ms is not None and (index + 1) * self._bucket_ms <= self._horizon_ms:
-            return
-        bucket = self._buckets.get(index)
-        if bucket is None:
-            bucket = self._buckets[index] = Counter()
-        bucket[key] += amount
-        self.totals[key] += amount
-
-    def expire(self, now_ms: int) -> None:
-        """Drop the buckets that end at or before ``now_ms - window``; never goes back."""
-        horizon = now_ms - self._window_ms
-        if self._horizon_ms is not None and horizon <= self._horizon_ms:
-            return
-        self._horizon_ms = horizon
-        bucket_ms = self._bucket_ms
-        for index in [i for i in self._buckets if (i + 1) * bucket_ms <= horizon]:
-            bucket = self._buckets.pop(index)
-            for key, amount in bucket.items():
-                left = self.totals[key] - amount
-                if left > 0:
-                    self.totals[key] = left
-                else:
-                    del self.totals[key]
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
 
 @dataclass(slots=True)
 class _Stream:
@@ -202,15 +115,6 @@ class _Stream:
     forgotten_locations: int = 0
     in_breach: bool = False
     breaches: int = 0
-
-
-@dataclass(slots=True)
-class _Exported:
-    """What one :class:`HealthMetrics` has been given, to remove and increment exactly."""
-
-    partners: set[str] = field(default_factory=set)
-    agreements: set[str] = field(default_factory=set)
-    breaches: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def _millis(duration: timedelta) -> int:
@@ -257,14 +161,14 @@ class EcosystemHealth:
         self._unlisted_sla_ms = _millis(unlisted_sla)
         self._idle_after_ms = _millis(idle_after)
         self._max_locations = max_locations_per_stream
-        self._counts = _WindowedCounts(_millis(window), _millis(bucket))
+        self._counts = WindowedCounts(_millis(window), _millis(bucket))
         self._bucket_ms = _millis(bucket)
         self._newest_bucket: int | None = None
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._last_delivery_ms: dict[str, int] = {}
         self._agreements: dict[str, Agreement] = {}
         self._partners: dict[str, Partner] = {}
-        self._exported: weakref.WeakKeyDictionary[HealthMetrics, _Exported] = (
+        self._exported: weakref.WeakKeyDictionary[HealthMetrics, ExportedSeries] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -367,7 +271,7 @@ class EcosystemHealth:
         if refusal.publisher_id:
             self._count((_QUARANTINED_FROM, refusal.publisher_id), at_ms)
 
-    def _count(self, key: _Key, at_ms: int, amount: int = 1) -> None:
+    def _count(self, key: CountKey, at_ms: int, amount: int = 1) -> None:
         if self._newest_bucket is None or at_ms // self._bucket_ms > self._newest_bucket:
             self._newest_bucket = at_ms // self._bucket_ms
             # Buckets behind the newest decision seen are dropped while the audit trail is
@@ -457,42 +361,7 @@ class EcosystemHealth:
         export to the same ``metrics`` and has a (zero) series for every stream.
         """
         body = self.report(now)
-        exported = self._exported.setdefault(metrics, _Exported())
-        partners: set[str] = set()
-        for row in body["partners"]:
-            partner = row["partner"]
-            partners.add(partner)
-            metrics.partner_events_contributed.labels(partner).set(row["contributed"])
-            metrics.partner_events_received.labels(partner).set(row["received"])
-            if row["reciprocity_ratio"] is None:
-                _remove(metrics.partner_reciprocity_ratio, partner)
-            else:
-                metrics.partner_reciprocity_ratio.labels(partner).set(row["reciprocity_ratio"])
-        for partner in exported.partners - partners:
-            _remove(metrics.partner_events_contributed, partner)
-            _remove(metrics.partner_events_received, partner)
-            _remove(metrics.partner_reciprocity_ratio, partner)
-        exported.partners = partners
-        for row in body["coverage"]:
-            metrics.publisher_coverage_ratio.labels(row["publisher"], row["event_type"]).set(
-                row["coverage_ratio"]
-            )
-        for row in body["freshness"]:
-            key = (row["event_type"], row["publisher"])
-            counter = metrics.freshness_sla_breaches.labels(*key)
-            new = row["breaches"] - exported.breaches.get(key, 0)
-            if new > 0:
-                counter.inc(new)
-            exported.breaches[key] = row["breaches"]
-        agreements: set[str] = set()
-        for row in body["agreements"]:
-            agreements.add(row["agreement_id"])
-            metrics.agreement_idle.labels(row["agreement_id"]).set(1 if row["idle"] else 0)
-        for agreement_id in exported.agreements - agreements:
-            _remove(metrics.agreement_idle, agreement_id)
-        exported.agreements = agreements
-        metrics.active_publishers.set(body["totals"]["active_publishers"])
-        metrics.active_subscribers.set(body["totals"]["active_subscribers"])
+        export_report(body, metrics, self._exported.setdefault(metrics, ExportedSeries()))
         return body
 
     # -- report sections -----------------------------------------------------------
@@ -587,8 +456,3 @@ class EcosystemHealth:
             if kind == measure
         ]
         return [{"reason": reason, "events": amount} for reason, amount in sorted(found)]
-
-
-def _remove(metric: Any, *labels: str) -> None:
-    with contextlib.suppress(KeyError):
-        metric.remove(*labels)

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ecoshare.registry.avro_schemas import AVRO
 from ecoshare.registry.compatibility import parse_level
-from ecoshare.registry.exceptions import (
+from ecoshare.registry.errors import (
     InvalidCompatibilityLevelError,
     MalformedRequestError,
     RegistryError,

@@ -20,7 +20,7 @@ import avro.errors
 import avro.schema
 from avro.name import Names
 
-from ecoshare.registry.exceptions import InvalidSchemaError
+from ecoshare.registry.errors import InvalidSchemaError
 
 AVRO = "AVRO"
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from ecoshare.registry.exceptions import InvalidCompatibilityLevelError
+from ecoshare.registry.errors import InvalidCompatibilityLevelError
 
 
 class CompatibilityLevel(StrEnum):

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from ecoshare.adapters import processes
-from ecoshare.registry.exceptions import RegistryStartError
+from ecoshare.registry.errors import RegistryStartError
 from ecoshare.registry.store import DEFAULT_TOPIC
 
 

@@ -25,7 +25,7 @@ from ecoshare.registry.compatibility import (
     CompatibilityLevel,
     compatibility_problems,
 )
-from ecoshare.registry.exceptions import (
+from ecoshare.registry.errors import (
     IncompatibleSchemaError,
     InvalidSchemaError,
     InvalidVersionError,

@@ -32,7 +32,7 @@ from typing import Any
 
 from ecoshare.registry.avro_schemas import ParsedSchema, parse_schema
 from ecoshare.registry.compatibility import DEFAULT_LEVEL, CompatibilityLevel, parse_level
-from ecoshare.registry.exceptions import RegistryError
+from ecoshare.registry.errors import RegistryError
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from confluent_kafka import (
 )
 
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics, wait_for_cluster
-from ecoshare.registry.exceptions import StoreError, StoreTimeoutError
+from ecoshare.registry.errors import StoreError, StoreTimeoutError
 from ecoshare.registry.state import (
     MalformedRecordError,
     RegistryState,

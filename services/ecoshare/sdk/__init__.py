@@ -1,6 +1,6 @@
 """Partner SDK: publish and subscribe to governed events in one line each."""
 
-from ecoshare.sdk.exceptions import (
+from ecoshare.sdk.errors import (
     EventTooLargeError,
     EventValidationError,
     PublishError,

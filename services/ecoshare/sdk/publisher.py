@@ -18,7 +18,7 @@ from ecoshare.domain.events import CatalogEvent
 from ecoshare.domain.formats import conform
 from ecoshare.domain.identity import PUBLISHER_HEADER, SIGNATURE_HEADER, sign_event
 from ecoshare.sdk._schemas import RegistrySchemas
-from ecoshare.sdk.exceptions import EventTooLargeError, EventValidationError, PublishError
+from ecoshare.sdk.errors import EventTooLargeError, EventValidationError, PublishError
 
 DEFAULT_MAX_EVENT_BYTES = 65536
 """The platform's default ECOSHARE_MAX_EVENT_BYTES: larger events are quarantined."""

@@ -13,11 +13,11 @@ import fastavro
 from confluent_kafka import Consumer, KafkaError, Message
 
 from ecoshare.adapters.kafka_reading import header_map
-from ecoshare.codec.exceptions import CodecError
+from ecoshare.codec.errors import CodecError
 from ecoshare.codec.wire import HEADER_SIZE, schema_id_of
 from ecoshare.config.topics import TopicNames
 from ecoshare.sdk._schemas import RegistrySchemas
-from ecoshare.sdk.exceptions import DeliveryDecodeError
+from ecoshare.sdk.errors import DeliveryDecodeError
 
 
 @dataclass(frozen=True, slots=True)

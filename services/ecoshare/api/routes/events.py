@@ -21,9 +21,10 @@ from ecoshare.api.context import ApiContext
 from ecoshare.api.errors import ApiError
 from ecoshare.api.models import PublishAccepted
 from ecoshare.api.routes import api_context
-from ecoshare.codec.event_json import FieldProblem, encode_json_events
+from ecoshare.codec.event_json import FieldProblem
 from ecoshare.domain.partners import PARTNER_ID_PATTERN, Partner, Role
 from ecoshare.sdk import PublishError
+from ecoshare.sdk.json_events import encode_json_events
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 

@@ -1,16 +1,4 @@
-"""The platform's Prometheus metrics catalog.
-
-Every metric is constructed on a :class:`~prometheus_client.CollectorRegistry` handed in
-by the caller, never on the process-global default registry, so tests and several
-services in one process never collide.
-
-Conventions (checked by ``tests/unit/test_metrics_catalog.py``):
-
-- every name starts with ``ecoshare_``; counters end in ``_total``; durations and
-  timestamps are in seconds and end in ``_seconds``; ratios end in ``_ratio``;
-- label values come from bounded sets only: partner ids, event types, reasons from a
-  closed vocabulary, agreement ids, topics and partitions. Event ids, location ids or
-  anything else that grows with traffic never become a label.
+"""The governance workers' metrics.
 
 The governance counters keep the platform's accounting laws visible in Prometheus:
 
@@ -26,7 +14,7 @@ The governance counters keep the platform's accounting laws visible in Prometheu
 Two things make Prometheus see those laws, not just the process:
 
 - a batch's increments are applied under :meth:`GovernanceMetrics.update`, and a
-  :class:`ConsistentRegistry` takes the same lock to collect, so no scrape sees half a
+  :class:`.ConsistentRegistry` takes the same lock to collect, so no scrape sees half a
   batch;
 - :meth:`GovernanceMetrics.declare_series` creates every label set knowable in advance
   at 0 (``rate()`` and ``increase()`` miss the first value of a series, so a series born
@@ -38,38 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    start_http_server,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-__all__ = [
-    "BATCH_PROCESSING_BUCKETS",
-    "CONSENT_ENFORCEMENT_BUCKETS",
-    "DELIVERY_LATENCY_BUCKETS",
-    "EVENT_PROCESSING_BUCKETS",
-    "HTTP_DURATION_BUCKETS",
-    "ConsistentRegistry",
-    "DeclaredSeries",
-    "GovernanceMetrics",
-    "HealthMetrics",
-    "HttpMetrics",
-    "register_build_info",
-    "series_names",
-    "start_metrics_server",
-    "stop_metrics_server",
-]
-
-PREFIX = "ecoshare"
+from ecoshare.adapters.metrics.exposition import PREFIX
 
 # One governed event takes microseconds in the pure domain; the lowest bucket has to
 # resolve that, the highest catches a stalled encoder or registry round trip.
@@ -92,26 +55,6 @@ CONSENT_ENFORCEMENT_BUCKETS: tuple[float, ...] = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75,
     1.0, 2.0, 5.0, 10.0, 30.0,
 )  # fmt: skip
-HTTP_DURATION_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
-
-
-class ConsistentRegistry(CollectorRegistry):
-    """A registry whose scrape never sees a batch half applied.
-
-    :meth:`collect` holds :attr:`update_lock`; writers that must change several series
-    as one fact (a batch's counters) hold it too, via :meth:`GovernanceMetrics.update`.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.update_lock = threading.Lock()
-
-    def collect(self) -> Iterator[Any]:
-        with self.update_lock:
-            families = list(super().collect())
-        yield from families
 
 
 @dataclass(frozen=True)
@@ -339,7 +282,7 @@ class GovernanceMetrics:
     @contextlib.contextmanager
     def update(self) -> Iterator[None]:
         """Hold while changing several series that make one fact: a
-        :class:`ConsistentRegistry` collects only before or after."""
+        :class:`.ConsistentRegistry` collects only before or after."""
         if self._update_lock is None:
             yield
             return
@@ -369,34 +312,6 @@ class GovernanceMetrics:
                 with contextlib.suppress(KeyError):
                     self.last_event_timestamp_seconds.remove(*labels)
 
-    def record_delivered(self, subscriber: str, event_type: str) -> None:
-        """Count one admitted event delivered to ``subscriber`` (subscriber-side counters)."""
-        with self.update():
-            self.subscriber_events_received.labels(subscriber, event_type).inc()
-            self.events_delivered.labels(subscriber, event_type).inc()
-
-    def record_withheld(self, subscriber: str, event_type: str, reason: str) -> None:
-        """Count one admitted event withheld from ``subscriber``; ``reason`` from a closed set."""
-        with self.update():
-            self.subscriber_events_received.labels(subscriber, event_type).inc()
-            self.events_withheld.labels(subscriber, event_type, reason).inc()
-
-    def record_quarantined(
-        self,
-        publisher: str,
-        event_type: str,
-        reason: str,
-        candidate_subscribers: Iterable[str],
-    ) -> None:
-        """Count one quarantined input message: received and quarantined once in total,
-        and once per candidate subscriber."""
-        with self.update():
-            self.events_received.labels(publisher, event_type).inc()
-            self.events_quarantined.labels(event_type, reason).inc()
-            for subscriber in candidate_subscribers:
-                self.subscriber_events_received.labels(subscriber, event_type).inc()
-                self.subscriber_quarantined.labels(subscriber, event_type).inc()
-
     def set_partition_stalled(self, topic: str, partition: int, seconds: float) -> None:
         """Report how long an owned partition with lag has not moved (0 when it moves)."""
         self.ingress_partition_stalled_seconds.labels(topic, str(partition)).set(seconds)
@@ -412,158 +327,3 @@ class GovernanceMetrics:
             self.ingress_consumer_lag_messages.remove(topic, str(partition))
         with contextlib.suppress(KeyError):
             self.ingress_partition_stalled_seconds.remove(topic, str(partition))
-
-
-class HealthMetrics:
-    """Ecosystem health, computed over a trailing window by the health evaluator.
-
-    Attributes:
-
-    - ``partner_events_contributed`` [``ecoshare_partner_events_contributed``] {partner}:
-      events the partner published in the window.
-    - ``partner_events_received`` [``ecoshare_partner_events_received``] {partner}:
-      events delivered to the partner in the window.
-    - ``partner_reciprocity_ratio`` [``ecoshare_partner_reciprocity_ratio``] {partner}:
-      contributed / (contributed + received), 0..1; 0.5 is balanced.
-    - ``publisher_coverage_ratio`` [``ecoshare_publisher_coverage_ratio``]
-      {publisher, event_type}: share of the publisher's known locations that reported in
-      the window, 0..1.
-    - ``agreement_idle`` [``ecoshare_agreement_idle``] {agreement}: 1 when the agreement
-      delivered nothing in the last day, else 0.
-    - ``freshness_sla_breaches`` [``ecoshare_freshness_sla_breaches_total``]
-      {event_type, publisher}: times a publisher went silent past its freshness SLA.
-    - ``active_publishers`` [``ecoshare_active_publishers``] and ``active_subscribers``
-      [``ecoshare_active_subscribers``]: partners that published / received in the window.
-    """
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.partner_events_contributed = Gauge(
-            f"{PREFIX}_partner_events_contributed",
-            "Events the partner published in the health window.",
-            ["partner"],
-            registry=registry,
-        )
-        self.partner_events_received = Gauge(
-            f"{PREFIX}_partner_events_received",
-            "Events delivered to the partner in the health window.",
-            ["partner"],
-            registry=registry,
-        )
-        self.partner_reciprocity_ratio = Gauge(
-            f"{PREFIX}_partner_reciprocity_ratio",
-            "Contributed / (contributed + received) in the health window, 0..1.",
-            ["partner"],
-            registry=registry,
-        )
-        self.publisher_coverage_ratio = Gauge(
-            f"{PREFIX}_publisher_coverage_ratio",
-            "Share of a publisher's known locations that reported in the window, 0..1.",
-            ["publisher", "event_type"],
-            registry=registry,
-        )
-        self.agreement_idle = Gauge(
-            f"{PREFIX}_agreement_idle",
-            "1 when the agreement delivered nothing in the last day, else 0.",
-            ["agreement"],
-            registry=registry,
-        )
-        self.freshness_sla_breaches = Counter(
-            f"{PREFIX}_freshness_sla_breaches",
-            "Times a publisher's newest event became older than the freshness SLA.",
-            ["event_type", "publisher"],
-            registry=registry,
-        )
-        self.active_publishers = Gauge(
-            f"{PREFIX}_active_publishers",
-            "Partners that published at least one event in the health window.",
-            registry=registry,
-        )
-        self.active_subscribers = Gauge(
-            f"{PREFIX}_active_subscribers",
-            "Partners that received at least one event in the health window.",
-            registry=registry,
-        )
-
-
-class HttpMetrics:
-    """Requests served by an HTTP service.
-
-    ``route`` is the route template (``/partners/{partner_id}``), never the raw path, so
-    the label set stays bounded.
-
-    Attributes: ``requests`` [``ecoshare_http_requests_total``]
-    {service, method, route, status} and ``request_duration_seconds``
-    [``ecoshare_http_request_duration_seconds``] {service, method, route}.
-    """
-
-    def __init__(self, registry: CollectorRegistry, service: str) -> None:
-        self.service = service
-        self.requests = Counter(
-            f"{PREFIX}_http_requests",
-            "HTTP requests served, by route template and status code.",
-            ["service", "method", "route", "status"],
-            registry=registry,
-        )
-        self.request_duration_seconds = Histogram(
-            f"{PREFIX}_http_request_duration_seconds",
-            "Time to serve an HTTP request (until the response starts), in seconds.",
-            ["service", "method", "route"],
-            registry=registry,
-            buckets=HTTP_DURATION_BUCKETS,
-        )
-
-    def observe(self, method: str, route: str, status: int, duration_seconds: float) -> None:
-        """Record one served request."""
-        self.requests.labels(self.service, method, route, str(status)).inc()
-        self.request_duration_seconds.labels(self.service, method, route).observe(duration_seconds)
-
-
-def register_build_info(registry: CollectorRegistry, service: str, version: str) -> Gauge:
-    """Register ``ecoshare_build_info{service,version} 1`` on ``registry``."""
-    build_info = Gauge(
-        f"{PREFIX}_build_info",
-        "Always 1; labels name the running service and its version.",
-        ["service", "version"],
-        registry=registry,
-    )
-    build_info.labels(service, version).set(1)
-    return build_info
-
-
-_SUFFIXES_BY_TYPE: dict[str, tuple[str, ...]] = {
-    "counter": ("_total", "_created"),
-    "histogram": ("_bucket", "_count", "_sum", "_created"),
-    "gaugehistogram": ("_bucket", "_gcount", "_gsum"),
-    "summary": ("", "_count", "_sum", "_created"),
-    "info": ("_info",),
-}
-
-
-def series_names(registry: CollectorRegistry) -> frozenset[str]:
-    """Every series name ``registry`` can expose, with the ``_total``/``_bucket``/...
-    suffixes, including labelled metrics that have no labelled child yet."""
-    names: set[str] = set()
-    for family in registry.collect():
-        names.update(
-            f"{family.name}{suffix}" for suffix in _SUFFIXES_BY_TYPE.get(family.type, ("",))
-        )
-        names.update(sample.name for sample in family.samples)
-    return frozenset(names)
-
-
-def start_metrics_server(
-    registry: CollectorRegistry, host: str, port: int
-) -> tuple[WSGIServer, int]:
-    """Serve ``registry`` at ``http://host:port/metrics`` from a daemon thread.
-
-    ``port`` 0 picks a free port; the port actually bound is returned with the server.
-    Stop it with :func:`stop_metrics_server`.
-    """
-    server, _thread = start_http_server(port, addr=host, registry=registry)
-    return server, int(server.server_address[1])
-
-
-def stop_metrics_server(server: WSGIServer) -> None:
-    """Stop serving and release the port."""
-    server.shutdown()
-    server.server_close()
