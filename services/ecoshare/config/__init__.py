@@ -1,1 +1,1 @@
-"""Configuration: settings from the environment, topic names and policies, secrets, the governance file."""
+"""Configuration: environment settings, topic names and policies, secrets, governance file."""
