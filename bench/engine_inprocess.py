@@ -70,6 +70,9 @@ class _Message:
     def headers(self) -> Any:
         return self._h
 
+    def timestamp(self) -> tuple[int, int]:
+        return (2, 0)  # 2: TIMESTAMP_LOG_APPEND_TIME; the engine only counts it
+
 
 class _OneSchema:
     def __init__(self, writer: WriterSchema) -> None:
