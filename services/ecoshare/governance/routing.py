@@ -89,6 +89,7 @@ class RouteRuntime:
 
     subscriber_id: str
     event_type: str = ""
+    schema_id: int = 0  # the writer schema: plans, so delivered field lists, depend on it
     static_reason: WithholdReason | None = None
     static_closest: Agreement | None = None
     in_force_first: Agreement | None = None
@@ -156,6 +157,7 @@ class RouteRuntime:
                     "delivered",
                     agreement.agreement_id,
                     agreement.version,
+                    self.schema_id,
                     missing,
                 ),
                 lambda: _delivered_template(self.subscriber_id, agreement, candidate.plan, missing),
@@ -217,7 +219,7 @@ class BatchRouting:
         now = self._now
         runtimes = []
         for route in self._table.routes(writer.event_type, publisher.partner_id):
-            runtime = RouteRuntime(route.subscriber_id, writer.event_type)
+            runtime = RouteRuntime(route.subscriber_id, writer.event_type, writer.schema_id)
             if not publisher.enabled:
                 runtime.withhold(WithholdReason.PUBLISHER_DISABLED, route.covering[:1])
             elif not route.subscriber_enabled:
