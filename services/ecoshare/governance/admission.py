@@ -96,7 +96,7 @@ class SchemaLookup(Protocol):
     def subject_of(self, schema_id: int) -> str | None: ...
 
 
-@dataclass(slots=True)
+@dataclass(slots=True)  # not frozen: one per event, and frozen init costs on the hot path
 class Admitted:
     """An authenticated, well-formed event, the first of its id on its partition.
 
