@@ -112,13 +112,13 @@ def test_an_event_that_fails_while_governed_is_quarantined_and_the_partition_mov
     def failing_field(body: bytes, start: int, end: int) -> bytes:
         raise RuntimeError("a defect no test foresaw")
 
-    for key, found in list(engine._plans.items()):
+    for key, found in list(engine.plans.compiled.items()):
         if not isinstance(found, str):
             # Both renderers fail: the Python one and the native one (through its ops).
             failing = dataclasses.replace(
                 found[0], render=failing_render, render_ops=(("call", 0, failing_field),)
             )
-            engine._plans[key] = (failing, found[1])
+            engine.plans.compiled[key] = (failing, found[1])
     poison = encode_event(TYPE, _event(2))
     result = engine.govern([signed_message(TYPE, poison, "postnl", offset=1)], state, NOW, NOW_MS)
     assert _reasons(result) == [QuarantineReason.UNGOVERNABLE_EVENT.value]

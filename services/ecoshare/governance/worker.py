@@ -528,16 +528,13 @@ class GovernanceWorker:
             self._delivery_errors.append(f"{message.topic()}[{message.partition()}]: {error}")
 
     def _tracker(self, output: Produce) -> Callable[[KafkaError | None, Message], None]:
-        source = next(
-            (value.decode() for name, value in output.headers if name == SOURCE_HEADER), None
-        )
+        source = output.source
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             if error is not None:
                 self._on_error(error, message)
-            elif source is not None:
-                topic, _, partition = source.rpartition(":")
-                ends = self._output_ends.setdefault((topic, int(partition)), {})
+            else:
+                ends = self._output_ends.setdefault(source, {})
                 ends[message.topic() or ""] = (message.offset() or 0) + 1
 
         return on_delivery
