@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ecoshare.adapters.kafka_reading import header_map, read_to_end
-from ecoshare.api.changes import display_json
 from ecoshare.api.compacted import topic_partitions
+from ecoshare.application.governance_plan import display_json
 from ecoshare.catalog.event_catalog import Catalog, load_catalog
 from ecoshare.cli.common import ControlState, Endpoints, InputError, read_input, read_state
 from ecoshare.codec.event_json import to_json_value

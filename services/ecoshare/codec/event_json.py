@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from ecoshare.domain.timestamps import from_epoch_millis, to_utc_millis
-from ecoshare.sdk import EventTooLargeError, EventValidationError, Publisher
+from ecoshare.sdk import EventTooLargeError, EventValidationError
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
@@ -295,8 +295,16 @@ def fill_envelope(event: dict[str, Any], publisher_id: str, now: datetime) -> di
     return filled
 
 
+class EventEncoder(Protocol):
+    """What encoding needs of a publisher (:class:`ecoshare.sdk.Publisher` is one)."""
+
+    def encode(
+        self, event: Mapping[str, Any], event_type: str | None = None
+    ) -> tuple[str, bytes, bytes]: ...
+
+
 def encode_json_events(
-    publisher: Publisher,
+    publisher: EventEncoder,
     schema: Mapping[str, Any],
     event_type: str,
     publisher_id: str,
