@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from ecoshare.application.bootstrap import load_settings
 from ecoshare.config.quiet import quiet_third_party_warnings as quiet_third_party_warnings
 from ecoshare.config.settings import Settings
 from ecoshare.config.topics import TopicNames
@@ -44,10 +45,7 @@ class NotFoundError(EcoshareError):
 
 
 def settings() -> Settings:
-    try:
-        return Settings()
-    except Exception as exc:  # pydantic's ValidationError names the variable
-        raise ConfigurationError(f"invalid ECOSHARE_* setting: {exc}") from exc
+    return load_settings()
 
 
 def _json_default(value: Any) -> Any:
