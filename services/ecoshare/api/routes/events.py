@@ -111,15 +111,20 @@ async def publish_events(
     limit = context.config.limits.max_batch_events
     if len(events) > limit:
         raise ApiError(413, f"{len(events)} events in one request; at most {limit}")
-    try:
-        event_ids = await run_in_threadpool(
-            publish_json_events,
+
+    def publish() -> list[str]:
+        # Off the event loop: a partner's first publish opens its producer, and
+        # encoding and acknowledgement take their time.
+        return publish_json_events(
             context.publisher(partner),
             context.catalog.event_schema(event_type),
             event_type,
             [(f"[{index}]" if batch else "", event) for index, event in enumerate(events)],
             flush_timeout_seconds=10,
         )
+
+    try:
+        event_ids = await run_in_threadpool(publish)
     except InvalidEventsError as exc:
         oversize = exc.oversize
         if oversize:
