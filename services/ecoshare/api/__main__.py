@@ -9,20 +9,13 @@ import uvicorn
 
 from ecoshare.api.app import create_app
 from ecoshare.api.config import DEFAULT_API_PORT, ApiConfig
-from ecoshare.config.quiet import quiet_third_party_warnings
-from ecoshare.config.settings import Settings
+from ecoshare.application.bootstrap import load_settings, start_service_logs
 from ecoshare.errors import EcoshareError
 
 
 def main() -> int:
-    quiet_third_party_warnings()
-    settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s api[%(process)d] %(name)s: %(message)s",
-    )
-    # Request lines of the registry client would drown the API's own log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = load_settings()
+    start_service_logs(settings.log_level, "api")
     try:
         app = create_app(ApiConfig.from_settings(settings))
     except EcoshareError as exc:

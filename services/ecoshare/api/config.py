@@ -8,10 +8,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ecoshare.application.bootstrap import platform_connection
 from ecoshare.config.secrets import operator_key, signing_secret
 from ecoshare.config.settings import Settings
 from ecoshare.config.topics import TopicNames, TopicPolicy
-from ecoshare.errors import ConfigurationError
 from ecoshare.webhooks.targets import AllowedTarget, parse_allowlist
 
 DEFAULT_API_PORT = 8080
@@ -90,10 +90,7 @@ class ApiConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, limits: ApiLimits | None = None) -> ApiConfig:
-        if not settings.bootstrap_servers or not settings.schema_registry_url:
-            raise ConfigurationError(
-                "the API needs ECOSHARE_BOOTSTRAP_SERVERS and ECOSHARE_SCHEMA_REGISTRY_URL"
-            )
+        connection = platform_connection(settings, "the API")
         limits = limits or ApiLimits()
         own = [f"{settings.bind_host}:{settings.api_port or DEFAULT_API_PORT}"]
         if limits.metrics_port:
@@ -101,8 +98,8 @@ class ApiConfig:
         if settings.metrics_port:
             own.append(f"{settings.bind_host}:{settings.metrics_port}")
         return cls(
-            bootstrap_servers=settings.bootstrap_servers,
-            schema_registry_url=settings.schema_registry_url,
+            bootstrap_servers=connection.bootstrap_servers,
+            schema_registry_url=connection.schema_registry_url,
             names=TopicNames(settings.topic_prefix),
             operator_key=operator_key(settings),
             signing_secret=signing_secret(settings),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from ecoshare.application.bootstrap import load_settings
 from ecoshare.config.quiet import quiet_third_party_warnings as quiet_third_party_warnings
 from ecoshare.config.settings import Settings
 from ecoshare.config.topics import TopicNames
@@ -21,8 +22,11 @@ from ecoshare.errors import ConfigurationError, EcoshareError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from ecoshare.api.compacted import CompactedTopicWriter
+    from ecoshare.application.ports import RecordKind
     from ecoshare.domain.agreements import Agreement
     from ecoshare.domain.consent import ConsentRecord
+    from ecoshare.domain.credentials import ApiKeyRecord
     from ecoshare.domain.partners import Partner
 
 console = Console()
@@ -41,10 +45,7 @@ class NotFoundError(EcoshareError):
 
 
 def settings() -> Settings:
-    try:
-        return Settings()
-    except Exception as exc:  # pydantic's ValidationError names the variable
-        raise ConfigurationError(f"invalid ECOSHARE_* setting: {exc}") from exc
+    return load_settings()
 
 
 def _json_default(value: Any) -> Any:
@@ -165,34 +166,110 @@ def read_state(where: Endpoints) -> ControlState:
     )
 
 
-class ControlWriter:
-    """Writes partner, agreement and consent records the way the control plane reads them.
+class CliPlatformState:
+    """The use cases' view of the platform, read from the topics on first use.
 
-    Records are JSON of the model (``model_dump(mode="json")``) keyed by their id, one
-    acknowledged record at a time (see :mod:`ecoshare.governance.control_plane`).
+    Control records are read once per command (:func:`read_state`); API key records only
+    when a use case asks for them, since reading them first creates their topic.
     """
 
     def __init__(self, where: Endpoints) -> None:
-        from ecoshare.api.compacted import CompactedTopicWriter
+        self._where = where
+        self._control: ControlState | None = None
+        self._keys: dict[str, ApiKeyRecord] | None = None
 
-        self._names = where.names
-        self._writer = CompactedTopicWriter(where.bootstrap_servers)
+    @property
+    def control(self) -> ControlState:
+        if self._control is None:
+            self._control = read_state(self._where)
+        return self._control
 
-    def write(self, kind: str, key: str, model: BaseModel | None) -> None:
-        """Put ``model`` under ``key`` on the ``kind`` topic; None deletes the key."""
-        from ecoshare.governance.control_plane import ControlKind
+    def partners(self) -> dict[str, Partner]:
+        return self.control.partners
 
-        topic = ControlKind(kind).topic(self._names)
-        if model is None:
+    def agreements(self) -> dict[str, Agreement]:
+        return self.control.agreements
+
+    def consents(self) -> dict[str, ConsentRecord]:
+        return self.control.consents
+
+    def api_keys(self) -> dict[str, ApiKeyRecord]:
+        if self._keys is None:
+            self._keys = read_key_records(self._where)
+        return self._keys
+
+
+def keys_topic(where: Endpoints) -> str:
+    """The API keys' topic, created when missing (a platform may not have served one)."""
+    from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+    from ecoshare.config.topics import api_keys_topic
+
+    topic = api_keys_topic(where.names)
+    ensure_topics(where.bootstrap_servers, [TopicSpec.compacted(topic)])
+    return topic
+
+
+def read_key_records(where: Endpoints) -> dict[str, ApiKeyRecord]:
+    """Every valid API key record; invalid ones are named on stderr and left out."""
+    from pydantic import ValidationError
+
+    from ecoshare.api.compacted import read_compacted_topics
+    from ecoshare.domain.credentials import ApiKeyRecord
+
+    topic = keys_topic(where)
+    records: dict[str, ApiKeyRecord] = {}
+    for key, value in read_compacted_topics(where.bootstrap_servers, [topic])[topic].items():
+        try:
+            records[key] = ApiKeyRecord.model_validate(value)
+        except ValidationError:
+            errors.print(f"warning: invalid API key record {key!r} ignored")
+    return records
+
+
+class ControlWriter:
+    """Writes partner, agreement, consent and API key records as the platform reads them.
+
+    Records are JSON of the model (``model_dump(mode="json")``) keyed by their id, one
+    acknowledged record at a time (see :mod:`ecoshare.governance.control_plane`). The
+    producer opens on the first write.
+    """
+
+    def __init__(self, where: Endpoints) -> None:
+        self._where = where
+        self._writer: CompactedTopicWriter | None = None
+        self._topics: dict[str, str] = {}
+
+    def _topic(self, kind: RecordKind) -> str:
+        topic = self._topics.get(kind)
+        if topic is None:
+            from ecoshare.governance.control_plane import ControlKind
+
+            topic = (
+                keys_topic(self._where)
+                if kind == "api_key"
+                else ControlKind(kind).topic(self._where.names)
+            )
+            self._topics[kind] = topic
+        return topic
+
+    def write(self, kind: RecordKind, key: str, value: BaseModel | None) -> None:
+        """Put ``value`` under ``key`` on the ``kind`` topic; None deletes the key."""
+        topic = self._topic(kind)
+        if self._writer is None:
+            from ecoshare.api.compacted import CompactedTopicWriter
+
+            self._writer = CompactedTopicWriter(self._where.bootstrap_servers)
+        if value is None:
             self._writer.delete(topic, key)
         else:
-            self._writer.put(topic, key, model.model_dump(mode="json"))
+            self._writer.put(topic, key, value.model_dump(mode="json"))
 
     def __enter__(self) -> ControlWriter:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 def read_input(path: Path) -> str:

@@ -8,7 +8,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +15,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ecoshare.application.errors import PublisherNotAllowedError, UnknownEventTypeError
 from ecoshare.cli.common import (
+    CliPlatformState,
     Endpoints,
     InputError,
     NotFoundError,
@@ -27,7 +28,6 @@ from ecoshare.cli.common import (
     json_line,
     print_json,
     read_input,
-    read_state,
     settings,
 )
 from ecoshare.terminal.tables import print_table
@@ -42,11 +42,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _event_type(name: str, schemas_dir: Path) -> None:
+    from ecoshare.application.publish import check_event_type
     from ecoshare.catalog.event_catalog import load_catalog
 
-    known = load_catalog(schemas_dir).event_types
-    if name not in known:
-        raise InputError(f"unknown event type {name!r}; known: {', '.join(known)}")
+    try:
+        check_event_type(name, load_catalog(schemas_dir).event_types)
+    except UnknownEventTypeError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def _json_lines(path: Path) -> list[tuple[int, Any]]:
@@ -104,22 +106,28 @@ def publish(
     what became of each event (delivered, withheld, quarantined as a duplicate...).
     """
     check_output(output)
+    from ecoshare.application.publish import (
+        InvalidEventsError,
+        publish_json_events,
+        publishing_partner,
+    )
     from ecoshare.catalog.event_catalog import load_catalog
     from ecoshare.config.secrets import signing_secret
     from ecoshare.domain.identity import partner_signing_key
-    from ecoshare.domain.partners import Role
     from ecoshare.sdk import Publisher
-    from ecoshare.sdk.json_events import encode_json_events
 
     base = settings()
     _event_type(event_type, base.schemas_dir)
     events = _json_lines(file)
     where = endpoints(base)
-    partner = read_state(where).partners.get(as_partner)
-    if partner is None:
-        raise InputError(f"--as: {as_partner!r} is not a partner")
-    if not partner.enabled or Role.PUBLISHER not in partner.roles:
-        raise InputError(f"--as: partner {as_partner!r} is disabled or holds no publisher role")
+    try:
+        partner = publishing_partner(as_partner, CliPlatformState(where))
+    except PublisherNotAllowedError as exc:
+        if not exc.known:
+            raise InputError(f"--as: {as_partner!r} is not a partner") from exc
+        raise InputError(
+            f"--as: partner {as_partner!r} is disabled or holds no publisher role"
+        ) from exc
     if signing_key is not None:
         try:
             key = bytes.fromhex(signing_key)
@@ -136,30 +144,27 @@ def publish(
         topic_prefix=where.names.prefix,
         max_event_bytes=base.max_event_bytes,
     )
-    encoded, event_ids, problems = encode_json_events(
-        publisher,
-        load_catalog(base.schemas_dir).event_schema(event_type),
-        event_type,
-        as_partner,
-        [(f"line {number}", event) for number, event in events],
-        datetime.now(UTC),
-    )
-    if problems:
+    # Where each event was written: its decisions name that position, so a decision
+    # on an earlier copy of the same event id is never taken for this send's.
+    written: dict[str, set[str]] = {}
+    try:
+        event_ids = publish_json_events(
+            publisher,
+            load_catalog(base.schemas_dir).event_schema(event_type),
+            event_type,
+            [(f"line {number}", event) for number, event in events],
+            on_written=lambda event_id: _recorder(written.setdefault(event_id, set())),
+        )
+    except InvalidEventsError as exc:
         shown = [
             f"{file}:{problem.field.replace('line ', '', 1).replace('.', ': ', 1)}: "
             f"{problem.message}"
-            for problem in problems[:MAX_PROBLEMS_SHOWN]
+            for problem in exc.problems[:MAX_PROBLEMS_SHOWN]
         ]
-        more = len(problems) - len(shown)
+        more = len(exc.problems) - len(shown)
         if more > 0:
             shown.append(f"... and {more} more")
-        raise InputError("nothing was published:\n" + "\n".join(shown))
-    # Where each event was written: its decisions name that position, so a decision
-    # on an earlier copy of the same event id is never taken for this send's.
-    written: dict[str, set[str]] = {event_id: set() for event_id in event_ids}
-    for (event_key, value), event_id in zip(encoded, event_ids, strict=True):
-        publisher.produce_encoded(event_type, event_key, value, _recorder(written[event_id]))
-    publisher.flush()
+        raise InputError("nothing was published:\n" + "\n".join(shown)) from exc
     outcomes = _await_outcomes(where, event_ids, written, wait) if wait else None
     summary = None if outcomes is None else Counter(outcomes.values())
     if output == "json":

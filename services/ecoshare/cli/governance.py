@@ -13,9 +13,10 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
+from ecoshare.application.errors import PlanHasProblemsError
 from ecoshare.cli.common import (
+    CliPlatformState,
     ControlWriter,
-    Endpoints,
     InputError,
     NotFoundError,
     OutputOption,
@@ -31,7 +32,7 @@ from ecoshare.governance.control_plane import ensure_control_topics
 from ecoshare.terminal.tables import print_table
 
 if TYPE_CHECKING:
-    from ecoshare.api.changes import Change, GovernancePlan
+    from ecoshare.application.governance_plan import Change, GovernancePlan
 
 agreements_app = typer.Typer(help="Data-sharing agreements in force.", no_args_is_help=True)
 FileOption = Annotated[
@@ -49,23 +50,27 @@ def register(app: typer.Typer) -> None:
 # -- plan / apply ----------------------------------------------------------------------
 
 
-def _plan(path: Path, where: Endpoints) -> GovernancePlan:
-    from ecoshare.api.changes import plan_changes
+def _plan(path: Path, state: CliPlatformState) -> GovernancePlan:
+    """The plan of the file at ``path``; InputError when it must not be applied."""
+    from ecoshare.application.governance import plan_governance, refuse_problems
     from ecoshare.catalog.event_catalog import load_catalog
     from ecoshare.config.governance_file import load_governance_file
 
     document = load_governance_file(path).document
-    state = read_state(where)
-    for problem in state.invalid:
+    for problem in state.control.invalid:
         errors.print(f"warning: invalid applied record ignored: {problem}")
-    return plan_changes(
-        current_partners=state.partners,
-        current_agreements=state.agreements,
-        partners=list(document.partners),
-        agreements=list(document.agreements),
-        event_schemas=load_catalog(settings().schemas_dir).event_schemas(),
+    changes = plan_governance(
+        list(document.partners),
+        list(document.agreements),
+        state,
+        load_catalog(settings().schemas_dir).event_schemas(),
         source=str(path),
     )
+    try:
+        refuse_problems(changes)
+    except PlanHasProblemsError as exc:
+        raise InputError(str(exc)) from exc
+    return changes
 
 
 def _short(value: Any) -> str:
@@ -139,34 +144,19 @@ def _print_plan(plan: GovernancePlan, keys: dict[str, int] | None = None) -> Non
     )
 
 
-def _refuse(plan: GovernancePlan) -> None:
-    if plan.problems:
-        raise InputError("\n".join(plan.problems))
-
-
 def plan(file: FileOption, output: OutputOption = "table") -> None:
     """Show what applying a governance file would change (nothing is written)."""
     check_output(output)
-    where = endpoints(settings())
-    changes = _plan(file, where)
-    _refuse(changes)
+    from ecoshare.application.governance import keys_lost_by_removal
+
+    state = CliPlatformState(endpoints(settings()))
+    changes = _plan(file, state)
     if output == "json":
         print_json(changes.to_json())
         return
-    removed = {c.key for c in changes.changes if c.action == "remove" and c.kind == "partner"}
-    _print_plan(changes, _active_keys(where, removed))
+    _print_plan(changes, keys_lost_by_removal(changes, state))
     if changes.count("remove"):
         console.print("removals are applied only with `apply --prune`")
-
-
-def _active_keys(where: Endpoints, partner_ids: set[str]) -> dict[str, int]:
-    """Active API keys of ``partner_ids``: they stop working when the partner is removed."""
-    if not partner_ids:
-        return {}
-    from ecoshare.cli.partners import active_key_counts
-
-    counts = active_key_counts(where)
-    return {partner_id: counts.get(partner_id, 0) for partner_id in partner_ids}
 
 
 def apply(
@@ -189,29 +179,32 @@ def apply(
     kept and listed.
     """
     check_output(output)
+    from ecoshare.application.governance import (
+        apply_governance,
+        keys_lost_by_removal,
+        removals,
+    )
+
     base = settings()
     where = endpoints(base)
     # On a fresh cluster with topic auto-creation off, the control topics may not exist.
     ensure_control_topics(where.bootstrap_servers, where.names, policy=base.topic_policy)
-    changes = _plan(file, where)
-    _refuse(changes)
-    removals = [change for change in changes.changes if change.action == "remove"]
-    keys = _active_keys(where, {c.key for c in removals if c.kind == "partner"})
-    asked = removals and not prune and output == "table" and sys.stdin.isatty()
+    state = CliPlatformState(where)
+    changes = _plan(file, state)
+    removed = removals(changes)
+    keys = keys_lost_by_removal(changes, state)
+    asked = bool(removed) and not prune and output == "table" and sys.stdin.isatty()
     if asked:
         _print_plan(changes, keys)
-        prune = typer.confirm(f"remove the {len(removals)} not declared in {file}?")
-    kept = [] if prune else removals
-    to_write = [change for change in changes.changes if change not in kept]
-    if to_write:
-        with ControlWriter(where) as writer:
-            for change in to_write:
-                writer.write(change.kind, change.key, change.after)
+        prune = typer.confirm(f"remove the {len(removed)} not declared in {file}?")
+    with ControlWriter(where) as writer:
+        applied = apply_governance(changes, writer, prune=prune)
+    kept = applied.kept
     if output == "json":
         print_json(
             {
                 **changes.to_json(),
-                "applied": bool(to_write),
+                "applied": bool(applied.written),
                 "kept": [{"kind": c.kind, "id": c.key} for c in kept],
                 "api_keys_of_removed_partners": {} if kept else keys,
             }
@@ -222,7 +215,7 @@ def apply(
         return
     if not asked:
         _print_plan(changes, keys)
-    if to_write:
+    if applied.written:
         console.print("[bold green]applied[/]; in force from the next governed event on")
     if kept:
         console.print(
@@ -244,7 +237,7 @@ def agreements_list(
 ) -> None:
     """Agreements as the platform holds them now."""
     check_output(output)
-    from ecoshare.api.changes import display_json
+    from ecoshare.application.governance_plan import display_json
 
     where = endpoints(settings())
     now = datetime.now(UTC)
@@ -289,7 +282,7 @@ def agreements_list(
 def agreements_show(agreement_id: str, output: OutputOption = "table") -> None:
     """One agreement in full (YAML, as in a governance file; or JSON)."""
     check_output(output)
-    from ecoshare.api.changes import display_json
+    from ecoshare.application.governance_plan import display_json
 
     where = endpoints(settings())
     agreement = read_state(where).agreements.get(agreement_id)

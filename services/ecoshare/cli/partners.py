@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
+from ecoshare.application.errors import (
+    ConsentOfAnotherControllerError,
+    InvalidConsentError,
+    PartnerExistsError,
+    UnknownApiKeyError,
+    UnknownConsentError,
+    UnknownControllerError,
+    UnknownPartnerError,
+)
 from ecoshare.cli.common import (
+    CliPlatformState,
     ControlWriter,
     Endpoints,
     InputError,
@@ -20,8 +31,8 @@ from ecoshare.cli.common import (
     check_output,
     console,
     endpoints,
-    errors,
     print_json,
+    read_key_records,
     read_state,
     settings,
 )
@@ -41,6 +52,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(consent_app, name="consent")
 
 
+def _problems(exc: InvalidConsentError) -> str:
+    return "; ".join(f"{problem.field or 'value'}: {problem.message}" for problem in exc.problems)
+
+
 def _validation_message(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
@@ -48,55 +63,11 @@ def _validation_message(exc: ValidationError) -> str:
     )
 
 
-def _write(where: Endpoints, kind: str, key: str, model: BaseModel) -> None:
-    with ControlWriter(where) as writer:
-        writer.write(kind, key, model)
-
-
-# -- API keys ------------------------------------------------------------------------
-
-
-def _keys_topic(where: Endpoints) -> str:
-    from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
-    from ecoshare.config.topics import api_keys_topic
-
-    topic = api_keys_topic(where.names)
-    ensure_topics(where.bootstrap_servers, [TopicSpec.compacted(topic)])
-    return topic
-
-
-def _issue_key(where: Endpoints, partner_id: str, label: str | None) -> Any:
-    from ecoshare.api.compacted import CompactedTopicWriter
-    from ecoshare.domain.credentials import issue_key
-
-    issued = issue_key(partner_id, datetime.now(UTC), label=label)
-    writer = CompactedTopicWriter(where.bootstrap_servers)
-    writer.put(_keys_topic(where), issued.key_id, issued.record.model_dump(mode="json"))
-    writer.close()
-    return issued
-
-
-def _key_records(where: Endpoints) -> dict[str, Any]:
-    from ecoshare.api.compacted import read_compacted_topics
-    from ecoshare.domain.credentials import ApiKeyRecord
-
-    topic = _keys_topic(where)
-    records: dict[str, Any] = {}
-    for key, value in read_compacted_topics(where.bootstrap_servers, [topic])[topic].items():
-        try:
-            records[key] = ApiKeyRecord.model_validate(value)
-        except ValidationError:
-            errors.print(f"warning: invalid API key record {key!r} ignored")
-    return records
-
-
 def active_key_counts(where: Endpoints) -> dict[str, int]:
     """partner id -> API keys issued to it and not revoked."""
-    counts: dict[str, int] = {}
-    for record in _key_records(where).values():
-        if not record.revoked:
-            counts[record.partner_id] = counts.get(record.partner_id, 0) + 1
-    return counts
+    from ecoshare.application.partners import active_key_counts as count_active
+
+    return count_active(CliPlatformState(where))
 
 
 def _show_secret(label: str, value: str) -> None:
@@ -154,8 +125,8 @@ def partners_add(
 ) -> None:
     """Onboard a partner; prints its signing key and a new API key ONCE."""
     check_output(output)
+    from ecoshare.application.partners import register_partner
     from ecoshare.config.secrets import signing_secret
-    from ecoshare.domain.identity import partner_signing_key
     from ecoshare.domain.partners import Partner
 
     try:
@@ -166,13 +137,16 @@ def partners_add(
         raise InputError(f"invalid partner: {_validation_message(exc)}") from exc
     base = settings()
     where = endpoints(base)
-    if partner_id in read_state(where).partners:
+    try:
+        with ControlWriter(where) as writer:
+            registered = register_partner(
+                partner, CliPlatformState(where), writer, signing_secret(base)
+            )
+    except PartnerExistsError as exc:
         raise EcoshareError(
             f"partner {partner_id!r} exists already; see `ecoshare partners key create`"
-        )
-    _write(where, "partner", partner_id, partner)
-    issued = _issue_key(where, partner_id, "created with the partner")
-    signing_key = partner_signing_key(signing_secret(base), partner_id, partner.key_generation)
+        ) from exc
+    issued, signing_key = registered.api_key, registered.signing_key
     if output == "json":
         print_json(
             {
@@ -190,13 +164,14 @@ def partners_add(
 
 def _set_enabled(partner_id: str, enabled: bool, output: str) -> None:
     check_output(output)
+    from ecoshare.application.partners import set_partner_enabled
+
     where = endpoints(settings())
-    partner = read_state(where).partners.get(partner_id)
-    if partner is None:
-        raise NotFoundError(f"no partner {partner_id!r}")
-    if partner.enabled != enabled:
-        partner = partner.model_copy(update={"enabled": enabled})
-        _write(where, "partner", partner_id, partner)
+    try:
+        with ControlWriter(where) as writer:
+            partner = set_partner_enabled(partner_id, enabled, CliPlatformState(where), writer)
+    except UnknownPartnerError as exc:
+        raise NotFoundError(str(exc)) from exc
     if output == "json":
         print_json(partner.model_dump(mode="json"))
         return
@@ -224,10 +199,14 @@ def key_create(
 ) -> None:
     """Issue a new API key for a partner (shown once)."""
     check_output(output)
+    from ecoshare.application.partners import issue_partner_key
+
     where = endpoints(settings())
-    if partner_id not in read_state(where).partners:
-        raise NotFoundError(f"no partner {partner_id!r}")
-    issued = _issue_key(where, partner_id, label)
+    try:
+        with ControlWriter(where) as writer:
+            issued = issue_partner_key(partner_id, label, CliPlatformState(where), writer)
+    except UnknownPartnerError as exc:
+        raise NotFoundError(str(exc)) from exc
     if output == "json":
         print_json({**issued.record.public_view(), "api_key": issued.api_key})
         return
@@ -239,17 +218,14 @@ def key_create(
 def key_revoke(key_id: str, output: OutputOption = "table") -> None:
     """Revoke an API key at once, on every API instance."""
     check_output(output)
-    from ecoshare.api.compacted import CompactedTopicWriter
-    from ecoshare.domain.credentials import revoked
+    from ecoshare.application.partners import revoke_api_key
 
     where = endpoints(settings())
-    record = _key_records(where).get(key_id)
-    if record is None:
-        raise NotFoundError(f"no API key {key_id!r}; see `ecoshare partners key list`")
-    record = revoked(record)
-    writer = CompactedTopicWriter(where.bootstrap_servers)
-    writer.put(_keys_topic(where), key_id, record.model_dump(mode="json"))
-    writer.close()
+    try:
+        with ControlWriter(where) as writer:
+            record = revoke_api_key(key_id, CliPlatformState(where), writer)
+    except UnknownApiKeyError as exc:
+        raise NotFoundError(f"no API key {key_id!r}; see `ecoshare partners key list`") from exc
     if output == "json":
         print_json(record.public_view())
         return
@@ -264,7 +240,7 @@ def key_list(
     """API keys (ids and state only: the keys themselves are never stored)."""
     check_output(output)
     where = endpoints(settings())
-    records = sorted(_key_records(where).values(), key=lambda item: item.created_at)
+    records = sorted(read_key_records(where).values(), key=lambda item: item.created_at)
     rows = [
         record.public_view()
         for record in records
@@ -316,29 +292,29 @@ def consent_grant(
 ) -> None:
     """Record a data subject's consent; effective from the next event on."""
     check_output(output)
-    from ecoshare.domain.consent import ConsentRecord
+    from ecoshare.application.consent import NewConsent, consent_record, grant_consent
 
+    grant = NewConsent(
+        subject=subject,
+        controller=controller,
+        grantee=grantee,
+        purpose=purpose,
+        scope=scope,
+        expires_at=_timestamp(expires_at, "--expires-at"),
+        consent_id=consent_id or str(uuid.uuid4()),
+    )
     try:
-        consent = ConsentRecord(
-            consent_id=consent_id or str(uuid.uuid4()),
-            subject=subject,
-            controller=controller,
-            grantee=grantee,
-            purpose=purpose,
-            scope=frozenset(scope),
-            given_at=datetime.now(UTC),
-            expires_at=_timestamp(expires_at, "--expires-at"),
-        )
-    except ValidationError as exc:
-        raise InputError(f"invalid consent: {_validation_message(exc)}") from exc
-    where = endpoints(settings())
-    state = read_state(where)
-    if controller not in state.partners:
-        raise InputError(f"--controller: {controller!r} is not a partner")
-    existing = state.consents.get(consent.consent_id)
-    if existing is not None and existing.controller != controller:
-        raise InputError(f"--id: consent {consent.consent_id!r} belongs to another controller")
-    _write(where, "consent", consent.consent_id, consent)
+        # Bad input is refused before looking for the platform.
+        grant = replace(grant, given_at=consent_record(grant).given_at)
+        where = endpoints(settings())
+        with ControlWriter(where) as writer:
+            consent = grant_consent(grant, CliPlatformState(where), writer)
+    except InvalidConsentError as exc:
+        raise InputError(f"invalid consent: {_problems(exc)}") from exc
+    except UnknownControllerError as exc:
+        raise InputError(f"--controller: {controller!r} is not a partner") from exc
+    except ConsentOfAnotherControllerError as exc:
+        raise InputError(f"--id: consent {exc.consent_id!r} belongs to another controller") from exc
     if output == "json":
         print_json(consent.model_dump(mode="json"))
         return
@@ -352,15 +328,14 @@ def consent_grant(
 def consent_revoke(consent_id: str, output: OutputOption = "table") -> None:
     """Withdraw a consent; enforced for every following event."""
     check_output(output)
+    from ecoshare.application.consent import withdraw_consent
+
     where = endpoints(settings())
-    consent = read_state(where).consents.get(consent_id)
-    if consent is None:
-        raise NotFoundError(f"no consent {consent_id!r}; see `ecoshare consent list`")
-    if consent.withdrawn_at is None:
-        consent = consent.model_copy(
-            update={"withdrawn_at": max(datetime.now(UTC), consent.given_at)}
-        )
-        _write(where, "consent", consent_id, consent)
+    try:
+        with ControlWriter(where) as writer:
+            consent = withdraw_consent(consent_id, CliPlatformState(where), writer)
+    except UnknownConsentError as exc:
+        raise NotFoundError(f"no consent {consent_id!r}; see `ecoshare consent list`") from exc
     if output == "json":
         print_json(consent.model_dump(mode="json"))
         return

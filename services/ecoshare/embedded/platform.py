@@ -25,6 +25,7 @@ import httpx
 from ecoshare.adapters import processes
 from ecoshare.adapters.brokers import LocalBroker, local_broker
 from ecoshare.adapters.kafka_admin import ensure_topics
+from ecoshare.application.bootstrap import PlatformConnection, worker_process
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog
 from ecoshare.config.secrets import operator_key, signing_secret
@@ -113,18 +114,15 @@ class Platform:
                 ).start()
                 self.schema_registry_url = self.registry.url
             register_catalog(catalog, self.schema_registry_url, self.names)
+            connection = PlatformConnection(self.bootstrap_servers, self.schema_registry_url)
             for index in range(settings.workers):
                 self.workers.append(
-                    WorkerProcess(
-                        bootstrap_servers=self.bootstrap_servers,
-                        schema_registry_url=self.schema_registry_url,
+                    worker_process(
+                        settings,
+                        connection,
                         signing_secret=secret,
-                        state_dir=self.state_dir,
-                        topic_prefix=settings.topic_prefix,
-                        ingress_partitions=settings.ingress_partitions,
-                        host=settings.bind_host,
-                        log_path=self.logs_dir / f"worker-{index}.log",
-                        worker_id=f"worker-{index}",
+                        index=index,
+                        logs_dir=self.logs_dir,
                     ).start(wait=False)
                 )
             if self.start_api:

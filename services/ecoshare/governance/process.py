@@ -7,7 +7,7 @@ import logging
 import signal
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -19,8 +19,7 @@ from ecoshare.adapters.metrics import (
     register_build_info,
     start_metrics_server,
 )
-from ecoshare.catalog.event_catalog import load_catalog
-from ecoshare.config.topics import EVENT_TYPES, TopicNames, TopicPolicy
+from ecoshare.catalog.event_catalog import Catalog
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.control_app import create_control_app
 from ecoshare.governance.live_state import LiveGovernanceState
@@ -31,57 +30,46 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class WorkerProcessOptions:
-    bootstrap_servers: str
-    schema_registry_url: str
-    topic_prefix: str
-    master_secret: bytes
-    schemas_dir: Path
+class WorkerRuntime:
+    """What a worker process needs besides its :class:`WorkerConfig`: where it keeps its
+    files and where it serves its metrics."""
+
     data_dir: Path
-    ingress_partitions: int = 4
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
-    batch_size: int = 2000
-    max_event_bytes: int = 65536
-    dedup_window_seconds: int = 86400
-    dedup_capacity: int = 500_000
-    engine: str = "auto"
-    group_id: str | None = None
     metrics_port_file: Path | None = None
-    topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
-    transactions: bool = False
-    worker_id: str | None = None
 
 
-def run_worker_process(options: WorkerProcessOptions) -> None:
-    """Run one governance worker until SIGTERM or SIGINT."""
-    names = TopicNames(options.topic_prefix)
-    catalog = load_catalog(options.schemas_dir)
-    event_types = tuple(t for t in EVENT_TYPES if t in catalog.event_types)
+def run_worker_process(config: WorkerConfig, catalog: Catalog, runtime: WorkerRuntime) -> None:
+    """Run one governance worker until SIGTERM or SIGINT.
+
+    ``config`` is built once from the settings, by the entry point's bootstrap;
+    ``catalog`` is the event catalog its event types come from.
+    """
+    names = config.names
     ensure_topics(
-        options.bootstrap_servers,
-        governed_topics(names, event_types, options.ingress_partitions, options.topic_policy),
-        policy=options.topic_policy,
+        config.bootstrap_servers,
+        governed_topics(names, config.event_types, config.ingress_partitions, config.topic_policy),
+        policy=config.topic_policy,
     )
     log.info(
         "exactly once by %s",
-        "Kafka transactions" if options.transactions else "progress checkpoints",
+        "Kafka transactions" if config.transactions else "progress checkpoints",
     )
     registry = ConsistentRegistry()
     metrics = GovernanceMetrics(registry)
     register_build_info(registry, "worker", __version__)
-    _, port = start_metrics_server(registry, options.metrics_host, options.metrics_port)
-    if options.metrics_port_file is not None:
-        options.metrics_port_file.write_text(str(port))
-    log.info("worker metrics on http://%s:%d/metrics", options.metrics_host, port)
+    _, port = start_metrics_server(registry, runtime.metrics_host, runtime.metrics_port)
+    if runtime.metrics_port_file is not None:
+        runtime.metrics_port_file.write_text(str(port))
+    log.info("worker metrics on http://%s:%d/metrics", runtime.metrics_host, port)
 
-    (options.data_dir / "control").mkdir(parents=True, exist_ok=True)
-    group = options.group_id or f"{options.topic_prefix}ecoshare-governance"
+    (runtime.data_dir / "control").mkdir(parents=True, exist_ok=True)
     control = create_control_app(
-        f"{group}-control-{uuid.uuid4().hex[:8]}",
-        options.bootstrap_servers,
+        f"{config.group_id}-control-{uuid.uuid4().hex[:8]}",
+        config.bootstrap_servers,
         names,
-        data_dir=options.data_dir / "control",
+        data_dir=runtime.data_dir / "control",
     )
     control.start_in_thread()
     snapshot = control.wait_until_rebuilt(60.0)
@@ -94,30 +82,12 @@ def run_worker_process(options: WorkerProcessOptions) -> None:
         return state
 
     observer = WorkerObserver(
-        metrics, names=names, event_types=event_types, ingress_partitions=options.ingress_partitions
+        metrics,
+        names=names,
+        event_types=config.event_types,
+        ingress_partitions=config.ingress_partitions,
     )
-    worker = GovernanceWorker(
-        WorkerConfig(
-            bootstrap_servers=options.bootstrap_servers,
-            schema_registry_url=options.schema_registry_url,
-            names=names,
-            event_types=event_types,
-            master_secret=options.master_secret,
-            ingress_partitions=options.ingress_partitions,
-            group_id=group,
-            batch_size=options.batch_size,
-            max_event_bytes=options.max_event_bytes,
-            dedup_window_ms=options.dedup_window_seconds * 1000,
-            dedup_capacity=options.dedup_capacity,
-            engine=options.engine,
-            topic_policy=options.topic_policy,
-            transactions=options.transactions,
-            worker_id=options.worker_id,
-        ),
-        catalog,
-        current_state,
-        observer,
-    )
+    worker = GovernanceWorker(config, catalog, current_state, observer)
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         worker.stop()

@@ -18,6 +18,7 @@ from types import FrameType
 
 import uvicorn
 
+from ecoshare.application.bootstrap import start_service_logs
 from ecoshare.errors import EcoshareError
 from ecoshare.registry.app import create_app
 from ecoshare.registry.metrics import RegistryMetrics
@@ -62,11 +63,7 @@ def _install_stop_handlers() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parse_arguments(argv)
-    logging.basicConfig(
-        level=arguments.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    start_service_logs(arguments.log_level)
     _install_stop_handlers()
     store = KafkaSchemaStore(arguments.bootstrap_servers, arguments.topic)
     try:

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ecoshare.codec.event_json import FieldProblem, fill_envelope, join_path, record_from_json
 from ecoshare.sdk.errors import EventTooLargeError, EventValidationError
-from ecoshare.sdk.publisher import Publisher
+
+
+class EventEncoder(Protocol):
+    """What encoding needs of a publisher (:class:`ecoshare.sdk.Publisher` is one)."""
+
+    def encode(
+        self, event: Mapping[str, Any], event_type: str | None = None
+    ) -> tuple[str, bytes, bytes]: ...
 
 
 def encode_json_events(
-    publisher: Publisher,
+    publisher: EventEncoder,
     schema: Mapping[str, Any],
     event_type: str,
     publisher_id: str,

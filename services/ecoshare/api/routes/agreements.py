@@ -7,13 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from ecoshare.api.auth import Caller, current_caller
-from ecoshare.api.changes import agreement_update_problem
 from ecoshare.api.context import ApiContext
 from ecoshare.api.errors import ApiError
 from ecoshare.api.models import Deleted
-from ecoshare.api.routes import api_context
+from ecoshare.api.routes import ApiRecordWriter, api_context
+from ecoshare.application import governance
+from ecoshare.application.errors import (
+    AgreementDoesNotFitError,
+    AgreementVersionError,
+    UnknownAgreementError,
+)
 from ecoshare.domain.agreements import ANY_PUBLISHER, Agreement
-from ecoshare.domain.projection import agreement_schema_problems
 
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
 
@@ -74,26 +78,18 @@ def put_agreement(
             "the body's agreement_id differs from the path",
             details=[{"field": "agreement_id", "message": "must equal the path"}],
         )
-    problems = agreement_schema_problems(body, context.catalog.event_schemas())
-    partners = context.partners()
-    if body.subscriber not in partners:
-        problems.append(f"subscriber {body.subscriber!r} is not a partner")
-    problems.extend(
-        f"publisher {publisher!r} is not a partner"
-        for publisher in sorted(body.publishers)
-        if publisher != ANY_PUBLISHER and publisher not in partners
-    )
-    if problems:
+    try:
+        return governance.save_agreement(
+            body, context, ApiRecordWriter(context), context.catalog.event_schemas()
+        )
+    except AgreementDoesNotFitError as exc:
         raise ApiError(
             400,
             "the agreement does not fit the platform",
-            details=[{"field": "agreement", "message": item} for item in problems],
-        )
-    problem = agreement_update_problem(context.agreements().get(agreement_id), body)
-    if problem is not None:
-        raise ApiError(409, f"agreement {agreement_id!r}: {problem}")
-    context.write(context.names.agreements, agreement_id, body)
-    return body
+            details=[{"field": "agreement", "message": item} for item in exc.problems],
+        ) from exc
+    except AgreementVersionError as exc:
+        raise ApiError(409, str(exc)) from exc
 
 
 @router.delete("/{agreement_id}", response_model=Deleted, summary="End an agreement (operator)")
@@ -101,7 +97,8 @@ def delete_agreement(
     agreement_id: AgreementIdPath, caller: CallerDep, context: ContextDep
 ) -> Deleted:
     caller.require_operator()
-    if agreement_id not in context.agreements():
-        raise ApiError(404, f"no agreement {agreement_id!r}")
-    context.write(context.names.agreements, agreement_id, None)
+    try:
+        governance.end_agreement(agreement_id, context, ApiRecordWriter(context))
+    except UnknownAgreementError as exc:
+        raise ApiError(404, str(exc)) from exc
     return Deleted(deleted=agreement_id)

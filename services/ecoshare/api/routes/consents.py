@@ -6,18 +6,23 @@ its own data subjects only. The operator acts for any controller.
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
-from pydantic import ValidationError
 
 from ecoshare.api.auth import Caller, current_caller
 from ecoshare.api.context import ApiContext
 from ecoshare.api.errors import ApiError
 from ecoshare.api.models import ConsentGrant
-from ecoshare.api.routes import api_context
+from ecoshare.api.routes import ApiRecordWriter, api_context
+from ecoshare.application import consent as consent_cases
+from ecoshare.application.consent import NewConsent
+from ecoshare.application.errors import (
+    ConsentOfAnotherControllerError,
+    InvalidConsentError,
+    UnknownConsentError,
+    UnknownControllerError,
+)
 from ecoshare.domain.consent import ConsentRecord
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"])
@@ -62,41 +67,35 @@ def grant_consent(body: ConsentGrant, caller: CallerDep, context: ContextDep) ->
             details=[{"field": "controller", "message": "is required"}],
         )
     caller.require(controller)
-    if context.partner(controller) is None:
+    grant = NewConsent(
+        subject=body.subject,
+        controller=controller,
+        grantee=body.grantee,
+        purpose=body.purpose,
+        scope=body.scope,
+        expires_at=body.expires_at,
+        given_at=body.given_at,
+        consent_id=body.consent_id,
+    )
+    try:
+        return consent_cases.grant_consent(grant, context, ApiRecordWriter(context))
+    except UnknownControllerError as exc:
         raise ApiError(
             400,
-            f"controller {controller!r} is not a partner",
+            f"controller {exc.controller!r} is not a partner",
             details=[{"field": "controller", "message": "unknown partner"}],
-        )
-    consent_id = body.consent_id or str(uuid.uuid4())
-    existing = context.consents().get(consent_id)
-    if existing is not None and existing.controller != controller:
-        raise ApiError(409, f"consent {consent_id!r} belongs to another controller")
-    try:
-        consent = ConsentRecord(
-            consent_id=consent_id,
-            subject=body.subject,
-            controller=controller,
-            grantee=body.grantee,
-            purpose=body.purpose,
-            scope=frozenset(body.scope),
-            given_at=body.given_at or datetime.now(UTC),
-            expires_at=body.expires_at,
-        )
-    except ValidationError as exc:
+        ) from exc
+    except ConsentOfAnotherControllerError as exc:
+        raise ApiError(409, str(exc)) from exc
+    except InvalidConsentError as exc:
         raise ApiError(
             400,
             "the consent is not valid",
             details=[
-                {
-                    "field": ".".join(str(part) for part in error["loc"]) or "consent",
-                    "message": error["msg"],
-                }
-                for error in exc.errors()
+                {"field": problem.field or "consent", "message": problem.message}
+                for problem in exc.problems
             ],
         ) from exc
-    context.write(context.names.consents, consent_id, consent)
-    return consent
 
 
 def _controlled(context: ApiContext, caller: Caller, consent_id: str) -> ConsentRecord:
@@ -120,11 +119,12 @@ def get_consent(consent_id: ConsentIdPath, caller: CallerDep, context: ContextDe
 def withdraw_consent(
     consent_id: ConsentIdPath, caller: CallerDep, context: ContextDep
 ) -> ConsentRecord:
-    consent = _controlled(context, caller, consent_id)
-    if consent.withdrawn_at is not None:
-        return consent
-    now = datetime.now(UTC)
-    withdrawn_at = max(now, consent.given_at)
-    consent = consent.model_copy(update={"withdrawn_at": withdrawn_at})
-    context.write(context.names.consents, consent_id, consent)
-    return consent
+    try:
+        return consent_cases.withdraw_consent(
+            consent_id,
+            context,
+            ApiRecordWriter(context),
+            authorize=lambda record: caller.require(record.controller),
+        )
+    except UnknownConsentError as exc:
+        raise ApiError(404, str(exc)) from exc

@@ -10,8 +10,7 @@ with the key the platform derives for that partner, exactly as the Kafka SDK wou
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -21,10 +20,15 @@ from ecoshare.api.context import ApiContext
 from ecoshare.api.errors import ApiError
 from ecoshare.api.models import PublishAccepted
 from ecoshare.api.routes import api_context
-from ecoshare.codec.event_json import FieldProblem
-from ecoshare.domain.partners import PARTNER_ID_PATTERN, Partner, Role
+from ecoshare.application.errors import PublisherNotAllowedError, UnknownEventTypeError
+from ecoshare.application.publish import (
+    InvalidEventsError,
+    check_event_type,
+    publish_json_events,
+    publishing_partner,
+)
+from ecoshare.domain.partners import PARTNER_ID_PATTERN
 from ecoshare.sdk import PublishError
-from ecoshare.sdk.json_events import encode_json_events
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -53,20 +57,6 @@ _REQUEST_BODY = {
 }
 
 
-def encode_events(
-    context: ApiContext, partner: Partner, event_type: str, events: list[Any], batch: bool
-) -> tuple[list[tuple[bytes, bytes]], list[str], list[FieldProblem]]:
-    """Every event framed and keyed, or the problems of all of them."""
-    return encode_json_events(
-        context.publisher(partner),
-        context.catalog.event_schema(event_type),
-        event_type,
-        partner.partner_id,
-        [(f"[{index}]" if batch else "", event) for index, event in enumerate(events)],
-        datetime.now(UTC),
-    )
-
-
 @router.post(
     "/{event_type}",
     response_model=PublishAccepted,
@@ -93,11 +83,10 @@ async def publish_events(
         str | None, Query(pattern=PARTNER_ID_PATTERN, description="Operator only")
     ] = None,
 ) -> PublishAccepted:
-    if event_type not in context.catalog.event_types:
-        raise ApiError(
-            404,
-            f"unknown event type {event_type!r}; known: {', '.join(context.catalog.event_types)}",
-        )
+    try:
+        check_event_type(event_type, context.catalog.event_types)
+    except UnknownEventTypeError as exc:
+        raise ApiError(404, str(exc)) from exc
     publisher_id = publisher or caller.partner_id
     if publisher_id is None:
         raise ApiError(
@@ -106,13 +95,10 @@ async def publish_events(
             details=[{"field": "query:publisher", "message": "is required"}],
         )
     caller.require(publisher_id)
-    partner = context.partner(publisher_id)
-    if partner is None or not partner.enabled or Role.PUBLISHER not in partner.roles:
-        raise ApiError(
-            403,
-            f"partner {publisher_id!r} may not publish (unknown, disabled or "
-            "without the publisher role)",
-        )
+    try:
+        partner = publishing_partner(publisher_id, context)
+    except PublisherNotAllowedError as exc:
+        raise ApiError(403, str(exc)) from exc
     raw = await request.body()
     try:
         body = json.loads(raw)
@@ -125,35 +111,37 @@ async def publish_events(
     limit = context.config.limits.max_batch_events
     if len(events) > limit:
         raise ApiError(413, f"{len(events)} events in one request; at most {limit}")
-    encoded, event_ids, problems = await run_in_threadpool(
-        encode_events, context, partner, event_type, events, batch
-    )
-    oversize = [problem for problem in problems if problem.too_large]
-    if oversize:
-        # The workers would quarantine these as oversize_event after a 202: refuse now.
-        raise ApiError(
-            413,
-            f"{len(oversize)} event(s) larger than the platform accepts; nothing was published",
-            code="event_too_large",
-            details=[problem.to_json() for problem in oversize],
-        )
-    if problems:
-        raise ApiError(
-            400,
-            f"{len(problems)} problem(s) in the {'batch' if batch else 'event'}; "
-            "nothing was published",
-            code="invalid_event",
-            details=[problem.to_json() for problem in problems],
-        )
-    sdk_publisher = context.publisher(partner)
 
-    def produce() -> None:
-        for key, value in encoded:
-            sdk_publisher.produce_encoded(event_type, key, value)
-        sdk_publisher.flush(10)
+    def publish() -> list[str]:
+        # Off the event loop: a partner's first publish opens its producer, and
+        # encoding and acknowledgement take their time.
+        return publish_json_events(
+            context.publisher(partner),
+            context.catalog.event_schema(event_type),
+            event_type,
+            [(f"[{index}]" if batch else "", event) for index, event in enumerate(events)],
+            flush_timeout_seconds=10,
+        )
 
     try:
-        await run_in_threadpool(produce)
+        event_ids = await run_in_threadpool(publish)
+    except InvalidEventsError as exc:
+        oversize = exc.oversize
+        if oversize:
+            # The workers would quarantine these as oversize_event after a 202: refuse now.
+            raise ApiError(
+                413,
+                f"{len(oversize)} event(s) larger than the platform accepts; nothing was published",
+                code="event_too_large",
+                details=[problem.to_json() for problem in oversize],
+            ) from exc
+        raise ApiError(
+            400,
+            f"{len(exc.problems)} problem(s) in the {'batch' if batch else 'event'}; "
+            "nothing was published",
+            code="invalid_event",
+            details=[problem.to_json() for problem in exc.problems],
+        ) from exc
     except PublishError as exc:
         raise ApiError(503, f"the broker did not acknowledge the events: {exc}") from exc
     return PublishAccepted(

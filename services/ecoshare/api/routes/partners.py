@@ -23,11 +23,15 @@ from ecoshare.api.models import (
     SubscriberFlow,
     Transparency,
 )
-from ecoshare.api.routes import api_context
+from ecoshare.api.routes import ApiRecordWriter, api_context
 from ecoshare.api.routes.webhooks import webhook_view
+from ecoshare.application import partners as partner_cases
+from ecoshare.application.errors import (
+    PartnerExistsError,
+    UnknownApiKeyError,
+    UnknownPartnerError,
+)
 from ecoshare.domain.agreements import ANY_PUBLISHER, Agreement
-from ecoshare.domain.credentials import issue_key, revoked
-from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import PARTNER_ID_PATTERN, Partner
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
@@ -39,10 +43,10 @@ ContextDep = Annotated[ApiContext, Depends(api_context)]
 
 
 def existing_partner(context: ApiContext, partner_id: str) -> Partner:
-    partner = context.partner(partner_id)
-    if partner is None:
-        raise ApiError(404, f"no partner {partner_id!r}")
-    return partner
+    try:
+        return partner_cases.existing_partner(context, partner_id)
+    except UnknownPartnerError as exc:
+        raise ApiError(404, str(exc)) from exc
 
 
 def _key_view(record: dict[str, object]) -> ApiKeyView:
@@ -64,22 +68,23 @@ def list_partners(caller: CallerDep, context: ContextDep) -> list[Partner]:
 )
 def create_partner(body: PartnerCreate, caller: CallerDep, context: ContextDep) -> PartnerCreated:
     caller.require_operator()
-    if context.partner(body.partner_id) is not None:
-        raise ApiError(409, f"partner {body.partner_id!r} exists already")
     partner = Partner(
         partner_id=body.partner_id,
         name=body.name,
         roles=frozenset(body.roles),
         contact_email=body.contact_email,
     )
-    context.write(context.names.partners, partner.partner_id, partner)
-    issued = issue_key(partner.partner_id, datetime.now(UTC), label="created with the partner")
-    context.write(context.keys_topic, issued.key_id, issued.record)
-    signing_key = partner_signing_key(context.config.signing_secret, partner.partner_id, 1)
+    try:
+        registered = partner_cases.register_partner(
+            partner, context, ApiRecordWriter(context), context.config.signing_secret
+        )
+    except PartnerExistsError as exc:
+        raise ApiError(409, str(exc)) from exc
+    issued = registered.api_key
     return PartnerCreated(
-        partner=partner,
+        partner=registered.partner,
         api_key=ApiKeyIssued(**issued.record.public_view(), api_key=issued.api_key),
-        signing_key=signing_key.hex(),
+        signing_key=registered.signing_key.hex(),
     )
 
 
@@ -90,11 +95,12 @@ def get_partner(partner_id: PartnerIdPath, caller: CallerDep, context: ContextDe
 
 
 def _set_enabled(context: ApiContext, partner_id: str, enabled: bool) -> Partner:
-    partner = existing_partner(context, partner_id)
-    if partner.enabled != enabled:
-        partner = partner.model_copy(update={"enabled": enabled})
-        context.write(context.names.partners, partner_id, partner)
-    return partner
+    try:
+        return partner_cases.set_partner_enabled(
+            partner_id, enabled, context, ApiRecordWriter(context)
+        )
+    except UnknownPartnerError as exc:
+        raise ApiError(404, str(exc)) from exc
 
 
 @router.post(
@@ -140,9 +146,12 @@ def create_key(
     partner_id: PartnerIdPath, body: ApiKeyCreate, caller: CallerDep, context: ContextDep
 ) -> ApiKeyIssued:
     caller.require(partner_id)
-    existing_partner(context, partner_id)
-    issued = issue_key(partner_id, datetime.now(UTC), label=body.label)
-    context.write(context.keys_topic, issued.key_id, issued.record)
+    try:
+        issued = partner_cases.issue_partner_key(
+            partner_id, body.label, context, ApiRecordWriter(context)
+        )
+    except UnknownPartnerError as exc:
+        raise ApiError(404, str(exc)) from exc
     return ApiKeyIssued(**issued.record.public_view(), api_key=issued.api_key)
 
 
@@ -153,11 +162,12 @@ def revoke_key(
     partner_id: PartnerIdPath, key_id: KeyIdPath, caller: CallerDep, context: ContextDep
 ) -> ApiKeyView:
     caller.require(partner_id)
-    record = context.api_keys().get(key_id)
-    if record is None or record.partner_id != partner_id:
-        raise ApiError(404, f"partner {partner_id!r} has no API key {key_id!r}")
-    record = revoked(record)
-    context.write(context.keys_topic, key_id, record)
+    try:
+        record = partner_cases.revoke_api_key(
+            key_id, context, ApiRecordWriter(context), partner_id=partner_id
+        )
+    except UnknownApiKeyError as exc:
+        raise ApiError(404, str(exc)) from exc
     return _key_view(record.public_view())
 
 

@@ -1,7 +1,7 @@
 """Planning changes to partners and agreements: what a governance file would change.
 
-Pure functions over domain models, shared by ``ecoshare plan``/``apply`` and the API's
-agreement updates. The rules:
+Pure functions over domain models, shared by ``ecoshare plan``/``apply`` (through
+:mod:`ecoshare.application.governance`) and the API's agreement updates. The rules:
 
 - a record in the file but not applied is added; applied but not in the file, removed;
 - a partner that differs in anything is changed;
