@@ -32,16 +32,20 @@ EXAMPLE_AGREEMENTS = {
 
 
 @pytest.fixture(scope="module")
-def governance(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The governance file as applied; tests that change the platform keep it in step."""
+def governance(platform: RunningPlatform, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The governance file as applied; tests that change the platform keep it in step.
+
+    One per platform: each broker's platform starts from the example file.
+    """
     path = tmp_path_factory.mktemp("governance") / "governance.yaml"
     shutil.copy(EXAMPLE, path)
     return path
 
 
 @pytest.fixture(scope="module")
-def published() -> dict[str, str]:
-    """Event ids published by the consent test, by name, for the tests after it."""
+def published(platform: RunningPlatform) -> dict[str, str]:
+    """Event ids published by the consent test, by name, for the tests after it (one per
+    platform)."""
     return {}
 
 
