@@ -310,7 +310,8 @@ def test_faust_runs_as_shipped_on_kafka_and_adjusted_on_tansu_only(
     stamp = app.snapshot().stamp(ControlKind.CONSENT, "consent-live")
     assert stamp is not None
     print(
-        f"{broker_kind}: withdrawal applied {_ms(stamp.applied_monotonic - written_at)} after the first write"
+        f"{broker_kind}: withdrawal applied {_ms(stamp.applied_monotonic - written_at)}"
+        " after the first write"
     )
     assert app.gap_fills == 0
 
