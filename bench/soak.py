@@ -173,9 +173,13 @@ def soak(
                     while number < due:
                         publisher.publish(_event(number), TYPE)
                         number += 1
-                    publisher.flush()
-                    with lock:
-                        counts["published"] = number
+                        if number % 200 == 0 or number == due:
+                            # Count acknowledged events as they come, not once a
+                            # catch-up after a stall is done: a starved publisher
+                            # would otherwise read as 0/s, then as a burst.
+                            publisher.flush()
+                            with lock:
+                                counts["published"] = number
                     time.sleep(tick)
 
         def follow(subscriber_id: str) -> None:
@@ -310,6 +314,38 @@ def soak(
     return run
 
 
+def summary(run: dict[str, Any], window_seconds: float = 300.0) -> list[str]:
+    """One line per window of a recorded run (``bench/soak-<broker>.json``): mean rates,
+    largest lag and stall, median p50 and largest p99, last RSS, mean CPU cores."""
+    lines = []
+    samples = run["samples"]
+    for start in range(
+        0, int(samples[-1]["at_seconds"]) + 1 if samples else 0, int(window_seconds)
+    ):
+        window = [s for s in samples if start < s["at_seconds"] <= start + window_seconds]
+        if not window:
+            continue
+        p50s = [s["latency_p50_ms"] for s in window if s["latency_p50_ms"] is not None]
+        p99s = [s["latency_p99_ms"] for s in window if s["latency_p99_ms"] is not None]
+        cores = {
+            name: round(statistics.mean(s["cpu_cores"].get(name, 0.0) for s in window), 2)
+            for name in window[-1]["cpu_cores"]
+        }
+        lines.append(
+            f"{run['broker']} {start / 60:>4.0f}-{(start + window_seconds) / 60:<4.0f} min: "
+            f"published {statistics.mean(s['published_per_second'] for s in window):.0f}/s, "
+            f"delivered {statistics.mean(s['delivered_per_second'] for s in window):.0f}/s, "
+            f"lag max {max(s['lag_messages'] for s in window):.0f}, "
+            f"stall max {max(s['longest_stall_seconds'] for s in window):.0f} s, "
+            f"p50 {statistics.median(p50s) if p50s else '-'} ms, "
+            f"p99 max {max(p99s) if p99s else '-'} ms, "
+            f"RSS broker {window[-1]['broker_rss_mb']:.0f} MB, "
+            f"workers {window[-1]['worker_rss_mb']} MB, cores {cores}, "
+            f"load {window[-1]['load_average'][0] if window[-1]['load_average'] else '-'}"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--broker", default="tansu,kafka")
@@ -318,7 +354,13 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--summarize", type=Path, metavar="FILE", help="print a recorded run by windows"
+    )
     args = parser.parse_args()
+    if args.summarize is not None:
+        print("\n".join(summary(json.loads(args.summarize.read_text()))))
+        return
     runs = [
         soak(
             name,
@@ -336,6 +378,7 @@ def main() -> None:
             f"subscriber in {run.minutes} min at {run.rate:.0f}/s: "
             f"{'held' if run.held else 'DID NOT HOLD'}"
         )
+        print("\n".join(summary(asdict(run))))
 
 
 if __name__ == "__main__":
