@@ -86,6 +86,13 @@ def _rss_mb(pid: int | None) -> float:
     return 0.0
 
 
+def _write(out: Path, run: SoakRun) -> None:
+    # Whole or not at all: an interrupt mid-write must not leave an empty results file.
+    partial = out.with_suffix(".partial")
+    partial.write_text(json.dumps(asdict(run), indent=2) + "\n")
+    partial.replace(out)
+
+
 def _event(number: int) -> dict[str, Any]:
     millis = int(time.time() * 1000)
     return {
@@ -288,7 +295,7 @@ def soak(
                 run.samples.append(sample)
                 run.published = now["published"]
                 run.delivered = now["delivered"] // len(SUBSCRIBERS)
-                out.write_text(json.dumps(asdict(run), indent=2) + "\n")
+                _write(out, run)
                 print(
                     f"[{broker}] t={sample.at_seconds:>6.0f}s published "
                     f"{sample.published_per_second:>6.0f}/s delivered "
@@ -310,7 +317,7 @@ def soak(
         run.held = bool(tail) and all(
             s.lag_messages < 10 * rate and s.delivered_per_second > 0.8 * rate for s in tail
         )
-        out.write_text(json.dumps(asdict(run), indent=2) + "\n")
+        _write(out, run)
     return run
 
 
@@ -337,7 +344,7 @@ def summary(run: dict[str, Any], window_seconds: float = 300.0) -> list[str]:
             f"delivered {statistics.mean(s['delivered_per_second'] for s in window):.0f}/s, "
             f"lag max {max(s['lag_messages'] for s in window):.0f}, "
             f"stall max {max(s['longest_stall_seconds'] for s in window):.0f} s, "
-            f"p50 {statistics.median(p50s) if p50s else '-'} ms, "
+            f"p50 {round(statistics.median(p50s)) if p50s else '-'} ms, "
             f"p99 max {max(p99s) if p99s else '-'} ms, "
             f"RSS broker {window[-1]['broker_rss_mb']:.0f} MB, "
             f"workers {window[-1]['worker_rss_mb']} MB, cores {cores}, "
