@@ -8,7 +8,10 @@ one publisher and two subscribers, publishes ``--rate`` events/s with the SDK an
 both subscribers' deliveries. Every ``--every`` seconds it prints and records: events
 published and delivered per second, ingress consumer lag (sum over partitions), the
 longest partition stall the workers report, publish→delivery latency p50/p99, and the
-RSS of the broker and of each worker. Results go to ``bench/soak-results.json``.
+RSS of the broker and of each worker, and the CPU (in cores) each process used over
+the window: broker, registry, each worker, and this process (SDK publisher + readers).
+Results go to ``bench/soak-<broker>.json``, rewritten after every sample so a run that
+breaks down or is stopped early still leaves its figures.
 A run holds when delivery keeps up with publishing (lag stays bounded) to the end.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import threading
@@ -28,6 +32,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
+from bench.cpu import load_average, process_cpu_seconds
 from ecoshare.config.secrets import signing_secret
 from ecoshare.config.settings import REPO_ROOT, Settings
 from ecoshare.domain.agreements import Agreement
@@ -37,7 +42,7 @@ from ecoshare.embedded.platform import Platform
 from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
 from ecoshare.sdk import Publisher, Subscriber
 
-RESULTS = Path(__file__).with_name("soak-results.json")
+RESULTS_DIR = Path(__file__).parent
 TYPE = "StoreStatusChanged"
 SUBSCRIBERS = ("carrier-north", "carrier-south")
 
@@ -53,6 +58,9 @@ class Sample:
     latency_p99_ms: float | None
     broker_rss_mb: float
     worker_rss_mb: list[float]
+    # Cores used over the window (CPU seconds / window seconds), per process.
+    cpu_cores: dict[str, float] = field(default_factory=dict)
+    load_average: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -76,6 +84,13 @@ def _rss_mb(pid: int | None) -> float:
     except FileNotFoundError:
         pass
     return 0.0
+
+
+def _write(out: Path, run: SoakRun) -> None:
+    # Whole or not at all: an interrupt mid-write must not leave an empty results file.
+    partial = out.with_suffix(".partial")
+    partial.write_text(json.dumps(asdict(run), indent=2) + "\n")
+    partial.replace(out)
 
 
 def _event(number: int) -> dict[str, Any]:
@@ -135,10 +150,12 @@ def _apply_governance(platform: Platform) -> None:
             )
 
 
-def soak(broker: str, rate: float, minutes: float, every: float, workers: int) -> SoakRun:
+def soak(
+    broker: str, rate: float, minutes: float, every: float, workers: int, out: Path
+) -> SoakRun:
     run = SoakRun(broker=broker, rate=rate, minutes=minutes)
     state_dir = Path(tempfile.mkdtemp(prefix=f"soak-{broker}-"))
-    settings = Settings(state_dir=state_dir, broker=broker, workers=workers)  # type: ignore[arg-type]
+    settings = Settings(state_dir=state_dir, broker=broker, workers=workers)
     with Platform(settings, start_api=False) as platform:
         _apply_governance(platform)
         stop = threading.Event()
@@ -163,9 +180,13 @@ def soak(broker: str, rate: float, minutes: float, every: float, workers: int) -
                     while number < due:
                         publisher.publish(_event(number), TYPE)
                         number += 1
-                    publisher.flush()
-                    with lock:
-                        counts["published"] = number
+                        if number % 200 == 0 or number == due:
+                            # Count acknowledged events as they come, not once a
+                            # catch-up after a stall is done: a starved publisher
+                            # would otherwise read as 0/s, then as a burst.
+                            publisher.flush()
+                            with lock:
+                                counts["published"] = number
                     time.sleep(tick)
 
         def follow(subscriber_id: str) -> None:
@@ -213,8 +234,21 @@ def soak(broker: str, rate: float, minutes: float, every: float, workers: int) -
             if broker == "kafka"
             else [getattr(platform.broker, "pid", None)]
         )
+        cpu_pids: dict[str, int | None] = {
+            "broker": None,  # summed over broker_pids below
+            "registry": platform.registry.pid if platform.registry else None,
+            "soak (sdk publisher + readers)": os.getpid(),
+        }
+        cpu_pids.update({f"worker-{i}": w.pid for i, w in enumerate(platform.workers)})
+
+        def cpu_now() -> dict[str, float]:
+            seconds = {name: process_cpu_seconds(pid) for name, pid in cpu_pids.items()}
+            seconds["broker"] = sum(process_cpu_seconds(pid) for pid in broker_pids)
+            return seconds
+
         started = time.monotonic()
         last = {"published": 0, "delivered": 0}
+        last_cpu = cpu_now()
         try:
             while time.monotonic() - started < minutes * 60:
                 time.sleep(every)
@@ -238,6 +272,9 @@ def soak(broker: str, rate: float, minutes: float, every: float, workers: int) -
                         )
                     except Exception:  # a worker restarting: no sample this time
                         continue
+                cpu = cpu_now()
+                cores = {name: round((cpu[name] - last_cpu[name]) / every, 2) for name in cpu}
+                last_cpu = cpu
                 quantiles = statistics.quantiles(window, n=100) if len(window) > 1 else None
                 sample = Sample(
                     at_seconds=round(time.monotonic() - started, 1),
@@ -251,16 +288,22 @@ def soak(broker: str, rate: float, minutes: float, every: float, workers: int) -
                     latency_p99_ms=round(quantiles[98], 1) if quantiles else None,
                     broker_rss_mb=round(sum(_rss_mb(pid) for pid in broker_pids), 1),
                     worker_rss_mb=[round(_rss_mb(w.pid), 1) for w in platform.workers],
+                    cpu_cores=cores,
+                    load_average=load_average(),
                 )
                 last = now
                 run.samples.append(sample)
+                run.published = now["published"]
+                run.delivered = now["delivered"] // len(SUBSCRIBERS)
+                _write(out, run)
                 print(
                     f"[{broker}] t={sample.at_seconds:>6.0f}s published "
                     f"{sample.published_per_second:>6.0f}/s delivered "
                     f"{sample.delivered_per_second:>6.0f}/s lag {sample.lag_messages:>7.0f} "
                     f"stall {sample.longest_stall_seconds:>4.0f}s p50/p99 "
                     f"{sample.latency_p50_ms}/{sample.latency_p99_ms} ms broker "
-                    f"{sample.broker_rss_mb:.0f} MB workers {sample.worker_rss_mb} MB",
+                    f"{sample.broker_rss_mb:.0f} MB workers {sample.worker_rss_mb} MB cpu {cores} "
+                    f"load {sample.load_average}",
                     flush=True,
                 )
         finally:
@@ -274,7 +317,40 @@ def soak(broker: str, rate: float, minutes: float, every: float, workers: int) -
         run.held = bool(tail) and all(
             s.lag_messages < 10 * rate and s.delivered_per_second > 0.8 * rate for s in tail
         )
+        _write(out, run)
     return run
+
+
+def summary(run: dict[str, Any], window_seconds: float = 300.0) -> list[str]:
+    """One line per window of a recorded run (``bench/soak-<broker>.json``): mean rates,
+    largest lag and stall, median p50 and largest p99, last RSS, mean CPU cores."""
+    lines = []
+    samples = run["samples"]
+    for start in range(
+        0, int(samples[-1]["at_seconds"]) + 1 if samples else 0, int(window_seconds)
+    ):
+        window = [s for s in samples if start < s["at_seconds"] <= start + window_seconds]
+        if not window:
+            continue
+        p50s = [s["latency_p50_ms"] for s in window if s["latency_p50_ms"] is not None]
+        p99s = [s["latency_p99_ms"] for s in window if s["latency_p99_ms"] is not None]
+        cores = {
+            name: round(statistics.mean(s["cpu_cores"].get(name, 0.0) for s in window), 2)
+            for name in window[-1]["cpu_cores"]
+        }
+        lines.append(
+            f"{run['broker']} {start / 60:>4.0f}-{(start + window_seconds) / 60:<4.0f} min: "
+            f"published {statistics.mean(s['published_per_second'] for s in window):.0f}/s, "
+            f"delivered {statistics.mean(s['delivered_per_second'] for s in window):.0f}/s, "
+            f"lag max {max(s['lag_messages'] for s in window):.0f}, "
+            f"stall max {max(s['longest_stall_seconds'] for s in window):.0f} s, "
+            f"p50 {round(statistics.median(p50s)) if p50s else '-'} ms, "
+            f"p99 max {max(p99s) if p99s else '-'} ms, "
+            f"RSS broker {window[-1]['broker_rss_mb']:.0f} MB, "
+            f"workers {window[-1]['worker_rss_mb']} MB, cores {cores}, "
+            f"load {window[-1]['load_average'][0] if window[-1]['load_average'] else '-'}"
+        )
+    return lines
 
 
 def main() -> None:
@@ -284,19 +360,32 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--every", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--summarize", type=Path, metavar="FILE", help="print a recorded run by windows"
+    )
     args = parser.parse_args()
+    if args.summarize is not None:
+        print("\n".join(summary(json.loads(args.summarize.read_text()))))
+        return
     runs = [
-        soak(broker.strip(), args.rate, args.minutes, args.every, args.workers)
-        for broker in args.broker.split(",")
+        soak(
+            name,
+            args.rate,
+            args.minutes,
+            args.every,
+            args.workers,
+            args.out_dir / f"soak-{name}.json",
+        )
+        for name in (broker.strip() for broker in args.broker.split(","))
     ]
-    args.out.write_text(json.dumps([asdict(run) for run in runs], indent=2) + "\n")
     for run in runs:
         print(
             f"{run.broker}: {run.published} published, {run.delivered} delivered per "
             f"subscriber in {run.minutes} min at {run.rate:.0f}/s: "
             f"{'held' if run.held else 'DID NOT HOLD'}"
         )
+        print("\n".join(summary(asdict(run))))
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def test_a_busy_broker_port_is_a_clear_error(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api"],
+            [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api", "--broker", "tansu"],
             env=_env(tmp_path, ECOSHARE_BROKER_PORT=str(port)),
             capture_output=True,
             text=True,
@@ -113,7 +113,7 @@ def test_a_second_up_on_the_same_state_dir_refuses_and_leaves_the_first_alone(
     tmp_path: Path,
 ) -> None:
     first = subprocess.Popen(
-        [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api"],
+        [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api", "--broker", "tansu"],
         env=_env(tmp_path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -128,7 +128,7 @@ def test_a_second_up_on_the_same_state_dir_refuses_and_leaves_the_first_alone(
         written = endpoints_file.read_text()
 
         second = subprocess.run(
-            [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api"],
+            [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api", "--broker", "tansu"],
             env={**_env(tmp_path), "COLUMNS": "60"},
             capture_output=True,
             text=True,
@@ -175,6 +175,57 @@ def test_up_with_kafka_and_no_java_says_so_in_one_line(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "needs a Java runtime" in lines[0] and "--broker tansu" in lines[0]
+
+
+def _up_until_endpoints(env: dict[str, str], state_dir: Path) -> tuple[dict[str, str], str]:
+    """Run `ecoshare up --no-api` until it writes its endpoints; stop it; return them
+    and what it printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ecoshare.cli.main", "up", "--no-api"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        endpoints_file = state_dir / "endpoints.json"
+        deadline = time.monotonic() + 120
+        while not endpoints_file.exists():
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "ecoshare up did not write its endpoints"
+            time.sleep(0.2)
+        endpoints = json.loads(endpoints_file.read_text())
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    return endpoints, output
+
+
+def test_up_without_java_chooses_tansu_and_says_why(tmp_path: Path) -> None:
+    # A PATH with the Python interpreter but no java, and no JAVA_HOME.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {k: v for k, v in _env(tmp_path).items() if k != "JAVA_HOME"}
+    env["PATH"] = str(bin_dir)
+    env["COLUMNS"] = "300"
+    endpoints, output = _up_until_endpoints(env, tmp_path)
+    assert endpoints["broker"] == "tansu"
+    chosen = [line for line in output.splitlines() if "broker tansu:" in line]
+    assert len(chosen) == 1, output
+    assert "no Java runtime" in chosen[0]
+
+
+@pytest.mark.brokers("kafka")
+def test_up_where_java_is_found_chooses_apache_kafka_and_says_why(
+    tmp_path: Path, broker_kind: str
+) -> None:
+    env = {**_env(tmp_path), "COLUMNS": "300"}
+    endpoints, output = _up_until_endpoints(env, tmp_path)
+    assert endpoints["broker"] == broker_kind == "kafka"
+    chosen = [line for line in output.splitlines() if "broker kafka:" in line]
+    assert len(chosen) == 1, output
+    assert "Java runtime" in chosen[0] and "sustained load" in chosen[0]
 
 
 def test_tansu_refuses_a_data_directory(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Control-plane state held by every governance worker, against the real embedded broker.
+"""Control-plane state held by every governance worker, against a real broker (each one).
 
 Each test writes to fresh control topics and starts real Faust workers (in threads, or
 in a child process for the signal test). Assertions are on state, never on wall time;
@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import faust
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from ecoshare.config.topics import TopicNames
 from ecoshare.governance.control_app import ControlApp, create_control_app
@@ -32,6 +34,12 @@ from ecoshare.governance.control_plane import (
     decode_value,
     encode_value,
     ensure_control_topics,
+)
+from ecoshare.governance.tansu_compat import (
+    APP_CLASS,
+    FETCH_WAIT,
+    LEAVE_AT_GENERATION_ZERO,
+    installed_adjustments,
 )
 
 Change = tuple[ControlKind, str, dict[str, Any] | None]
@@ -262,6 +270,50 @@ def test_change_after_start_is_visible_with_a_higher_version(
         stamp = deleted.stamp(ControlKind.CONSENT, "consent-1")
         assert stamp is not None
         assert stamp.deleted
+
+
+def test_faust_runs_as_shipped_on_kafka_and_adjusted_on_tansu_only(
+    broker_kind: str,
+    bootstrap_servers: str,
+    topic_names: TopicNames,
+    start_app: Callable[..., ControlApp],
+) -> None:
+    ensure_control_topics(bootstrap_servers, topic_names)
+    app = start_app(f"control-{uuid.uuid4().hex[:8]}")
+    app.wait_until_rebuilt(30)
+    faust_app = app.faust_app
+    consumer_thread = faust_app.consumer._thread  # type: ignore[attr-defined]
+    coordinator = consumer_thread._consumer._coordinator
+    if broker_kind == "kafka":
+        # Stock Faust: its own app, transport and consumer thread, aiokafka's own
+        # group coordinator and fetch wait.
+        assert installed_adjustments(faust_app) == []
+        assert type(faust_app) is faust.App
+        assert type(faust_app.transport) is faust_aiokafka.Transport
+        assert type(consumer_thread) is faust_aiokafka.AIOKafkaConsumerThread
+        assert "_maybe_leave_group" not in vars(coordinator)
+    else:
+        assert installed_adjustments(faust_app) == [
+            APP_CLASS,
+            FETCH_WAIT,
+            LEAVE_AT_GENERATION_ZERO,
+        ]
+    # Either way, consent changes reach the running app.
+    with ControlPlaneWriter(bootstrap_servers, topic_names) as writer:
+        written_at = time.monotonic()
+        writer.put(ControlKind.CONSENT, "consent-live", {"withdrawn_at": None})
+        _wait_for(_has_consent(app, "consent-live"), "consent-live")
+        writer.put(ControlKind.CONSENT, "consent-live", {"withdrawn_at": "now"})
+        _wait_for(
+            lambda: app.snapshot().consents["consent-live"]["withdrawn_at"] == "now", "withdrawal"
+        )
+    stamp = app.snapshot().stamp(ControlKind.CONSENT, "consent-live")
+    assert stamp is not None
+    print(
+        f"{broker_kind}: withdrawal applied {_ms(stamp.applied_monotonic - written_at)}"
+        " after the first write"
+    )
+    assert app.gap_fills == 0
 
 
 def _forget_on_loop(app: ControlApp, kind: ControlKind, key: str) -> None:

@@ -71,8 +71,11 @@ def cluster(
         )
         return
     base = tmp_path_factory.mktemp("three-nodes")
+    # Three JVMs registering on a shared, loaded 2-core machine have taken over 90 s.
     with (
-        KafkaCluster(data_dir=base / "data", nodes=3, heap="320m") as kafka,
+        KafkaCluster(
+            data_dir=base / "data", nodes=3, heap="320m", startup_timeout_seconds=300
+        ) as kafka,
         RegistryProcess(
             bootstrap_servers=kafka.bootstrap_servers,
             topic="_schemas-faults",

@@ -264,12 +264,14 @@ def test_every_service_has_an_image_or_a_buildable_context(
 
 
 def test_the_requested_topology_is_there(services: dict[str, dict[str, Any]]) -> None:
-    assert services["kafka"]["image"] == "apache/kafka:3.9.0"
+    # 4.x: the workers' KIP-848 consumer protocol, the version the local broker runs.
+    assert services["kafka"]["image"] == "apache/kafka:4.4.0"
     assert services["schema-registry"]["image"] == "confluentinc/cp-schema-registry:7.7.1"
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
     assert services["grafana"]["image"].startswith("grafana/grafana:")
     kafka_env = environment_of(services["kafka"])
     assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert kafka_env["KAFKA_GROUP_CONSUMER_SESSION_TIMEOUT_MS"] == "6000"
     assert "zookeeper" not in services
     assert services["ecoshare-worker"]["deploy"]["replicas"] >= 2
     assert service_command(services["ecoshare-worker"]) == ["worker"]

@@ -1,19 +1,23 @@
 """The local brokers the platform can start, behind one small interface.
 
 ``tansu`` (the embedded broker: one binary, memory storage, no JVM) or ``kafka`` (Apache
-Kafka in KRaft mode from Maven jars: durable storage, transactions, replication). See
-README "Brokers" for when to use which.
+Kafka in KRaft mode from Maven jars: durable storage, transactions, replication), or
+``auto``: Apache Kafka where it can run (a Java runtime, and its jars cached or Maven to
+fetch them), tansu otherwise. See README "Brokers" for when to use which.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, get_args
 
-from ecoshare.errors import ConfigurationError
+from ecoshare.errors import BrokerStartError, ConfigurationError
 
 BrokerKind = Literal["tansu", "kafka"]
 BROKER_KINDS: tuple[str, ...] = get_args(BrokerKind)
+BrokerChoice = Literal["auto", "tansu", "kafka"]
+BROKER_CHOICES: tuple[str, ...] = get_args(BrokerChoice)
 
 
 class LocalBroker(Protocol):
@@ -44,6 +48,73 @@ def broker_kind(value: str) -> BrokerKind:
             f"unknown broker {value!r}: choose one of {', '.join(BROKER_KINDS)}"
         )
     return value  # type: ignore[return-value]
+
+
+def broker_choice(value: str) -> BrokerChoice:
+    """``value`` as a broker choice (a kind or ``auto``), or ConfigurationError naming them."""
+    if value not in BROKER_CHOICES:
+        raise ConfigurationError(
+            f"unknown broker {value!r}: choose one of {', '.join(BROKER_CHOICES)}"
+        )
+    return value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerDecision:
+    """The broker a platform starts, and why (one line, logged at start)."""
+
+    kind: BrokerKind
+    reason: str
+
+    def __str__(self) -> str:
+        return f"broker {self.kind}: {self.reason}"
+
+
+def decide_broker(
+    requested: BrokerChoice, *, java: str | None, jars_problem: str | None
+) -> BrokerDecision:
+    """Which broker ``requested`` means here.
+
+    ``java`` is the Java runtime found (None: none); ``jars_problem`` why the Kafka jars
+    cannot be had (None: cached, or fetched just now). A forced kind is kept as it is;
+    starting it then says what is missing.
+    """
+    if requested != "auto":
+        return BrokerDecision(requested, "asked for (--broker / ECOSHARE_BROKER)")
+    if java is None:
+        return BrokerDecision(
+            "tansu",
+            "no Java runtime on PATH, so not Apache Kafka; the embedded broker keeps "
+            "everything in memory and is for trying the platform, not for sustained load",
+        )
+    if jars_problem is not None:
+        return BrokerDecision("tansu", f"Java found but {jars_problem}")
+    return BrokerDecision(
+        "kafka",
+        f"a Java runtime ({java}) and the Kafka jars are here; Apache Kafka holds "
+        "sustained load and keeps its data across restarts (--broker tansu for the "
+        "embedded one)",
+    )
+
+
+def choose_broker(requested: BrokerChoice) -> BrokerDecision:
+    """:func:`decide_broker` on this machine: looks for Java and the Kafka jars (fetching
+    the jars with Maven once if Java is there and they are not cached yet)."""
+    if requested != "auto":
+        return decide_broker(requested, java=None, jars_problem=None)
+    from ecoshare.adapters.kafka_broker import java_binary, resolve_kafka_jars
+
+    try:
+        java = java_binary()
+    except BrokerStartError:
+        java = None
+    jars_problem = None
+    if java is not None:
+        try:
+            resolve_kafka_jars()
+        except BrokerStartError as exc:
+            jars_problem = str(exc).split(";")[0]
+    return decide_broker(requested, java=java, jars_problem=jars_problem)
 
 
 def local_broker(

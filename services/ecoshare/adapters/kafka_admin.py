@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from ecoshare.adapters.brokers import BrokerKind
 from ecoshare.config.topics import TopicPolicy
 from ecoshare.errors import BrokerUnavailableError, TopicCreationError
 
@@ -50,11 +51,11 @@ def wait_for_cluster(bootstrap_servers: str, *, timeout_seconds: float = 20.0) -
     )
 
 
-def broker_has_transactions(bootstrap_servers: str, *, timeout_seconds: float = 10.0) -> bool:
-    """Whether the cluster commits transactions (Apache Kafka) or not (the embedded broker).
+def cluster_broker_kind(bootstrap_servers: str, *, timeout_seconds: float = 10.0) -> BrokerKind:
+    """Which broker serves ``bootstrap_servers``: the embedded one or Apache Kafka.
 
-    The embedded broker accepts transactional requests but delivers nothing a
-    transaction wrote, so asking it would mislead; it names its cluster "tansu_cluster".
+    The embedded broker names its cluster "tansu_cluster"; anything else is taken for
+    Apache Kafka (or a broker that behaves like it).
     """
     admin = admin_client(bootstrap_servers)  # must outlive the future it answers
     try:
@@ -64,7 +65,16 @@ def broker_has_transactions(bootstrap_servers: str, *, timeout_seconds: float = 
         raise BrokerUnavailableError(
             f"Kafka at {bootstrap_servers} did not describe its cluster ({exc})"
         ) from exc
-    return not cluster_id.startswith("tansu")
+    return "tansu" if cluster_id.startswith("tansu") else "kafka"
+
+
+def broker_has_transactions(bootstrap_servers: str, *, timeout_seconds: float = 10.0) -> bool:
+    """Whether the cluster commits transactions (Apache Kafka) or not (the embedded broker).
+
+    The embedded broker accepts transactional requests but delivers nothing a
+    transaction wrote, so asking it would mislead.
+    """
+    return cluster_broker_kind(bootstrap_servers, timeout_seconds=timeout_seconds) == "kafka"
 
 
 def replication_for(brokers: int) -> tuple[int, int]:

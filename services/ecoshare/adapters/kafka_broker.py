@@ -265,6 +265,14 @@ class KafkaCluster:
             "broker.session.timeout.ms": "6000",
             "broker.heartbeat.interval.ms": "1000",
             "replica.lag.time.max.ms": "10000",
+            # Consumers of the KIP-848 protocol (the workers) get their session and
+            # heartbeat from the broker: 6 s and 1 s, as the classic consumers ask for
+            # (the defaults, 45 s and 5 s, would leave a dead worker's partitions idle
+            # for 45 s).
+            "group.consumer.min.session.timeout.ms": "6000",
+            "group.consumer.session.timeout.ms": "6000",
+            "group.consumer.min.heartbeat.interval.ms": "1000",
+            "group.consumer.heartbeat.interval.ms": "1000",
             # A killed worker's open transaction blocks read_committed readers of its
             # outputs until aborted; look for timed-out ones every second, not every 10.
             "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",

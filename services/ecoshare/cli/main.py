@@ -56,8 +56,9 @@ def up(
     broker: Annotated[
         str | None,
         typer.Option(
-            help="Broker to start: tansu (embedded, in memory) or kafka (Apache Kafka, "
-            "durable, needs Java) [env ECOSHARE_BROKER, default tansu].",
+            help="Broker to start: kafka (Apache Kafka, durable, needs Java), tansu "
+            "(embedded, in memory) or auto (kafka where Java is found, else tansu) "
+            "[env ECOSHARE_BROKER, default auto].",
         ),
     ] = None,
     data_dir: Annotated[
@@ -75,7 +76,7 @@ def up(
 
     One platform per state directory (ECOSHARE_STATE_DIR): a second `up` there refuses.
     """
-    from ecoshare.adapters.brokers import broker_kind
+    from ecoshare.adapters.brokers import broker_choice
     from ecoshare.embedded.platform import Platform
 
     base = settings()
@@ -83,7 +84,7 @@ def up(
     if workers is not None:
         updates["workers"] = workers
     if broker is not None:
-        updates["broker"] = broker_kind(broker)
+        updates["broker"] = broker_choice(broker)
     if data_dir is not None:
         updates["data_dir"] = data_dir
     if kafka_nodes is not None:

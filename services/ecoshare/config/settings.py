@@ -39,10 +39,11 @@ class Settings(BaseSettings):
     schemas_dir: Path = Field(default=REPO_ROOT / "schemas", description="Avro event catalog.")
     topic_prefix: str = Field(default="", description="Prefix of every platform topic name.")
     ingress_partitions: int = Field(default=4, ge=1, description="Partitions of ingress topics.")
-    broker: Literal["tansu", "kafka"] = Field(
-        default="tansu",
+    broker: Literal["auto", "tansu", "kafka"] = Field(
+        default="auto",
         description="Broker `ecoshare up` starts when ECOSHARE_BOOTSTRAP_SERVERS is unset: "
-        "tansu (embedded, memory only) or kafka (Apache Kafka, needs Java).",
+        "kafka (Apache Kafka, needs Java), tansu (embedded, memory only) or auto "
+        "(kafka where a Java runtime and the Kafka jars are found, tansu otherwise).",
     )
     data_dir: Path | None = Field(
         default=None,

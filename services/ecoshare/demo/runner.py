@@ -71,6 +71,8 @@ def run_demo(
     with console.status("starting the embedded platform (broker, registry, workers)…"):
         platform = Platform(settings, start_api=False).start()
     try:
+        if platform.broker_decision is not None:
+            console.print(str(platform.broker_decision))
         console.print(
             f"[bold]platform up[/] in {time.monotonic() - started:.1f}s — Kafka "
             f"{platform.bootstrap_servers}, registry {platform.schema_registry_url}, "

@@ -1,10 +1,11 @@
 """The embedded platform: broker, registry, governance workers and API as local processes.
 
 ``ecoshare up`` runs it in the foreground; ``ecoshare demo``, benchmarks and end-to-end
-tests start it in-process. The broker is tansu (embedded) or Apache Kafka
-(``ECOSHARE_BROKER``, ``ecoshare up --broker``). When ECOSHARE_BOOTSTRAP_SERVERS or
-ECOSHARE_SCHEMA_REGISTRY_URL is set, that external service is used instead of starting
-one.
+tests start it in-process. The broker is Apache Kafka or tansu (embedded)
+(``ECOSHARE_BROKER``, ``ecoshare up --broker``); ``auto``, the default, takes Apache
+Kafka where a Java runtime is found and tansu otherwise, and logs which and why. When
+ECOSHARE_BOOTSTRAP_SERVERS or ECOSHARE_SCHEMA_REGISTRY_URL is set, that external service
+is used instead of starting one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import httpx
 
 from ecoshare.adapters import processes
-from ecoshare.adapters.brokers import LocalBroker, local_broker
+from ecoshare.adapters.brokers import BrokerDecision, LocalBroker, choose_broker, local_broker
 from ecoshare.adapters.kafka_admin import ensure_topics
 from ecoshare.application.bootstrap import PlatformConnection, worker_process
 from ecoshare.catalog.event_catalog import load_catalog
@@ -52,6 +53,7 @@ class Platform:
     settings: Settings
     start_api: bool = True
     broker: LocalBroker | None = None
+    broker_decision: BrokerDecision | None = None
     registry: RegistryProcess | None = None
     workers: list[WorkerProcess] = field(default_factory=list)
     api_process: subprocess.Popen[bytes] | None = None
@@ -85,15 +87,18 @@ class Platform:
             if settings.bootstrap_servers:
                 self.bootstrap_servers = settings.bootstrap_servers
             else:
+                decision = self.broker_decision = choose_broker(settings.broker)
                 self.broker = local_broker(
-                    settings.broker,
+                    decision.kind,
                     logs_dir=self.logs_dir,
                     data_dir=settings.data_dir
-                    or (self.state_dir / "kafka-data" if settings.broker == "kafka" else None),
+                    or (self.state_dir / "kafka-data" if decision.kind == "kafka" else None),
                     port=settings.broker_port,
                     nodes=settings.kafka_nodes,
                 ).start()
                 self.bootstrap_servers = self.broker.bootstrap_servers
+                # Once started: a broker that cannot start says why in its own one line.
+                log.info("%s", decision)
             catalog = load_catalog(settings.schemas_dir)
             policy = settings.topic_policy
             ensure_topics(

@@ -26,15 +26,19 @@ Faust behaviours handled on the way (in ``ControlTable`` and the ledger):
   offset bookkeeping to drop what it already applied. The ledger also skips any record
   at or below the offset it has applied, so a key can never turn back to an older
   value, whatever Faust replays;
-- recovery stops at the end ListOffsets reports, which the embedded broker
-  under-reports after multi-record batches; the records after it then arrive through
-  the same active-partition path and wait in the recovery buffer until 1000 of them
-  have arrived (a rebuild of 2000 keys was seen holding 3). The tables use a buffer
-  of one record, so every record is applied as it arrives.
+- after recovery, a partition that is both active and standby (every partition here)
+  keeps delivering through the *active* path, whose records wait in the recovery
+  buffer until it holds ``recovery_buffer_size`` of them (1000 by default): a live
+  consent change would sit there unapplied. The tables use buffers of one record, so
+  every record is applied as it arrives, on any broker. (On the embedded broker the
+  same buffer also catches the records past the end that its ListOffsets under-reports
+  after multi-record batches: a rebuild of 2000 keys was seen holding 3.)
 
-Two behaviours of aiokafka's consumer are adjusted as well, see
-``_ControlConsumerThread``: the fetch wait (changes become visible within ~100 ms
-instead of up to 1.5 s on the embedded broker) and leaving the group from generation 0.
+On the embedded broker (tansu), and only there, two behaviours of aiokafka's consumer
+are adjusted: the fetch wait and leaving the group from generation 0; see
+:mod:`ecoshare.governance.tansu_compat`. On Apache Kafka the Faust app runs as shipped.
+Which broker it is comes from the cluster itself (:func:`cluster_broker_kind`), unless
+the caller says.
 
 Rebuild completeness does not rest on Faust alone: :meth:`ControlApp.wait_until_rebuilt`
 reads the topics independently and applies whatever the tables lack (counted in
@@ -56,39 +60,30 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import aiokafka
 import faust
-from aiokafka.consumer.group_coordinator import GroupCoordinator
-from aiokafka.errors import KafkaError
-from aiokafka.protocol.group import LeaveGroupRequest
 from faust.tables.globaltable import GlobalTable
-from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import EventT, TransportT
+from faust.types import EventT
 
+from ecoshare.adapters.brokers import BrokerKind
+from ecoshare.adapters.kafka_admin import cluster_broker_kind
 from ecoshare.config.topics import TopicNames
+from ecoshare.governance.control_ledger import ChangeCallback, ControlLedger
 from ecoshare.governance.control_plane import (
-    ChangeStamp,
-    ControlChange,
     ControlKind,
     ControlPlaneNotRebuiltError,
-    ControlRecordError,
     ControlSnapshot,
     ControlTopicsContents,
-    JsonObject,
-    decode_key,
-    decode_value,
     read_control_topics,
 )
+from ecoshare.governance.tansu_compat import TansuFaustApp
 
 logger = logging.getLogger(__name__)
-
-ChangeCallback = Callable[[ControlSnapshot, Sequence[ControlChange]], None]
 
 _POLL_SECONDS = 0.01
 
@@ -99,7 +94,9 @@ class ControlAppConfig:
 
     ``app_id`` is the Faust app id and the consumer group: the workers of one
     deployment share it, and it must be unique per deployment (tests use a fresh one).
-    ``web_port`` ``None`` disables Faust's web server.
+    ``web_port`` ``None`` disables Faust's web server. ``broker`` says which broker
+    the app talks to: ``"tansu"`` turns on :mod:`~ecoshare.governance.tansu_compat`
+    (and ``fetch_max_wait_ms`` applies there only), ``"kafka"`` runs Faust as shipped.
     """
 
     app_id: str
@@ -112,207 +109,14 @@ class ControlAppConfig:
     session_timeout_seconds: float = 6.0
     fetch_max_wait_ms: int = 100
     catch_up_grace_seconds: float = 5.0
-
-
-class _ControlLedger:
-    """What has been applied: records (in the tables' stores), stamps and positions.
-
-    Mutated only on the event-loop thread that runs the Faust app; other threads read
-    the published snapshot, an immutable object swapped in by a single assignment.
-    """
-
-    def __init__(self) -> None:
-        self.stores: dict[ControlKind, MutableMapping[str, Any]] = {}
-        self.stamps: dict[ControlKind, dict[str, ChangeStamp]] = {k: {} for k in ControlKind}
-        self.positions: dict[tuple[str, int], int] = {}
-        self.undecodable = 0
-        self.gap_fills = 0
-        self._snapshot = ControlSnapshot()
-        self._pending: list[ControlChange] = []
-        self._dirty: set[ControlKind] = set()
-        self._publish_scheduled = False
-        self._subscribers: list[ChangeCallback] = []
-        self._subscribers_lock = threading.Lock()
-
-    @property
-    def snapshot(self) -> ControlSnapshot:
-        return self._snapshot
-
-    def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
-        with self._subscribers_lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._subscribers_lock, contextlib.suppress(ValueError):
-                self._subscribers.remove(callback)
-
-        return unsubscribe
-
-    def apply_events(self, kind: ControlKind, events: Iterable[EventT[Any]]) -> None:
-        """Apply changelog records in offset order; skip those already applied."""
-        for event in events:
-            message = event.message
-            tp = (str(message.topic), int(message.partition))
-            offset = int(message.offset)
-            if offset < self.positions.get(tp, 0):
-                continue  # already applied: Faust re-read the partition from its start
-            self.positions[tp] = offset + 1
-            try:
-                key = decode_key(message.key)
-                value = decode_value(message.value)
-            except ControlRecordError as exc:
-                self.undecodable += 1
-                logger.warning("skipping control record %s@%d: %s", tp, offset, exc)
-                continue
-            self.apply_record(kind, key, value, tp, offset)
-
-    def apply_record(
-        self,
-        kind: ControlKind,
-        key: str,
-        value: JsonObject | None,
-        tp: tuple[str, int],
-        offset: int,
-    ) -> None:
-        store = self.stores[kind]
-        if value is None:
-            store.pop(key, None)
-        else:
-            store[key] = value
-        stamp = ChangeStamp(
-            topic=tp[0],
-            partition=tp[1],
-            offset=offset,
-            deleted=value is None,
-            applied_monotonic=time.monotonic(),
-            applied_wall=time.time(),
-        )
-        self.stamps[kind][key] = stamp
-        self._pending.append(ControlChange(kind, key, value, stamp))
-        self._dirty.add(kind)
-        if not self._publish_scheduled:
-            self._publish_scheduled = True
-            # Coalesce: a run of records that Faust hands over back to back (a rebuild)
-            # becomes one snapshot, published as soon as the loop is free again.
-            asyncio.get_running_loop().call_soon(self.publish)
-
-    def publish(self) -> None:
-        self._publish_scheduled = False
-        if not self._pending:
-            return
-        previous = self._snapshot
-        records = {kind: previous.records(kind) for kind in ControlKind}
-        applied_at = dict(previous.applied_at)
-        for kind in self._dirty:
-            records[kind] = MappingProxyType(dict(self.stores[kind].items()))
-            applied_at[kind] = MappingProxyType(dict(self.stamps[kind]))
-        changes, self._pending, self._dirty = self._pending, [], set()
-        snapshot = ControlSnapshot(
-            version=previous.version + len(changes),
-            partners=records[ControlKind.PARTNER],
-            agreements=records[ControlKind.AGREEMENT],
-            consents=records[ControlKind.CONSENT],
-            applied_at=MappingProxyType(applied_at),
-            positions=MappingProxyType(dict(self.positions)),
-        )
-        self._snapshot = snapshot
-        with self._subscribers_lock:
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
-            try:
-                callback(snapshot, changes)
-            except Exception:
-                logger.exception("control-plane subscriber %r failed", callback)
-
-    def fill_gaps(self, contents: ControlTopicsContents) -> int:
-        """Apply every record of ``contents`` that the tables lack; return how many.
-
-        A key lacks its record when its last applied change is older than the last
-        record of the key found in the topic. Runs on the loop thread, so it cannot
-        interleave with records Faust applies.
-        """
-        filled = 0
-        for kind, latest in contents.latest.items():
-            for key, record in latest.items():
-                if record.newer_than(self.stamps[kind].get(key)):
-                    tp = (record.topic, record.partition)
-                    self.apply_record(kind, key, record.value, tp, record.offset)
-                    filled += 1
-        for tp, last_offset in contents.last_offsets.items():
-            self.positions[tp] = max(self.positions.get(tp, 0), last_offset + 1)
-        self.gap_fills += filled
-        self.publish()
-        return filled
-
-
-class _ControlConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer, adjusted for brokers that differ from Apache Kafka in two ways.
-
-    - Fetch wait: a broker that does not answer a waiting fetch as soon as records
-      arrive (the embedded one answers only when the wait expires) delays every change
-      by up to the wait, which Faust fixes at 1500 ms; ``fetch_max_wait_ms`` (100 ms by
-      default) bounds it, at the cost of an idle fetch per wait.
-    - Leaving the group: aiokafka sends LeaveGroup only for generations above 0, as
-      Apache Kafka numbers the first generation 1; the embedded broker numbers it 0,
-      so a stopped first-generation member would hold its partitions until its session
-      expired, and a restarted worker would wait that long to join.
-    """
-
-    async def on_start(self) -> None:
-        await super().on_start()
-        coordinator = getattr(self._consumer, "_coordinator", None)
-        if isinstance(coordinator, GroupCoordinator):
-            _leave_group_from_generation_zero(coordinator)
-
-    def _create_worker_consumer(
-        self, transport: faust_aiokafka.Transport
-    ) -> aiokafka.AIOKafkaConsumer:
-        consumer = super()._create_worker_consumer(transport)
-        app = self.app
-        if isinstance(app, _ControlFaustApp):
-            consumer._fetch_max_wait_ms = app.fetch_max_wait_ms  # read by consumer.start()
-        return consumer
-
-
-def _leave_group_from_generation_zero(coordinator: GroupCoordinator) -> None:
-    leave_above_zero = coordinator._maybe_leave_group
-
-    async def leave() -> None:
-        if coordinator.generation == 0 and coordinator._group_instance_id is None:
-            try:
-                await coordinator._send_req(
-                    LeaveGroupRequest(coordinator.group_id, coordinator.member_id)
-                )
-            except KafkaError as exc:
-                logger.warning("could not leave group %s: %s", coordinator.group_id, exc)
-            coordinator.reset_generation()
-            return
-        await leave_above_zero()
-
-    coordinator._maybe_leave_group = leave
-
-
-class _ControlConsumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return _ControlConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class _ControlTransport(faust_aiokafka.Transport):
-    Consumer = _ControlConsumer
-
-
-class _ControlFaustApp(faust.App):
-    fetch_max_wait_ms: int = 100
-
-    def _new_transport(self) -> TransportT:
-        return _ControlTransport(self.conf.broker_consumer, self)
+    broker: BrokerKind = "kafka"
 
 
 class ControlTable(GlobalTable):
     """A GlobalTable whose changelog is a control topic written outside this app."""
 
     def __init__(
-        self, app: faust.App, *, kind: ControlKind, ledger: _ControlLedger, **kwargs: Any
+        self, app: faust.App, *, kind: ControlKind, ledger: ControlLedger, **kwargs: Any
     ) -> None:
         self.kind = kind
         self._ledger = ledger
@@ -336,7 +140,7 @@ class ControlApp:
 
     def __init__(self, config: ControlAppConfig) -> None:
         self.config = config
-        self._ledger = _ControlLedger()
+        self._ledger = ControlLedger()
         self._app: faust.App | None = None
         self._tables: dict[ControlKind, ControlTable] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -528,7 +332,8 @@ class ControlApp:
 
     def _build_faust_app(self, loop: asyncio.AbstractEventLoop) -> faust.App:
         config = self.config
-        app = _ControlFaustApp(
+        app_class = TansuFaustApp if config.broker == "tansu" else faust.App
+        app = app_class(
             config.app_id,
             broker=[f"kafka://{server}" for server in config.bootstrap_servers.split(",")],
             store="memory://",
@@ -549,7 +354,8 @@ class ControlApp:
             consumer_auto_offset_reset="earliest",
             loop=loop,
         )
-        app.fetch_max_wait_ms = config.fetch_max_wait_ms
+        if isinstance(app, TansuFaustApp):
+            app.fetch_max_wait_ms = config.fetch_max_wait_ms
         for kind in ControlKind:
             topic = app.topic(
                 kind.topic(config.names),
@@ -597,8 +403,19 @@ def create_control_app(
     partitions: int = 1,
     session_timeout_seconds: float = 6.0,
     fetch_max_wait_ms: int = 100,
+    broker: BrokerKind | None = None,
 ) -> ControlApp:
-    """A control-plane worker app (not started). See :class:`ControlAppConfig`."""
+    """A control-plane worker app (not started). See :class:`ControlAppConfig`.
+
+    ``broker`` ``None`` asks the cluster which broker it is."""
+    if broker is None:
+        broker = cluster_broker_kind(bootstrap_servers)
+    logger.info(
+        "control app %s on %s: %s",
+        app_id,
+        broker,
+        "Faust with the tansu adjustments" if broker == "tansu" else "Faust as shipped",
+    )
     return ControlApp(
         ControlAppConfig(
             app_id=app_id,
@@ -609,6 +426,7 @@ def create_control_app(
             web_port=web_port,
             session_timeout_seconds=session_timeout_seconds,
             fetch_max_wait_ms=fetch_max_wait_ms,
+            broker=broker,
         )
     )
 

@@ -173,27 +173,35 @@ class GovernanceWorker:
             producer_config["transactional.id"] = self._identity()
             producer_config["transaction.timeout.ms"] = config.transaction_timeout_ms
         self._producer = Producer(producer_config)
-        static_membership = (
-            {"group.instance.id": self._identity()}
-            if config.transactions and config.worker_id
-            else {}
+        # Apache Kafka (the broker with transactions) assigns partitions itself (KIP-848
+        # consumer protocol): its range assignor gives every worker a share of *each*
+        # ingress topic, sticky and incremental, with session and heartbeat set on the
+        # broker (group.consumer.*). Cooperative-sticky balanced only the totals, so one
+        # worker could own every partition of an event type. Brokers without it (the
+        # embedded one) keep the classic protocol, cooperative-sticky, and (with
+        # transactions and a worker id) static membership.
+        group_protocol: dict[str, Any] = (
+            {"group.protocol": "consumer", "group.remote.assignor": "range"}
+            if config.transactions
+            else {
+                "session.timeout.ms": config.session_timeout_ms,
+                "heartbeat.interval.ms": max(500, config.session_timeout_ms // 6),
+                # Incremental rebalancing: when a worker dies, joins or leaves, only the
+                # partitions that move stop; the others keep flowing.
+                "partition.assignment.strategy": "cooperative-sticky",
+            }
         )
         self._consumer = Consumer(
             {
-                **static_membership,
+                **group_protocol,
                 "bootstrap.servers": config.bootstrap_servers,
                 "group.id": config.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
-                "session.timeout.ms": config.session_timeout_ms,
-                "heartbeat.interval.ms": max(500, config.session_timeout_ms // 6),
                 "max.poll.interval.ms": 300_000,
                 "fetch.min.bytes": 1,
                 "fetch.wait.max.ms": 5,
                 "queued.max.messages.kbytes": 262_144,
-                # Incremental rebalancing: when a worker dies, joins or leaves, only the
-                # partitions that move stop; the others keep flowing.
-                "partition.assignment.strategy": "cooperative-sticky",
                 "isolation.level": "read_committed",
                 "log_level": 3,
             }
