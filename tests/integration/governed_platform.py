@@ -13,6 +13,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError
 
 from ecoshare.adapters.kafka_admin import ensure_topics
+from ecoshare.application.provisioning import governed_topics
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog
 from ecoshare.config.settings import REPO_ROOT
@@ -23,7 +24,6 @@ from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import Partner, Role
 from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
 from ecoshare.governance.supervisor import WorkerProcess
-from ecoshare.governance.worker import governed_topics
 from ecoshare.sdk import Publisher, Subscriber
 
 SECRET = "integration-secret"

@@ -19,6 +19,7 @@ Workers deciding with different states for long are the subject of the
 
 from __future__ import annotations
 
+import logging
 import time
 import zlib
 from collections.abc import Callable
@@ -29,6 +30,31 @@ from ecoshare.config.topics import TopicNames
 from ecoshare.domain.policy import WithholdReason
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.engine import UNKNOWN_PUBLISHER, BatchCounts, QuarantineReason
+
+log = logging.getLogger(__name__)
+STALL_WARNING_SECONDS = 30.0
+
+
+class PartitionStallWatch:
+    """How long each ingress partition has had lag without its position moving.
+    ``clock`` is monotonic seconds."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        # (topic, partition) -> (position last seen, clock when it last moved)
+        self._seen: dict[tuple[str, int], tuple[int, float]] = {}
+
+    def stalled_seconds(self, source: tuple[str, int], position: int, lag: int) -> float:
+        """Seconds ``source`` has had lag at ``position`` (0 when it moved or has none)."""
+        now = self._clock()
+        seen = self._seen.get(source)
+        if seen is None or seen[0] != position or lag == 0:
+            self._seen[source] = (position, now)
+            return 0.0
+        return now - seen[1]
+
+    def forget(self, source: tuple[str, int]) -> None:
+        self._seen.pop(source, None)
 
 
 def declared_series(state: GovernanceState, event_types: tuple[str, ...]) -> DeclaredSeries:
@@ -141,6 +167,24 @@ class WorkerObserver:
 
     def report_stalled(self, topic: str, partition: int, seconds: float) -> None:
         self.metrics.set_partition_stalled(topic, partition, seconds)
+
+    def report_position(
+        self, topic: str, partition: int, position: int, high: int, stalls: PartitionStallWatch
+    ) -> None:
+        """An owned partition's next offset to process and its high watermark: its lag,
+        and how long it has had lag without moving (a warning past 30 s)."""
+        lag = max(0, high - position)
+        self.report_lag(topic, partition, lag)
+        stalled = stalls.stalled_seconds((topic, partition), position, lag)
+        if stalled > STALL_WARNING_SECONDS:
+            log.warning(
+                "%s[%d] has made no progress for %.0f s with %d messages of lag",
+                topic,
+                partition,
+                stalled,
+                lag,
+            )
+        self.report_stalled(topic, partition, stalled)
 
     # -- batches -----------------------------------------------------------------------
 
