@@ -141,17 +141,25 @@ class FakeProducer:
         return message
 
     def poll(self, timeout: float = 0) -> int:
+        """With a timeout, the older half of what is in flight is acknowledged (at
+        least one record), so a wait for acknowledgements takes several polls."""
         self._alive()
+        if timeout > 0 and self._in_flight:
+            return self._acknowledge(max(1, len(self._in_flight) // 2))
         return 0
 
     def flush(self, timeout: float = 0) -> int:
         self._alive()
-        in_flight, self._in_flight = self._in_flight, []
-        for pending in in_flight:
+        self._acknowledge(len(self._in_flight))
+        return 0
+
+    def _acknowledge(self, count: int) -> int:
+        acknowledged, self._in_flight = self._in_flight[:count], self._in_flight[count:]
+        for pending in acknowledged:
             message = self._land(pending)
             if pending.on_delivery is not None:
                 pending.on_delivery(None, message)
-        return 0
+        return len(acknowledged)
 
     def die(self, landed: float) -> None:
         """The process dies: the first ``landed`` share of what is in flight reached

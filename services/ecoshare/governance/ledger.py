@@ -74,6 +74,15 @@ class Recovery:
     written_after_checkpoint: dict[str, set[int]]
 
 
+@dataclass(slots=True)
+class _BatchAcks:
+    """Acknowledgements still awaited for one batch (one per output partition it
+    wrote: its last output there) and the output ends they reported, per source."""
+
+    outstanding: int
+    ends: dict[Source, dict[str, int]] = field(default_factory=dict)
+
+
 @dataclass
 class _SourceLedger:
     """The ledger's bookkeeping of one owned ingress partition."""
@@ -138,18 +147,21 @@ class CheckpointLedger:
 
     # -- outputs ----------------------------------------------------------------------
 
-    def _produce(self, result: BatchResult) -> None:
-        """Queue every output of a batch; the last output of each (topic, partition)
-        carries the callback that records the output end for the checkpoint."""
+    def _produce(self, result: BatchResult, *, track: bool) -> _BatchAcks:
+        """Queue every output of a batch. With ``track``, the last output of each output
+        partition carries a callback recording its end for the batch's checkpoint (the
+        others, acknowledged in order before it, only report errors); without, no
+        callback at all (a transaction's commit fails if any output did)."""
         outputs = result.outputs
         last_index: dict[tuple[str, int], int] = {}
         for index, output in enumerate(outputs):
             last_index[(output.topic, output.partition)] = index
-        final = set(last_index.values())
+        acks = _BatchAcks(len(last_index) if track else 0)
+        final = set(last_index.values()) if track else set()
         produce = self._producer.produce
-        on_error = self._on_error
+        extra: dict[str, Any] = {"on_delivery": self._on_error} if track else {}
         for index, output in enumerate(outputs):
-            callback = self._tracker(output) if index in final else on_error
+            callback = {"on_delivery": self._tracker(output, acks)} if index in final else extra
             while True:
                 try:
                     produce(
@@ -158,29 +170,32 @@ class CheckpointLedger:
                         key=output.key,
                         partition=output.partition,
                         headers=output.headers,
-                        on_delivery=callback,
+                        **callback,
                     )
                     break
                 except BufferError:
                     self._producer.poll(0.01)
         self._producer.poll(0)
+        return acks
 
     def _on_error(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
             self._delivery_errors.append(f"{message.topic()}[{message.partition()}]: {error}")
 
-    def _tracker(self, output: Produce) -> Callable[[KafkaError | None, Message], None]:
+    def _tracker(
+        self, output: Produce, acks: _BatchAcks
+    ) -> Callable[[KafkaError | None, Message], None]:
         source = next(
             (value.decode() for name, value in output.headers if name == SOURCE_HEADER), None
         )
-        ends_by_source = self._output_ends
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
+            acks.outstanding -= 1
             if error is not None:
                 self._on_error(error, message)
             elif source is not None:
                 topic, _, partition = source.rpartition(":")
-                ends = ends_by_source.setdefault((topic, int(partition)), {})
+                ends = acks.ends.setdefault((topic, int(partition)), {})
                 ends[message.topic() or ""] = (message.offset() or 0) + 1
 
         return on_delivery
@@ -247,7 +262,11 @@ class CheckpointLedger:
         while True:
             try:
                 self._producer.produce(
-                    topic, key=key, value=value, partition=partition, on_delivery=self._on_error
+                    topic,
+                    key=key,
+                    value=value,
+                    partition=partition,
+                    **({} if self.transactional else {"on_delivery": self._on_error}),
                 )
                 return
             except BufferError:
@@ -314,31 +333,45 @@ class CheckpointLedger:
 
 
 class PipelinedLedger(CheckpointLedger):
-    """Checkpoints for brokers without transactions: a batch is produced while the next
-    one is governed, then checkpointed and committed once acknowledged."""
+    """Checkpoints for brokers without transactions: a batch's outputs are produced,
+    then the previous batch's acknowledgements are awaited and it is checkpointed and
+    committed, so outputs are always on their way while the worker waits or governs."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._pending: Submitted | None = None
+        self._pending: tuple[Submitted, _BatchAcks] | None = None
 
     def submit(self, batch: Submitted) -> Outcome:
-        acknowledged = self.drain()
-        self._produce(batch.result)
+        acks = self._produce(batch.result, track=True)
         self._step("produced")
-        self._pending = batch
-        return acknowledged
+        previous, self._pending = self._pending, (batch, acks)
+        if previous is None:
+            return Outcome()
+        waited = 0.0
+        while previous[1].outstanding > 0:
+            self._producer.poll(0.05)
+            waited += 0.05
+            if waited >= 30.0:
+                log.warning("outputs still unacknowledged after 30 s; waiting")
+                waited = 0.0
+        return self._checkpoint_and_commit(*previous)
 
     def drain(self) -> Outcome:
-        pending = self._pending
+        pending, self._pending = self._pending, None
         if pending is None:
             return Outcome()
         self._flush()
-        self._pending = None
+        return self._checkpoint_and_commit(*pending)
+
+    def _checkpoint_and_commit(self, batch: Submitted, acks: _BatchAcks) -> Outcome:
+        self._raise_delivery_errors()
         self._step("acknowledged")
-        # The checkpoint is not waited for: the next flush (or the final one)
+        for source, ends in acks.ends.items():
+            self._output_ends.setdefault(source, {}).update(ends)
+        # The checkpoint is not waited for: the next batch's wait (or the final flush)
         # acknowledges it. Losing it in a crash is safe: recovery falls back to the
         # previous checkpoint and finds this batch's outputs in the output tails.
-        offsets = self._write_checkpoints(pending.result, pending.now_ms)
+        offsets = self._write_checkpoints(batch.result, batch.now_ms)
         self._producer.poll(0)
         self._step("checkpointed")
         try:
@@ -346,7 +379,7 @@ class PipelinedLedger(CheckpointLedger):
         except KafkaException as exc:  # the checkpoint is the truth; a lost commit is harmless
             log.warning("offset commit failed: %s", exc)
         self._step("committed")
-        return Outcome((pending,))
+        return Outcome((batch,))
 
     def _first_position(self, source: Source, now_ms: int) -> int:
         """No checkpoint yet: mark the shared outputs so the first one knows their ends."""
@@ -389,7 +422,7 @@ class TransactionalLedger(CheckpointLedger):
         producer = self._producer
         try:
             producer.begin_transaction()
-            self._produce(batch.result)
+            self._produce(batch.result, track=False)
             self._step("produced")
             offsets = self._write_checkpoints(batch.result, batch.now_ms)
             self._step("checkpointed")
@@ -430,6 +463,6 @@ class TransactionalLedger(CheckpointLedger):
         return self.committed_offset(source)
 
     def _resume_at(self, source: Source, last: Checkpoint | None, now_ms: int) -> int:
-        if last is not None:
-            self._output_ends[source] = dict(last.outputs)
+        # Nothing is written outside a committed transaction: checkpoints need no
+        # output ends, and the committed offset is the last checkpoint's.
         return self.committed_offset(source)

@@ -22,8 +22,10 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from ecoshare.adapters.metrics import DeclaredSeries, GovernanceMetrics
 from ecoshare.config.topics import TopicNames
@@ -55,6 +57,26 @@ class PartitionStallWatch:
 
     def forget(self, source: tuple[str, int]) -> None:
         self._seen.pop(source, None)
+
+
+def observe_all(histogram: Any, values: Sequence[float]) -> None:
+    """``histogram.observe`` of every value, as one update per bucket: a batch's
+    deliveries cost one increment per bucket they fall in, not a locked call each.
+    Falls back to one observation per value where the client's histogram differs."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1  # the first bucket with value <= bound
+    for index, count in enumerate(counts):
+        if count:
+            buckets[index].inc(count)
+    total.inc(sum(values))
 
 
 def declared_series(state: GovernanceState, event_types: tuple[str, ...]) -> DeclaredSeries:
@@ -211,10 +233,14 @@ class WorkerObserver:
             for (subscriber, event_type), count in counts.subscriber_quarantined.items():
                 metrics.subscriber_quarantined.labels(subscriber, event_type).inc(count)
             for subscriber, ingested in counts.delivered_ingested_ms.items():
-                histogram = metrics.delivery_latency_seconds.labels(subscriber)
-                for ingested_ms in ingested:
-                    if ingested_ms > 0:  # 0: the broker gave no timestamp
-                        histogram.observe(max(0.0, acknowledged_at - ingested_ms / 1000.0))
+                observe_all(
+                    metrics.delivery_latency_seconds.labels(subscriber),
+                    [
+                        max(0.0, acknowledged_at - ingested_ms / 1000.0)
+                        for ingested_ms in ingested
+                        if ingested_ms > 0  # 0: the broker gave no timestamp
+                    ],
+                )
         for (publisher, event_type), published_ms in counts.latest_published_ms.items():
             gauge = metrics.last_event_timestamp_seconds.labels(publisher, event_type)
             gauge.set(max(published_ms / 1000.0, gauge._value.get()))
