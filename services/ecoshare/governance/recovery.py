@@ -4,10 +4,12 @@ from its end to the latest snapshot, and the output tails after the last checkpo
 from __future__ import annotations
 
 import contextlib
+import time
+import uuid
 from collections.abc import Generator
-from typing import Any, Protocol
+from typing import Protocol
 
-from confluent_kafka import KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from ecoshare.adapters.kafka_reading import header_map, read_to_end
 from ecoshare.governance.progress import (
@@ -35,22 +37,43 @@ class LogReader(Protocol):
 
 
 class KafkaLogReader:
-    """:class:`LogReader` on a cluster; ``consumer`` answers the end estimates."""
+    """:class:`LogReader` on a cluster."""
 
-    def __init__(self, bootstrap_servers: str, consumer: Any) -> None:
+    def __init__(self, bootstrap_servers: str) -> None:
         self._bootstrap = bootstrap_servers
-        self._consumer = consumer
 
     def read(self, assignments: list[tuple[str, int, int]]) -> Generator[Message]:
         yield from read_to_end(self._bootstrap, assignments)
 
     def end_estimate(self, topic: str, partition: int) -> int:
+        """The high watermark of one small fetch from the start: exact on every broker
+        (ListOffsets answers 1 for a long partition on the embedded broker)."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "group.id": f"ecoshare-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": 10,
+                "max.partition.fetch.bytes": 1024,  # the broker still sends one batch
+                "isolation.level": "read_committed",
+                "log_level": 3,
+            }
+        )
+        tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
         try:
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=10, cached=False
-            )
+            found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if found is None or found.error is not None or partition not in found.partitions:
+                return 0
+            consumer.assign([tp])
+            deadline = time.monotonic() + 30.0
+            while time.monotonic() < deadline and not consumer.consume(1, 0.2):
+                pass
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
         except KafkaException:
             return 0
+        finally:
+            consumer.close()
         return max(0, int(high))
 
 

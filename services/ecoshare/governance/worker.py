@@ -157,7 +157,7 @@ def connect(config: WorkerConfig, registry: SchemaRegistryClient) -> WorkerPorts
     return WorkerPorts(
         consumer,
         Producer(producer_config),
-        KafkaLogReader(config.bootstrap_servers, consumer),
+        KafkaLogReader(config.bootstrap_servers),
         prepare_delivery_topic,
     )
 
