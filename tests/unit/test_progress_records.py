@@ -6,6 +6,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ecoshare.application.provisioning import governed_topics
+from ecoshare.config.topics import TopicNames
 from ecoshare.governance.progress import (
     AcknowledgedIds,
     Checkpoint,
@@ -188,3 +190,10 @@ def test_the_reader_goes_further_back_until_a_snapshot_is_complete() -> None:
     assert found[SOURCE].complete and found[SOURCE].snapshot_seq == 36
     assert found[SOURCE].last is not None and found[SOURCE].last.next_offset == 100
     assert read < len(log.partitions[(PROGRESS, 2)])
+
+
+def test_the_progress_topic_is_created_compacted() -> None:
+    names = TopicNames("t.")
+    specs = {spec.name: spec for spec in governed_topics(names, ["StoreStatusChanged"], 4)}
+    assert specs[names.progress].config == {"cleanup.policy": "compact"}
+    assert specs[names.progress].partitions == 4
