@@ -76,8 +76,8 @@ class WorkerConfig:
     topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
 
 
-# With nothing fetched the worker waits this long for the next records: a consumer
-# fetching every few milliseconds costs the embedded broker most of a core.
+# With nothing fetched the worker waits this long for the next records instead of
+# turning its loop every few milliseconds.
 IDLE_CONSUME_TIMEOUT_SECONDS = 0.1
 
 
@@ -113,7 +113,10 @@ def client_configs(config: WorkerConfig, identity: str) -> tuple[dict[str, Any],
         "heartbeat.interval.ms": max(500, config.session_timeout_ms // 6),
         "max.poll.interval.ms": 300_000,
         "fetch.min.bytes": 1,
-        "fetch.wait.max.ms": 5,
+        # The broker answers a fetch as soon as one record is there; the wait only
+        # bounds how often an idle worker asks (every 5 ms cost the embedded broker
+        # about 10x the CPU of every 100 ms, measured on an idle partition).
+        "fetch.wait.max.ms": 100,
         "queued.max.messages.kbytes": 262_144,
         # Incremental rebalancing: when a worker dies, joins or leaves, only the
         # partitions that move stop; the others keep flowing.
