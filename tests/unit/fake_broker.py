@@ -82,6 +82,22 @@ class FakeLog:
         log.append(message)
         return message
 
+    def compact(self, topic: str) -> int:
+        """Kafka's log compaction: only the latest record of each key stays readable
+        (offsets keep their gaps). Returns how many records it removed."""
+        removed = 0
+        for (name, _), log in self.partitions.items():
+            if name != topic:
+                continue
+            latest = {
+                message.key_bytes: message.offset_number for message in log if message.visible
+            }
+            for message in log:
+                if message.visible and latest[message.key_bytes] != message.offset_number:
+                    message.visible = False
+                    removed += 1
+        return removed
+
     def visible(self, topic: str) -> list[FakeMessage]:
         return [
             message

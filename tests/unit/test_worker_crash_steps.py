@@ -242,3 +242,27 @@ def test_a_takeover_after_many_batches_reads_a_bounded_number_of_progress_record
     assert written > 10 * bound, (written, bound)
     assert 0 < read <= bound, f"read {read} of {written} progress records (bound {bound})"
     _assert_exactly_once(platform, {_event_id(n) for n in range(rounds * 30)})
+
+
+@pytest.mark.parametrize("transactions", [False, True], ids=["checkpoints", "transactions"])
+def test_compaction_keeps_what_a_takeover_needs(transactions: bool) -> None:
+    """After the progress topic is compacted, the next owner still resumes where the
+    last one stopped and still refuses duplicates of events from before compaction."""
+    platform = Platform(
+        transactions=transactions, snapshots=SnapshotPolicy(every_batches=5), batch_size=2
+    )
+    for round_ in range(6):
+        _publish(platform.log, range(round_ * 40, round_ * 40 + 40))
+        platform.run_to_end()
+    assert platform.log.compact(NAMES.progress) > 100
+    _publish(platform.log, range(0, 240, 7))  # retries of events from the whole history
+    _publish(platform.log, range(240, 280))
+    platform.run_to_end()
+    _assert_exactly_once(platform, {_event_id(n) for n in range(280)})
+    refused = [
+        record.event_id
+        for record in platform.decisions()
+        if isinstance(record, QuarantineRecord)
+        and record.reason == QuarantineReason.DUPLICATE_EVENT_ID
+    ]
+    assert sorted(refused) == sorted(_event_id(n) for n in range(0, 240, 7))
