@@ -46,7 +46,7 @@ IO_CALLS = (
     "_tracker",
     "_observe",
     "observe",
-    "_complete_pending",
+    "drain",
     "_write_checkpoints",
     "_report_gauges",
     "commit",

@@ -19,16 +19,64 @@ Workers deciding with different states for long are the subject of the
 
 from __future__ import annotations
 
+import logging
 import time
 import zlib
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from ecoshare.adapters.metrics import DeclaredSeries, GovernanceMetrics
 from ecoshare.config.topics import TopicNames
 from ecoshare.domain.policy import WithholdReason
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.engine import UNKNOWN_PUBLISHER, BatchCounts, QuarantineReason
+
+log = logging.getLogger(__name__)
+STALL_WARNING_SECONDS = 30.0
+
+
+class PartitionStallWatch:
+    """How long each ingress partition has had lag without its position moving.
+    ``clock`` is monotonic seconds."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        # (topic, partition) -> (position last seen, clock when it last moved)
+        self._seen: dict[tuple[str, int], tuple[int, float]] = {}
+
+    def stalled_seconds(self, source: tuple[str, int], position: int, lag: int) -> float:
+        """Seconds ``source`` has had lag at ``position`` (0 when it moved or has none)."""
+        now = self._clock()
+        seen = self._seen.get(source)
+        if seen is None or seen[0] != position or lag == 0:
+            self._seen[source] = (position, now)
+            return 0.0
+        return now - seen[1]
+
+    def forget(self, source: tuple[str, int]) -> None:
+        self._seen.pop(source, None)
+
+
+def observe_all(histogram: Any, values: Sequence[float]) -> None:
+    """``histogram.observe`` of every value, as one update per bucket: a batch's
+    deliveries cost one increment per bucket they fall in, not a locked call each.
+    Falls back to one observation per value where the client's histogram differs."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1  # the first bucket with value <= bound
+    for index, count in enumerate(counts):
+        if count:
+            buckets[index].inc(count)
+    total.inc(sum(values))
 
 
 def declared_series(state: GovernanceState, event_types: tuple[str, ...]) -> DeclaredSeries:
@@ -142,6 +190,24 @@ class WorkerObserver:
     def report_stalled(self, topic: str, partition: int, seconds: float) -> None:
         self.metrics.set_partition_stalled(topic, partition, seconds)
 
+    def report_position(
+        self, topic: str, partition: int, position: int, high: int, stalls: PartitionStallWatch
+    ) -> None:
+        """An owned partition's next offset to process and its high watermark: its lag,
+        and how long it has had lag without moving (a warning past 30 s)."""
+        lag = max(0, high - position)
+        self.report_lag(topic, partition, lag)
+        stalled = stalls.stalled_seconds((topic, partition), position, lag)
+        if stalled > STALL_WARNING_SECONDS:
+            log.warning(
+                "%s[%d] has made no progress for %.0f s with %d messages of lag",
+                topic,
+                partition,
+                stalled,
+                lag,
+            )
+        self.report_stalled(topic, partition, stalled)
+
     # -- batches -----------------------------------------------------------------------
 
     def batch_completed(
@@ -167,10 +233,14 @@ class WorkerObserver:
             for (subscriber, event_type), count in counts.subscriber_quarantined.items():
                 metrics.subscriber_quarantined.labels(subscriber, event_type).inc(count)
             for subscriber, ingested in counts.delivered_ingested_ms.items():
-                histogram = metrics.delivery_latency_seconds.labels(subscriber)
-                for ingested_ms in ingested:
-                    if ingested_ms > 0:  # 0: the broker gave no timestamp
-                        histogram.observe(max(0.0, acknowledged_at - ingested_ms / 1000.0))
+                observe_all(
+                    metrics.delivery_latency_seconds.labels(subscriber),
+                    [
+                        max(0.0, acknowledged_at - ingested_ms / 1000.0)
+                        for ingested_ms in ingested
+                        if ingested_ms > 0  # 0: the broker gave no timestamp
+                    ],
+                )
         for (publisher, event_type), published_ms in counts.latest_published_ms.items():
             gauge = metrics.last_event_timestamp_seconds.labels(publisher, event_type)
             gauge.set(max(published_ms / 1000.0, gauge._value.get()))

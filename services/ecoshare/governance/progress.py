@@ -1,41 +1,87 @@
-"""Checkpoints that let a restarted worker deliver every event exactly once.
+"""The progress log's records and the arithmetic of a takeover (pure: no I/O, no clock).
 
 The embedded broker has no transactions, so outputs and offsets cannot commit
 atomically. Instead every ingress partition ``p`` writes its outputs (deliveries,
 audit blocks, quarantine) to partition ``p`` of each output topic, and after each
-batch is acknowledged it appends a checkpoint to partition ``p`` of the progress
+batch is acknowledged it appends a *checkpoint* to partition ``p`` of the progress
 topic: the next ingress offset, the end offset of every output partition it has
-written, and the event ids of the batch (the duplicate-id window is rebuilt from
-them). A worker taking over ``p`` reads the progress log, then reads each output
-partition from its checkpointed end to the true end: whatever it finds there was
-written after the last checkpoint by a worker that died, and is not written again.
+written, and the event ids of the batch. A worker taking over ``p`` rebuilds the
+duplicate-id window from the progress log, then reads each output partition from its
+checkpointed end to the true end: whatever it finds there was written after the last
+checkpoint by a worker that died, and is not written again. On Apache Kafka the same
+records are written inside each batch's transaction.
+
+So that a takeover reads a bounded amount, every few batches the checkpoint is a
+*snapshot* instead: the same position plus the whole duplicate window, in chunks.
+Keys are chosen for a compacted topic (``cleanup.policy=compact``):
+
+- ``<topic>:<p>/c/<seq mod ring>``: a checkpoint; a snapshot is written at least every
+  ``ring`` checkpoints, so compaction never removes one written after the latest
+  complete snapshot;
+- ``<topic>:<p>/s/<bank>/<chunk>``: a snapshot chunk; snapshots alternate between two
+  banks, so the chunks of the latest complete snapshot survive while the next one is
+  being written (a worker killed mid-snapshot leaves the previous one whole);
+- ``<topic>:<p>``: a checkpoint of the format before snapshots (read, never written).
+
+A reader needs only the records from the latest complete snapshot on, so it reads the
+progress partition backwards from its end (:func:`fold_progress` says when it has
+read enough): bounded on Kafka, where compaction also bounds the topic, and on the
+embedded broker, which does not compact.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-
-from ecoshare.adapters.kafka_reading import header_map, read_to_end
 
 EVENT_ID_HEADER = "ecoshare-event-id"
 SOURCE_HEADER = "ecoshare-source"  # "<ingress topic>:<partition>"
 SOURCE_OFFSETS_HEADER = "ecoshare-source-offsets"  # comma-separated ingress offsets
 
+Source = tuple[str, int]  # (ingress topic, partition)
+IdRun = tuple[int, tuple[str, ...]]  # (acknowledged at, ms; event ids)
+
+
+def parse_offsets(text: str) -> set[int]:
+    """Offsets from a header: comma-separated numbers or inclusive ``first-last`` ranges."""
+    offsets: set[int] = set()
+    for part in text.split(","):
+        if "-" in part:
+            first, last = part.split("-", 1)
+            offsets.update(range(int(first), int(last) + 1))
+        elif part:
+            offsets.add(int(part))
+    return offsets
+
+
+def source_key(ingress_topic: str, partition: int) -> bytes:
+    """The key prefix of one ingress partition's records (and the old checkpoint key)."""
+    return f"{ingress_topic}:{partition}".encode()
+
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """State of one ingress partition after an acknowledged batch."""
+    """State of one ingress partition after an acknowledged batch.
+
+    ``seq`` numbers the partition's progress records across owners (-1: a record of
+    the format before snapshots).
+    """
 
     next_offset: int
     outputs: dict[str, int]
     event_ids: tuple[str, ...] = ()
     at_ms: int = 0
+    seq: int = -1
+
+    def key(self, source: Source, ring: int) -> bytes:
+        return source_key(*source) + f"/c/{self.seq % ring}".encode()
 
     def encode(self) -> bytes:
         return json.dumps(
             {
+                "seq": self.seq,
                 "next_offset": self.next_offset,
                 "outputs": self.outputs,
                 "event_ids": list(self.event_ids),
@@ -52,89 +98,239 @@ class Checkpoint:
             outputs={str(k): int(v) for k, v in body["outputs"].items()},
             event_ids=tuple(body.get("event_ids", ())),
             at_ms=int(body.get("at_ms", 0)),
+            seq=int(body.get("seq", -1)),
         )
 
 
-def parse_offsets(text: str) -> set[int]:
-    """Offsets from a header: comma-separated numbers or inclusive ``first-last`` ranges."""
-    offsets: set[int] = set()
-    for part in text.split(","):
-        if "-" in part:
-            first, last = part.split("-", 1)
-            offsets.update(range(int(first), int(last) + 1))
-        elif part:
-            offsets.add(int(part))
-    return offsets
+@dataclass(frozen=True, slots=True)
+class SnapshotChunk:
+    """One chunk of a snapshot: the position after a batch and part of the window."""
+
+    seq: int
+    bank: int
+    chunk: int
+    chunks: int
+    next_offset: int
+    outputs: dict[str, int]
+    runs: tuple[IdRun, ...]
+    at_ms: int
+
+    def key(self, source: Source) -> bytes:
+        return source_key(*source) + f"/s/{self.bank}/{self.chunk}".encode()
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "seq": self.seq,
+                "bank": self.bank,
+                "chunk": self.chunk,
+                "chunks": self.chunks,
+                "next_offset": self.next_offset,
+                "outputs": self.outputs,
+                "runs": [[at_ms, list(ids)] for at_ms, ids in self.runs],
+                "at_ms": self.at_ms,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> SnapshotChunk:
+        body = json.loads(raw)
+        return cls(
+            seq=int(body["seq"]),
+            bank=int(body["bank"]),
+            chunk=int(body["chunk"]),
+            chunks=int(body["chunks"]),
+            next_offset=int(body["next_offset"]),
+            outputs={str(k): int(v) for k, v in body["outputs"].items()},
+            runs=tuple((int(at_ms), tuple(ids)) for at_ms, ids in body["runs"]),
+            at_ms=int(body["at_ms"]),
+        )
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.next_offset, dict(self.outputs), (), self.at_ms, self.seq)
 
 
-def progress_key(ingress_topic: str, partition: int) -> bytes:
-    return f"{ingress_topic}:{partition}".encode()
+def snapshot_chunks(
+    checkpoint: Checkpoint, runs: Iterable[IdRun], bank: int, ids_per_chunk: int
+) -> list[SnapshotChunk]:
+    """``checkpoint``'s position and the window ``runs`` as chunks of at most
+    ``ids_per_chunk`` ids (at least one chunk, so an empty window is a snapshot too)."""
+    pieces: list[list[IdRun]] = [[]]
+    room = ids_per_chunk
+    for at_ms, ids in runs:
+        start = 0
+        while start < len(ids):
+            if room == 0:
+                pieces.append([])
+                room = ids_per_chunk
+            taken = ids[start : start + room]
+            pieces[-1].append((at_ms, taken))
+            room -= len(taken)
+            start += len(taken)
+    return [
+        SnapshotChunk(
+            checkpoint.seq,
+            bank,
+            index,
+            len(pieces),
+            checkpoint.next_offset,
+            dict(checkpoint.outputs),
+            tuple(piece),
+            checkpoint.at_ms,
+        )
+        for index, piece in enumerate(pieces)
+    ]
 
 
 @dataclass
-class PartitionHistory:
-    """What the progress log and the output tails say about one ingress partition."""
+class PartitionProgress:
+    """What the progress log says about one ingress partition, from its records read
+    so far (newest last), once :attr:`complete`."""
 
-    checkpoints: list[Checkpoint] = field(default_factory=list)
-    # output topic -> ingress offsets whose output was written after the last checkpoint
-    written_after_checkpoint: dict[str, set[int]] = field(default_factory=dict)
+    last: Checkpoint | None = None
+    runs: list[IdRun] = field(default_factory=list)
+    snapshot_seq: int = -1  # seq of the latest complete snapshot (-1: none)
+    snapshot_bank: int = -1
+    max_seq: int = -1  # highest seq seen, complete snapshot or not
+    complete: bool = False  # a complete snapshot was found: older records do not matter
 
     @property
-    def last(self) -> Checkpoint | None:
-        return self.checkpoints[-1] if self.checkpoints else None
+    def next_seq(self) -> int:
+        return self.max_seq + 1
+
+    @property
+    def next_bank(self) -> int:
+        """The bank the next snapshot writes: never the latest complete one's."""
+        return 1 - self.snapshot_bank if self.snapshot_bank >= 0 else 0
 
 
-def load_partition_histories(
-    bootstrap_servers: str,
-    progress_topic: str,
-    partitions: Iterable[tuple[str, int, Iterable[str]]],
-) -> dict[tuple[str, int], PartitionHistory]:
-    """Read the progress log and output tails of several ingress partitions at once.
+def parse_progress_key(key: bytes) -> tuple[Source, str] | None:
+    """(ingress partition, kind) of a progress record key; kind is "c", "s" or "legacy"."""
+    text = key.decode(errors="replace")
+    head, _, rest = text.partition("/")
+    topic, colon, partition = head.rpartition(":")
+    if not colon or not partition.isdigit():
+        return None
+    if not rest:
+        return (topic, int(partition)), "legacy"
+    kind = rest.split("/", 1)[0]
+    return ((topic, int(partition)), kind) if kind in ("c", "s") else None
 
-    ``partitions`` holds (ingress topic, partition, outputs that may hold writes of this
-    partition but appear in no checkpoint yet, e.g. a new subscriber's topic; these are
-    read from 0).
+
+def fold_progress(
+    records: Iterable[tuple[int, bytes, bytes]], wanted: Iterable[Source]
+) -> dict[Source, PartitionProgress]:
+    """The progress of each ``wanted`` ingress partition from progress records
+    (offset, key, value) of one progress partition, in any order.
+
+    A partition's progress is :attr:`~PartitionProgress.complete` once its latest
+    complete snapshot is among the records; then only that snapshot and the checkpoints
+    after it count. When no snapshot is complete, every checkpoint read counts (a
+    reader that reached offset 0 then has the whole history).
     """
-    wanted = [(topic, partition, tuple(outputs)) for topic, partition, outputs in partitions]
-    histories = {(topic, partition): PartitionHistory() for topic, partition, _ in wanted}
-    keys = {progress_key(topic, partition): (topic, partition) for topic, partition, _ in wanted}
-    progress_partitions = sorted({partition for _, partition, _ in wanted})
-    for message in read_to_end(
-        bootstrap_servers, [(progress_topic, partition, 0) for partition in progress_partitions]
-    ):
-        source = keys.get(message.key() or b"")
-        if source is not None and message.value():
-            histories[source].checkpoints.append(Checkpoint.decode(message.value() or b"{}"))
-    starts: dict[tuple[str, int], int] = {}
-    for topic, partition, outputs in wanted:
-        last = histories[(topic, partition)].last
-        for output in outputs:
-            starts.setdefault((output, partition), 0)
-        if last is not None:
-            for output, offset in last.outputs.items():
-                # Several ingress topics may share an output partition (audit): read it
-                # from the earliest of their checkpoints.
-                key = (output, partition)
-                starts[key] = min(starts.get(key, offset), offset)
-    sources = {
-        f"{topic}:{partition}".encode(): (topic, partition) for topic, partition, _ in wanted
-    }
-    tails = read_to_end(
-        bootstrap_servers,
-        [(output, partition, offset) for (output, partition), offset in starts.items()],
-    )
-    for message in tails:
-        headers = header_map(message.headers())
-        source = sources.get(headers.get(SOURCE_HEADER, b""))
-        if source is None:
+    by_source: dict[Source, list[tuple[int, str, bytes]]] = {source: [] for source in wanted}
+    for offset, key, value in records:
+        parsed = parse_progress_key(key)
+        if parsed is None or not value or parsed[0] not in by_source:
             continue
-        history = histories[source]
-        last = history.last
-        output = message.topic() or ""
-        if last is not None and (message.offset() or 0) < last.outputs.get(output, 0):
-            continue
-        offsets = headers.get(SOURCE_OFFSETS_HEADER)
-        if offsets:
-            written = history.written_after_checkpoint.setdefault(output, set())
-            written.update(parse_offsets(offsets.decode()))
-    return histories
+        source, kind = parsed
+        by_source[source].append((offset, kind, value))
+    return {source: _fold_one(sorted(found)) for source, found in by_source.items()}
+
+
+def _fold_one(records: list[tuple[int, str, bytes]]) -> PartitionProgress:
+    progress = PartitionProgress()
+    checkpoints: list[tuple[int, Checkpoint]] = []
+    snapshots: dict[tuple[int, int], dict[int, tuple[int, SnapshotChunk]]] = {}
+    for offset, kind, value in records:
+        if kind == "s":
+            chunk = SnapshotChunk.decode(value)
+            snapshots.setdefault((chunk.seq, chunk.bank), {})[chunk.chunk] = (offset, chunk)
+            progress.max_seq = max(progress.max_seq, chunk.seq)
+        else:
+            checkpoint = Checkpoint.decode(value)
+            checkpoints.append((offset, checkpoint))
+            progress.max_seq = max(progress.max_seq, checkpoint.seq)
+    newest: tuple[int, SnapshotChunk, list[SnapshotChunk]] | None = None
+    for parts in snapshots.values():
+        first = next(iter(parts.values()))[1]
+        if len(parts) != first.chunks or not all(i in parts for i in range(first.chunks)):
+            continue  # a worker died while writing it (or an older bank's leftovers)
+        ends_at = max(offset for offset, _ in parts.values())
+        if newest is None or ends_at > newest[0]:
+            newest = (ends_at, first, [parts[i][1] for i in range(first.chunks)])
+    after = -1
+    if newest is not None:
+        after, first, chunks = newest
+        progress.complete = True
+        progress.snapshot_seq, progress.snapshot_bank = first.seq, first.bank
+        progress.last = first.checkpoint
+        for chunk in chunks:
+            progress.runs.extend(chunk.runs)
+    for offset, checkpoint in checkpoints:
+        if offset > after:
+            progress.last = checkpoint
+            if checkpoint.event_ids:
+                progress.runs.append((checkpoint.at_ms, checkpoint.event_ids))
+    return progress
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotPolicy:
+    """When a checkpoint is written as a snapshot.
+
+    At most ``every_batches`` checkpoints follow a snapshot (this bounds what a
+    takeover reads, in records, and is the ring of checkpoint keys), and a snapshot is
+    due sooner once the ids checkpointed since the last one outnumber the window it
+    would carry (so rewriting the window costs at most about one more write per id).
+    """
+
+    every_batches: int = 200
+    ids_per_chunk: int = 5000
+
+    def due(self, batches_since: int, ids_since: int, window_ids: int) -> bool:
+        return batches_since >= self.every_batches - 1 or ids_since >= max(
+            window_ids, self.ids_per_chunk
+        )
+
+
+class AcknowledgedIds:
+    """The event ids of one ingress partition's acknowledged batches within the window
+    (what a snapshot carries): the engine's own window may already hold the ids of a
+    batch still in flight, which a snapshot must not promise."""
+
+    __slots__ = ("_count", "_runs", "capacity", "window_ms")
+
+    def __init__(self, window_ms: int, capacity: int, runs: Iterable[IdRun] = ()) -> None:
+        self.window_ms = window_ms
+        self.capacity = capacity
+        self._runs: deque[IdRun] = deque()
+        self._count = 0
+        for at_ms, ids in runs:
+            self.add(at_ms, ids)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[IdRun]:
+        return iter(self._runs)
+
+    def add(self, at_ms: int, ids: tuple[str, ...]) -> None:
+        if ids:
+            self._runs.append((at_ms, ids))
+            self._count += len(ids)
+        self.expire(at_ms)
+
+    def expire(self, now_ms: int) -> None:
+        """Drop runs older than the window, and the oldest ids beyond the capacity."""
+        runs = self._runs
+        horizon = now_ms - self.window_ms
+        while runs and (runs[0][0] < horizon or self._count - len(runs[0][1]) >= self.capacity):
+            self._count -= len(runs.popleft()[1])
+        if runs and self._count > self.capacity:
+            at_ms, ids = runs[0]
+            excess = self._count - self.capacity
+            runs[0] = (at_ms, ids[excess:])
+            self._count -= excess

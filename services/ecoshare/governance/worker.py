@@ -3,10 +3,11 @@
 The Faust app (in its own thread) holds partners, agreements and consents as tables
 fed by the compacted control topics. The hot path runs in the main thread on a plain
 confluent-kafka consumer in the ``ecoshare-governance`` group (so Kafka spreads the
-ingress partitions over the workers), governs batches with the engine, produces the
-outputs, waits for their acknowledgement, appends a checkpoint per partition and only
-then commits offsets. See :mod:`ecoshare.governance.progress` for why a killed worker
-neither loses nor repeats a delivery.
+ingress partitions over the workers): it governs batches with the engine and hands
+each to the checkpoint ledger (:mod:`ecoshare.governance.ledger`), which produces the
+outputs and acknowledges the batch — one Kafka transaction, or checkpoint then commit
+where the broker has no transactions. See :mod:`ecoshare.governance.progress` for why a
+killed worker neither loses nor repeats a delivery.
 """
 
 from __future__ import annotations
@@ -15,52 +16,36 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
 from ecoshare.catalog.event_catalog import Catalog
 from ecoshare.config.topics import TopicNames, TopicPolicy, value_subject
 from ecoshare.domain.state import GovernanceState
-from ecoshare.governance.engine import BatchResult, GovernanceEngine, Produce
-from ecoshare.governance.observer import WorkerObserver
-from ecoshare.governance.progress import (
-    SOURCE_HEADER,
-    Checkpoint,
-    PartitionHistory,
-    load_partition_histories,
-    progress_key,
+from ecoshare.governance.engine import GovernanceEngine
+from ecoshare.governance.ledger import (
+    CheckpointLedger,
+    LedgerSettings,
+    OutputsNotAcknowledgedError,
+    PipelinedLedger,
+    StepHook,
+    Submitted,
+    TransactionalLedger,
 )
+from ecoshare.governance.observer import PartitionStallWatch, WorkerObserver
+from ecoshare.governance.progress import SnapshotPolicy
+from ecoshare.governance.recovery import KafkaLogReader, LogReader
 from ecoshare.governance.schemas import RegistrySchemaLookup, register_schema
 
+__all__ = ["GovernanceWorker", "OutputsNotAcknowledgedError", "WorkerConfig", "WorkerPorts"]
+
 log = logging.getLogger(__name__)
-MARKER_HEADER = "ecoshare-marker"
-
-
-@dataclass(frozen=True, slots=True)
-class _PendingBatch:
-    """A governed batch whose outputs are produced but not yet acknowledged."""
-
-    result: BatchResult
-    now_ms: int
-    events: int
-    started: float
-
-
-class OutputsNotAcknowledgedError(RuntimeError):
-    """Outputs were not acknowledged; the worker stops without committing."""
 
 
 @dataclass(frozen=True)
@@ -91,36 +76,112 @@ class WorkerConfig:
     topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
 
 
-def governed_topics(
-    names: TopicNames,
-    event_types: Iterable[str],
-    partitions: int,
-    policy: TopicPolicy | None = None,
-) -> list[TopicSpec]:
-    """Topics the governance data plane needs (delivery topics are created on demand).
+# With nothing fetched the worker waits this long for the next records instead of
+# turning its loop every few milliseconds.
+IDLE_CONSUME_TIMEOUT_SECONDS = 0.1
 
-    Ingress topics stamp records with the broker's clock (LogAppendTime), so a record's
-    timestamp is the platform's ingest time, whatever the publisher's clock says; brokers
-    that ignore the setting (the embedded one) keep the producing client's time.
-    """
-    policy = policy or TopicPolicy()
-    specs = [
-        TopicSpec(
-            names.ingress(event_type), partitions, {"message.timestamp.type": "LogAppendTime"}
-        )
-        for event_type in event_types
-    ]
-    specs += [
-        TopicSpec(names.audit, partitions, {"retention.ms": str(policy.audit_retention_ms)}),
-        TopicSpec(names.quarantine, partitions),
-        TopicSpec(names.progress, partitions),
-    ]
-    specs += [TopicSpec.compacted(topic) for topic in names.control_topics()]
-    return specs
+
+def client_configs(config: WorkerConfig, identity: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(producer, consumer) configuration of a worker's clients."""
+    producer: dict[str, Any] = {
+        "bootstrap.servers": config.bootstrap_servers,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 1,
+        "batch.num.messages": 10000,
+        "queue.buffering.max.messages": 2_000_000,
+        "queue.buffering.max.kbytes": 1_048_576,
+        "log_level": 3,
+    }
+    if config.transactions:
+        # Fencing of a zombie rests on the consumer group generation (KIP-447), checked
+        # when its offsets join the transaction. A transaction left open by a killed
+        # worker blocks read_committed readers of its outputs until the broker aborts
+        # it, so keep the timeout short.
+        producer["transactional.id"] = identity
+        producer["transaction.timeout.ms"] = config.transaction_timeout_ms
+    # Apache Kafka (the broker with transactions) assigns partitions itself (KIP-848
+    # consumer protocol): its range assignor gives every worker a share of *each*
+    # ingress topic, sticky and incremental, with session and heartbeat set on the
+    # broker (group.consumer.*). Cooperative-sticky balanced only the totals, so one
+    # worker could own every partition of an event type. Under KIP-848 a replacement
+    # joining with a live member's instance id is fenced, so there is no static
+    # membership either. Brokers without it (the embedded one) keep the classic
+    # protocol with cooperative-sticky: when a worker dies, joins or leaves, only the
+    # partitions that move stop; the others keep flowing.
+    group_protocol: dict[str, Any] = (
+        {"group.protocol": "consumer", "group.remote.assignor": "range"}
+        if config.transactions
+        else {
+            "session.timeout.ms": config.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, config.session_timeout_ms // 6),
+            "partition.assignment.strategy": "cooperative-sticky",
+        }
+    )
+    consumer: dict[str, Any] = {
+        **group_protocol,
+        "bootstrap.servers": config.bootstrap_servers,
+        "group.id": config.group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "max.poll.interval.ms": 300_000,
+        "fetch.min.bytes": 1,
+        # The broker answers a fetch as soon as one record is there; the wait only
+        # bounds how often an idle worker asks (every 5 ms cost the embedded broker
+        # about 10x the CPU of every 100 ms, measured on an idle partition).
+        "fetch.wait.max.ms": 100,
+        "queued.max.messages.kbytes": 262_144,
+        "isolation.level": "read_committed",
+        "log_level": 3,
+    }
+    return producer, consumer
+
+
+@dataclass
+class WorkerPorts:
+    """A worker's I/O: its group consumer, its producer, a reader of partitions, and
+    how a delivery topic is made ready (created, its schema registered)."""
+
+    consumer: Any
+    producer: Any
+    reader: LogReader
+    prepare_delivery_topic: Callable[[str, dict[str, Any]], int]
+
+
+def connect(config: WorkerConfig, registry: SchemaRegistryClient) -> WorkerPorts:
+    """The Kafka clients of one worker process."""
+    producer_config, consumer_config = client_configs(
+        config, f"{config.group_id}-{config.worker_id or uuid.uuid4().hex}"
+    )
+    consumer = Consumer(consumer_config)
+    created: set[str] = set()
+
+    def prepare_delivery_topic(topic: str, schema: dict[str, Any]) -> int:
+        # A new subscriber's delivery topic is the one topic a worker creates.
+        if topic not in created:
+            ensure_topics(
+                config.bootstrap_servers,
+                [TopicSpec(topic, config.ingress_partitions)],
+                policy=config.topic_policy,
+            )
+            created.add(topic)
+        return register_schema(registry, value_subject(topic), schema)
+
+    return WorkerPorts(
+        consumer,
+        Producer(producer_config),
+        KafkaLogReader(config.bootstrap_servers),
+        prepare_delivery_topic,
+    )
 
 
 class GovernanceWorker:
-    """One worker's hot loop. ``state_source`` returns the current GovernanceState."""
+    """One worker's hot loop. ``state_source`` returns the current GovernanceState.
+
+    ``ports`` and ``engine`` default to the real clients and engine; ``snapshots`` to
+    the default :class:`SnapshotPolicy`; ``step`` (tests) is called with the name of
+    each step between consume and commit.
+    """
 
     def __init__(
         self,
@@ -128,107 +189,61 @@ class GovernanceWorker:
         catalog: Catalog,
         state_source: Callable[[], GovernanceState],
         observer: WorkerObserver | None = None,
+        *,
+        ports: WorkerPorts | None = None,
+        engine: GovernanceEngine | None = None,
+        snapshots: SnapshotPolicy | None = None,
+        step: StepHook | None = None,
     ) -> None:
         self.config = config
         self._state_source = state_source
         self._observer = observer
         self._stop = threading.Event()
-        self._registry = SchemaRegistryClient({"url": config.schema_registry_url})
         names = config.names
         self._ingress = {names.ingress(event_type): event_type for event_type in config.event_types}
-        self._created_topics: set[str] = set()
-        classification = {
-            event_type: catalog.classification(event_type) for event_type in config.event_types
-        }
-        self.engine = GovernanceEngine(
-            schemas=RegistrySchemaLookup(self._registry, self._ingress),
-            classification=classification,
-            master_secret=config.master_secret,
-            delivery_topic=names.delivery,
-            audit_topic=names.audit,
-            quarantine_topic=names.quarantine,
-            register_delivery_schema=self._prepare_delivery_topic,
-            max_event_bytes=config.max_event_bytes,
-            dedup_window_ms=config.dedup_window_ms,
-            dedup_capacity=config.dedup_capacity,
-            ingress_partitions=self._ingress_partition_count,
-            engine=config.engine,
+        registry = None
+        if ports is None or engine is None:
+            registry = SchemaRegistryClient({"url": config.schema_registry_url})
+        if ports is None:
+            assert registry is not None
+            ports = connect(config, registry)
+        self._consumer = ports.consumer
+        if engine is None:
+            assert registry is not None
+            engine = GovernanceEngine(
+                schemas=RegistrySchemaLookup(registry, self._ingress),
+                classification={
+                    event_type: catalog.classification(event_type)
+                    for event_type in config.event_types
+                },
+                master_secret=config.master_secret,
+                delivery_topic=names.delivery,
+                audit_topic=names.audit,
+                quarantine_topic=names.quarantine,
+                register_delivery_schema=ports.prepare_delivery_topic,
+                max_event_bytes=config.max_event_bytes,
+                dedup_window_ms=config.dedup_window_ms,
+                dedup_capacity=config.dedup_capacity,
+                ingress_partitions=self._ingress_partition_count,
+                engine=config.engine,
+            )
+        self.engine = engine
+        ledger_type = TransactionalLedger if config.transactions else PipelinedLedger
+        self.ledger: CheckpointLedger = ledger_type(
+            LedgerSettings(
+                names, config.dedup_window_ms, config.dedup_capacity, snapshots or SnapshotPolicy()
+            ),
+            ports.producer,
+            ports.consumer,
+            ports.reader,
+            step,
         )
+        self._step = step or (lambda name: None)
         self._partition_counts: dict[str, int] = {}
-        producer_config: dict[str, Any] = {
-            "bootstrap.servers": config.bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 1,
-            "batch.num.messages": 10000,
-            "queue.buffering.max.messages": 2_000_000,
-            "queue.buffering.max.kbytes": 1_048_576,
-            "log_level": 3,
-        }
-        if config.transactions:
-            # One id per worker process: fencing of a zombie rests on the consumer group
-            # generation (KIP-447), checked when its offsets join the transaction. A
-            # transaction left open by a killed worker blocks read_committed readers of
-            # its outputs until the broker aborts it, so keep the timeout short.
-            producer_config["transactional.id"] = self._identity()
-            producer_config["transaction.timeout.ms"] = config.transaction_timeout_ms
-        self._producer = Producer(producer_config)
-        # Apache Kafka (the broker with transactions) assigns partitions itself (KIP-848
-        # consumer protocol): its range assignor gives every worker a share of *each*
-        # ingress topic, sticky and incremental, with session and heartbeat set on the
-        # broker (group.consumer.*). Cooperative-sticky balanced only the totals, so one
-        # worker could own every partition of an event type. Brokers without it (the
-        # embedded one) keep the classic protocol, cooperative-sticky, and (with
-        # transactions and a worker id) static membership.
-        group_protocol: dict[str, Any] = (
-            {"group.protocol": "consumer", "group.remote.assignor": "range"}
-            if config.transactions
-            else {
-                "session.timeout.ms": config.session_timeout_ms,
-                "heartbeat.interval.ms": max(500, config.session_timeout_ms // 6),
-                # Incremental rebalancing: when a worker dies, joins or leaves, only the
-                # partitions that move stop; the others keep flowing.
-                "partition.assignment.strategy": "cooperative-sticky",
-            }
-        )
-        self._consumer = Consumer(
-            {
-                **group_protocol,
-                "bootstrap.servers": config.bootstrap_servers,
-                "group.id": config.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "max.poll.interval.ms": 300_000,
-                "fetch.min.bytes": 1,
-                "fetch.wait.max.ms": 5,
-                "queued.max.messages.kbytes": 262_144,
-                "isolation.level": "read_committed",
-                "log_level": 3,
-            }
-        )
-        self._output_ends: dict[tuple[str, int], dict[str, int]] = {}
-        self._delivery_errors: list[str] = []
         self._assigned: set[tuple[str, int]] = set()
-        self._pending: _PendingBatch | None = None
-        # (topic, partition) -> (position last seen, monotonic time it last moved)
-        self._progress: dict[tuple[str, int], tuple[int, float]] = {}
+        self._stalls = PartitionStallWatch()
         self.batches = 0
         self.events = 0
-
-    def _identity(self) -> str:
-        return f"{self.config.group_id}-{self.config.worker_id or uuid.uuid4().hex}"
-
-    # -- topics and schemas --------------------------------------------------------
-
-    def _prepare_delivery_topic(self, topic: str, schema: dict[str, Any]) -> int:
-        if topic not in self._created_topics:
-            ensure_topics(
-                self.config.bootstrap_servers,
-                [TopicSpec(topic, self.config.ingress_partitions)],
-                policy=self.config.topic_policy,
-            )
-            self._created_topics.add(topic)
-        return register_schema(self._registry, value_subject(topic), schema)
 
     def _ingress_partition_count(self, topic: str) -> int:
         """Partitions of an ingress topic, read once per assignment (where keys belong)."""
@@ -240,124 +255,91 @@ class GovernanceWorker:
 
     # -- partition life cycle --------------------------------------------------------
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self._partition_counts.clear()
-        self._recover_partitions(partitions)
+        self._adopt(partitions)
         consumer.incremental_assign(partitions)
         log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
 
-    def _recover_partitions(self, partitions: list[TopicPartition]) -> None:
-        """Adopt ``partitions``: rebuild their duplicate windows, set where each resumes."""
+    def _adopt(self, partitions: list[TopicPartition]) -> None:
+        """Rebuild the duplicate windows of ``partitions``, set where each resumes."""
         state = self._state_source()
         now_ms = int(time.time() * 1000)
         names = self.config.names
-        histories = load_partition_histories(
-            self.config.bootstrap_servers,
-            names.progress,
-            [
-                (
-                    tp.topic,
-                    tp.partition,
-                    # With transactions nothing is written outside a committed
-                    # checkpoint: there is no output tail to read.
-                    []
-                    if self.config.transactions
-                    else [
-                        *(
-                            names.delivery(sub, self._ingress[tp.topic])
-                            for sub in state.candidate_subscribers(self._ingress[tp.topic])
-                        ),
-                        names.audit,
-                        names.quarantine,
-                    ],
-                )
-                for tp in partitions
-            ],
+
+        def unchecked_outputs(topic: str) -> list[str]:
+            # With transactions nothing is written outside a committed checkpoint.
+            if self.config.transactions:
+                return []
+            event_type = self._ingress[topic]
+            subscribers = state.candidate_subscribers(event_type)
+            return [
+                *(names.delivery(subscriber, event_type) for subscriber in subscribers),
+                names.audit,
+                names.quarantine,
+            ]
+
+        read_before = self.ledger.progress_records_read
+        recoveries = self.ledger.recover(
+            [(tp.topic, tp.partition, unchecked_outputs(tp.topic)) for tp in partitions], now_ms
         )
         for tp in partitions:
-            self._recover(tp, histories[(tp.topic, tp.partition)], now_ms)
-            self._assigned.add((tp.topic, tp.partition))
+            source = (tp.topic, tp.partition)
+            recovery = recoveries[source]
+            window = self.engine.new_window()
+            for at_ms, ids in recovery.window:
+                window.add_all(ids, at_ms)
+            window.expire(now_ms)
+            self.engine.adopt_partition(
+                tp.topic, tp.partition, window, recovery.written_after_checkpoint
+            )
+            tp.offset = recovery.resume_at
+            self._assigned.add(source)
             if self._observer is not None:
                 self._observer.partition_assigned(tp.topic, tp.partition)
+            log.info(
+                "recovered %s[%d]: resume at %d, %d ids in the duplicate window, outputs "
+                "already written after the last checkpoint: %s",
+                tp.topic,
+                tp.partition,
+                tp.offset,
+                len(window),
+                {topic: len(ids) for topic, ids in recovery.written_after_checkpoint.items()},
+            )
+        log.info(
+            "read %d progress records to adopt %d partitions",
+            self.ledger.progress_records_read - read_before,
+            len(partitions),
+        )
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # Nothing of a partition may be in flight when another worker takes it over.
-        self._complete_pending()
+        self._acknowledged(self.ledger.drain().acknowledged)
         for tp in partitions:
-            self.engine.release_partition(tp.topic, tp.partition)
-            self._output_ends.pop((tp.topic, tp.partition), None)
-            self._assigned.discard((tp.topic, tp.partition))
-            self._progress.pop((tp.topic, tp.partition), None)
+            source = (tp.topic, tp.partition)
+            self.engine.release_partition(*source)
+            self.ledger.release(source)
+            self._assigned.discard(source)
+            self._stalls.forget(source)
             if self._observer is not None:
-                self._observer.partition_revoked(tp.topic, tp.partition)
+                self._observer.partition_revoked(*source)
         consumer.incremental_unassign(partitions)
 
-    def _recover(self, tp: TopicPartition, history: PartitionHistory, now_ms: int) -> None:
-        window = self.engine.new_window()
-        for checkpoint in history.checkpoints:
-            window.add_all(checkpoint.event_ids, checkpoint.at_ms)
-        window.expire(now_ms)
-        self.engine.adopt_partition(
-            tp.topic, tp.partition, window, history.written_after_checkpoint
-        )
-        last = history.last
-        if self.config.transactions:
-            # The committed offset joined the same transaction as the last checkpoint.
-            tp.offset = self._committed_offset(tp)
-        elif last is None:
-            ends = self._mark_shared_outputs(tp.topic, tp.partition)
-            start = self._committed_offset(tp)
-            self._write_checkpoints({(tp.topic, tp.partition): Checkpoint(start, ends, (), now_ms)})
-            tp.offset = start
-        else:
-            self._output_ends[(tp.topic, tp.partition)] = dict(last.outputs)
-            tp.offset = last.next_offset
-        log.info(
-            "recovered %s[%d]: resume at %d, %d ids in the duplicate window, outputs already "
-            "written after the last checkpoint: %s",
-            tp.topic,
-            tp.partition,
-            tp.offset,
-            len(window),
-            {topic: len(ids) for topic, ids in history.written_after_checkpoint.items()},
-        )
-
-    def _committed_offset(self, tp: TopicPartition, attempts: int = 6) -> int:
-        """The group's committed offset of ``tp`` (0 if none), retried while the group
-        coordinator is busy (a rebalance on a loaded cluster can take longer than one
-        request's timeout; failing here would kill the worker inside its callback)."""
-        for attempt in range(attempts):
+    def _rewind_to_committed(self) -> None:
+        """After an aborted batch: forget its duplicate ids and resume at the commit."""
+        partitions = [TopicPartition(topic, partition) for topic, partition in self._assigned]
+        for tp in partitions:
+            self.engine.release_partition(tp.topic, tp.partition)
+            self.ledger.release((tp.topic, tp.partition))
+        self._assigned.clear()
+        if not partitions:
+            return
+        self._adopt(partitions)
+        for tp in partitions:
             try:
-                committed = self._consumer.committed([TopicPartition(tp.topic, tp.partition)], 10)
-                return committed[0].offset if committed[0].offset >= 0 else 0
-            except KafkaException as exc:
-                if attempt == attempts - 1:
-                    raise
-                log.warning(
-                    "committed offset of %s[%d] not read yet: %s", tp.topic, tp.partition, exc
-                )
-        raise AssertionError("unreachable")
-
-    def _mark_shared_outputs(self, topic: str, partition: int) -> dict[str, int]:
-        """Write a marker to the shared outputs so the first checkpoint knows their ends."""
-        names = self.config.names
-        ends: dict[str, int] = {}
-
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            if error is None:
-                ends[message.topic() or ""] = (message.offset() or 0) + 1
-
-        for shared in (names.audit, names.quarantine):
-            self._producer.produce(
-                shared,
-                value=b"",
-                partition=partition,
-                headers=[(MARKER_HEADER, b"1"), (SOURCE_HEADER, f"{topic}:{partition}".encode())],
-                on_delivery=on_delivery,
-            )
-        self._flush()
-        self._output_ends[(topic, partition)] = dict(ends)
-        return ends
+                self._consumer.seek(tp)
+            except KafkaException as exc:  # revoked meanwhile: its next owner recovers it
+                log.info("not resuming %s[%d]: %s", tp.topic, tp.partition, exc)
 
     # -- the loop ------------------------------------------------------------------
 
@@ -365,9 +347,8 @@ class GovernanceWorker:
         self._stop.set()
 
     def run(self) -> None:
-        """Consume, govern, produce, checkpoint, commit, until :meth:`stop`."""
-        if self.config.transactions:
-            self._producer.init_transactions(30.0)
+        """Consume, govern, hand to the ledger, until :meth:`stop`."""
+        self.ledger.start()
         self._consumer.subscribe(
             list(self._ingress),
             on_assign=self._on_assign,
@@ -376,6 +357,7 @@ class GovernanceWorker:
         )
         observer = self._observer
         next_gauges = 0.0
+        timeout = self.config.batch_timeout_seconds
         try:
             while not self._stop.is_set():
                 if observer is not None:
@@ -384,221 +366,47 @@ class GovernanceWorker:
                     if time.monotonic() >= next_gauges:
                         self._report_gauges(observer)
                         next_gauges = time.monotonic() + 1.0
-                messages = self._consumer.consume(
-                    self.config.batch_size, self.config.batch_timeout_seconds
-                )
+                messages = self._consumer.consume(self.config.batch_size, timeout)
                 batch = [m for m in messages if m.error() is None]
                 for message in messages:
                     error = message.error()
                     if error is not None and error.code() != KafkaError._PARTITION_EOF:
                         log.warning("consumer error: %s", error)
                 if not batch:
-                    self._complete_pending()
+                    self._acknowledged(self.ledger.drain().acknowledged)
+                    timeout = max(self.config.batch_timeout_seconds, IDLE_CONSUME_TIMEOUT_SECONDS)
                     continue
+                timeout = self.config.batch_timeout_seconds
+                self._step("consumed")
                 started = time.perf_counter()
                 state = self._state_source()
                 if observer is not None:
                     observer.state_in_force(state)  # its series exist before it counts
                 now = datetime.now(UTC)
                 now_ms = int(now.timestamp() * 1000)
-                result = self.engine.govern(batch, state, now, now_ms)  # type: ignore[arg-type]
-                if self.config.transactions:
-                    self._commit_transaction(result, now_ms, len(batch), started)
-                    continue
-                # Pipelined: this batch was governed while the previous one's outputs
-                # were on their way; only now wait for those, checkpoint and commit them.
-                self._complete_pending()
-                self._produce(result)
-                self._pending = _PendingBatch(result, now_ms, len(batch), started)
-                self.batches += 1
-                self.events += len(batch)
+                result = self.engine.govern(batch, state, now, now_ms)
+                self._step("governed")
+                outcome = self.ledger.submit(Submitted(result, now_ms, len(batch), started))
+                if outcome.rewind:
+                    self._rewind_to_committed()
+                self._acknowledged(outcome.acknowledged)
         finally:
-            self._close()
+            self.ledger.close()
 
-    def _commit_transaction(
-        self, result: BatchResult, now_ms: int, events: int, started: float
-    ) -> None:
-        """Outputs, checkpoint and consumed offsets of one batch in one transaction.
-
-        A worker that lost its partitions while paused (a zombie) is refused when its
-        offsets join the transaction: the batch is aborted, read_committed readers never
-        see it, and the worker re-reads from what is committed.
-        """
-        producer = self._producer
-        try:
-            producer.begin_transaction()
-            self._produce(result)
-            checkpoints = self._checkpoints(result, now_ms)
-            self._write_checkpoints(checkpoints, wait=False)
-            producer.send_offsets_to_transaction(
-                [
-                    TopicPartition(topic, partition, checkpoint.next_offset)
-                    for (topic, partition), checkpoint in checkpoints.items()
-                ],
-                self._consumer.consumer_group_metadata(),
-                30.0,
-            )
-            self._commit_with_retries()
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if not isinstance(error, KafkaError) or not error.txn_requires_abort():
-                raise
-            log.warning(
-                "transaction of %d events aborted (%s); re-reading from the commit", events, error
-            )
-            producer.abort_transaction(30.0)
-            self._delivery_errors.clear()
-            self._rewind_to_committed()
-            return
-        if self._delivery_errors:
-            errors, self._delivery_errors = self._delivery_errors, []
-            raise OutputsNotAcknowledgedError(f"{len(errors)} outputs failed, first: {errors[0]}")
-        self.batches += 1
-        self.events += events
-        if self._observer is not None:
-            self._observer.batch_completed(
-                result.counts,
-                events,
-                time.perf_counter() - started,
-                acknowledged_at=time.time(),
-            )
-
-    def _commit_with_retries(self) -> None:
-        while True:
-            try:
-                self._producer.commit_transaction(30.0)
-                return
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                if isinstance(error, KafkaError) and error.retriable():
-                    continue
-                raise
-
-    def _rewind_to_committed(self) -> None:
-        """After an aborted batch: forget its duplicate ids and resume at the commit."""
-        partitions = [TopicPartition(topic, partition) for topic, partition in self._assigned]
-        for tp in partitions:
-            self.engine.release_partition(tp.topic, tp.partition)
-        self._assigned.clear()
-        if not partitions:
-            return
-        self._recover_partitions(partitions)
-        for tp in partitions:
-            try:
-                self._consumer.seek(tp)
-            except KafkaException as exc:  # revoked meanwhile: its next owner recovers it
-                log.info("not resuming %s[%d]: %s", tp.topic, tp.partition, exc)
-
-    def _complete_pending(self) -> None:
-        """Wait for the pending batch's outputs, then checkpoint and commit it."""
-        pending = self._pending
-        if pending is None:
-            return
-        self._flush()
-        self._pending = None
-        self._checkpoint_and_commit(pending.result, pending.now_ms)
-        if self._observer is not None:
-            self._observer.batch_completed(
-                pending.result.counts,
-                pending.events,
-                time.perf_counter() - pending.started,
-                acknowledged_at=time.time(),
-            )
-
-    def _produce(self, result: BatchResult) -> None:
-        """Queue every output of a batch; :meth:`_complete_pending` waits for them."""
-        outputs = result.outputs
-        last_index: dict[tuple[str, int], int] = {}
-        for index, output in enumerate(outputs):
-            last_index[(output.topic, output.partition)] = index
-        final = set(last_index.values())
-        produce = self._producer.produce
-        on_error = self._on_error
-        for index, output in enumerate(outputs):
-            callback = self._tracker(output) if index in final else on_error
-            while True:
-                try:
-                    produce(
-                        output.topic,
-                        value=output.value,
-                        key=output.key,
-                        partition=output.partition,
-                        headers=output.headers,  # type: ignore[arg-type]
-                        on_delivery=callback,
-                    )
-                    break
-                except BufferError:
-                    self._producer.poll(0.01)
-        self._producer.poll(0)
-
-    def _on_error(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            self._delivery_errors.append(f"{message.topic()}[{message.partition()}]: {error}")
-
-    def _tracker(self, output: Produce) -> Callable[[KafkaError | None, Message], None]:
-        source = output.source
-
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            if error is not None:
-                self._on_error(error, message)
-            else:
-                ends = self._output_ends.setdefault(source, {})
-                ends[message.topic() or ""] = (message.offset() or 0) + 1
-
-        return on_delivery
-
-    def _flush(self) -> None:
-        while self._producer.flush(30.0):
-            log.warning("outputs still unacknowledged after 30 s; waiting")
-        if self._delivery_errors:
-            errors, self._delivery_errors = self._delivery_errors, []
-            raise OutputsNotAcknowledgedError(f"{len(errors)} outputs failed, first: {errors[0]}")
-
-    def _checkpoints(self, result: BatchResult, now_ms: int) -> dict[tuple[str, int], Checkpoint]:
-        return {
-            source: Checkpoint(
-                batch.next_offset,
-                dict(self._output_ends.get(source, {})),
-                tuple(batch.new_event_ids),
-                now_ms,
-            )
-            for source, batch in result.partitions.items()
-        }
-
-    def _checkpoint_and_commit(self, result: BatchResult, now_ms: int) -> None:
-        checkpoints = self._checkpoints(result, now_ms)
-        # The checkpoint is not waited for here: the next batch's flush (or the final
-        # one) acknowledges it. Losing it in a crash is safe: recovery falls back to the
-        # previous checkpoint and finds this batch's outputs in the output tails.
-        self._write_checkpoints(checkpoints, wait=False)
-        offsets = [
-            TopicPartition(topic, partition, checkpoint.next_offset)
-            for (topic, partition), checkpoint in checkpoints.items()
-        ]
-        try:
-            self._consumer.commit(offsets=offsets, asynchronous=True)
-        except KafkaException as exc:  # the checkpoint is the truth; a lost commit is harmless
-            log.warning("offset commit failed: %s", exc)
-
-    def _write_checkpoints(
-        self, checkpoints: dict[tuple[str, int], Checkpoint], *, wait: bool = True
-    ) -> None:
-        progress = self.config.names.progress
-        for (topic, partition), checkpoint in checkpoints.items():
-            self._producer.produce(
-                progress,
-                key=progress_key(topic, partition),
-                value=checkpoint.encode(),
-                partition=partition,
-                on_delivery=self._on_error,
-            )
-        if wait:
-            self._flush()
-        else:
-            self._producer.poll(0)
+    def _acknowledged(self, batches: tuple[Submitted, ...]) -> None:
+        for batch in batches:
+            self.batches += 1
+            self.events += batch.events
+            if self._observer is not None:
+                self._observer.batch_completed(
+                    batch.result.counts,
+                    batch.events,
+                    time.perf_counter() - batch.started,
+                    acknowledged_at=time.time(),
+                )
 
     def _report_gauges(self, observer: WorkerObserver) -> None:
-        """Consumer lag per owned ingress partition, and the governance state in force.
+        """Consumer lag and stall of each owned ingress partition, and the state's gauges.
 
         Lag is the fetch response's high watermark (cached by the client from its last
         fetch, exact on every broker we run on) minus the next offset to process.
@@ -611,36 +419,5 @@ class GovernanceWorker:
             except KafkaException:
                 continue
             if high >= 0 and position.offset >= 0:
-                lag = max(0, high - position.offset)
-                observer.report_lag(topic, partition, lag)
-                observer.report_stalled(
-                    topic,
-                    partition,
-                    self._stalled_seconds((topic, partition), position.offset, lag),
-                )
+                observer.report_position(topic, partition, position.offset, high, self._stalls)
         observer.report_state_gauges(self._state_source())
-
-    def _stalled_seconds(self, source: tuple[str, int], position: int, lag: int) -> float:
-        """Seconds ``source`` has had lag without its position moving (0 otherwise)."""
-        now = time.monotonic()
-        seen = self._progress.get(source)
-        if seen is None or seen[0] != position or lag == 0:
-            self._progress[source] = (position, now)
-            return 0.0
-        stalled = now - seen[1]
-        if stalled > 30:
-            log.warning(
-                "%s[%d] has made no progress for %.0f s with %d messages of lag",
-                source[0],
-                source[1],
-                stalled,
-                lag,
-            )
-        return stalled
-
-    def _close(self) -> None:
-        try:
-            self._complete_pending()
-            self._producer.flush(10.0)
-        finally:
-            self._consumer.close()
