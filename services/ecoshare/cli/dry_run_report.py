@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ecoshare.api.changes import display_json
+from ecoshare.application.governance_plan import display_json
 from ecoshare.codec.event_json import to_json_value
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.policy import Decision

@@ -1,7 +1,7 @@
 """Subscribing over HTTP: a subscriber's governed deliveries as Server-Sent Events.
 
 Each delivery is one ``delivery`` event whose data is the JSON of
-:func:`ecoshare.api.event_json.delivery_to_json`. Its ``id`` lists the next offset of
+:func:`ecoshare.codec.event_json.delivery_to_json`. Its ``id`` lists the next offset of
 every partition read so far (``0:17,1:4``): a client that reconnects with that id in
 ``Last-Event-ID`` resumes exactly after the last delivery it saw. The stream reads the
 topic with ``assign()``, so it joins no consumer group and commits nothing; it waits
