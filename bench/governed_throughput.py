@@ -49,7 +49,6 @@ from bench.in_process import IngressMessage, in_process_engine
 from bench.roles import Encoded
 from ecoshare.adapters.brokers import BrokerKind, broker_kind, local_broker
 from ecoshare.adapters.kafka_admin import TopicSpec, broker_has_transactions, ensure_topics
-from ecoshare.application.provisioning import governed_topics
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog
 from ecoshare.codec.wire import frame
@@ -70,6 +69,7 @@ from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
 from ecoshare.governance.engine import WriterSchema
 from ecoshare.governance.supervisor import WorkerProcess
+from ecoshare.governance.topics import governed_topics
 from ecoshare.registry.process import RegistryProcess
 
 TYPE = "StoreStatusChanged"

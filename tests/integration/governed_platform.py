@@ -14,7 +14,6 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
 from ecoshare.adapters.kafka_admin import ensure_topics
-from ecoshare.application.provisioning import governed_topics
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog
 from ecoshare.codec.audit_blocks import DecisionRecord, decode_audit_block
@@ -31,6 +30,7 @@ from ecoshare.domain.identity import (
 from ecoshare.domain.partners import Partner, Role
 from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
 from ecoshare.governance.supervisor import WorkerProcess
+from ecoshare.governance.topics import governed_topics
 from ecoshare.sdk import Publisher, Subscriber
 
 SECRET = "integration-secret"

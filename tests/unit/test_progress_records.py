@@ -6,7 +6,6 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecoshare.application.provisioning import governed_topics
 from ecoshare.config.topics import TopicNames
 from ecoshare.governance.progress import (
     AcknowledgedIds,
@@ -20,6 +19,7 @@ from ecoshare.governance.progress import (
     source_key,
 )
 from ecoshare.governance.recovery import read_progress
+from ecoshare.governance.topics import governed_topics
 from tests.unit.fake_broker import FakeLog, FakeReader
 
 SOURCE = ("ingress.StoreStatusChanged", 2)

@@ -18,7 +18,6 @@ from ecoshare.api.auth import Authenticator
 from ecoshare.api.compacted import CompactedTopicFollower, CompactedTopicWriter, FollowedChange
 from ecoshare.api.config import ApiConfig
 from ecoshare.api.limits import RequestRateLimiter
-from ecoshare.application.provisioning import governed_topics
 from ecoshare.catalog.event_catalog import Catalog, load_catalog
 from ecoshare.codec.framed import FramedDecoder
 from ecoshare.config.topics import api_keys_topic
@@ -27,6 +26,7 @@ from ecoshare.domain.consent import ConsentRecord
 from ecoshare.domain.credentials import ApiKeyRecord
 from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import Partner
+from ecoshare.governance.topics import governed_topics
 from ecoshare.sdk import Publisher
 from ecoshare.webhooks import (
     WebhookDispatcher,

@@ -27,7 +27,6 @@ from ecoshare.adapters import processes
 from ecoshare.adapters.brokers import BrokerDecision, LocalBroker, choose_broker, local_broker
 from ecoshare.adapters.kafka_admin import ensure_topics
 from ecoshare.application.bootstrap import PlatformConnection, worker_process
-from ecoshare.application.provisioning import governed_topics
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog
 from ecoshare.config.secrets import operator_key, signing_secret
@@ -36,6 +35,7 @@ from ecoshare.config.topics import TopicNames
 from ecoshare.embedded.state_lock import StateDirLock
 from ecoshare.errors import EcoshareError
 from ecoshare.governance.supervisor import WorkerProcess
+from ecoshare.governance.topics import governed_topics
 from ecoshare.registry.process import RegistryProcess
 
 log = logging.getLogger(__name__)

@@ -19,12 +19,12 @@ from ecoshare.adapters.metrics import (
     register_build_info,
     start_metrics_server,
 )
-from ecoshare.application.provisioning import governed_topics
 from ecoshare.catalog.event_catalog import Catalog
 from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.control_app import create_control_app
 from ecoshare.governance.live_state import LiveGovernanceState
 from ecoshare.governance.observer import WorkerObserver
+from ecoshare.governance.topics import governed_topics
 from ecoshare.governance.worker import GovernanceWorker, WorkerConfig
 
 log = logging.getLogger(__name__)
