@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
 
-from ecoshare.adapters.kafka_admin import ensure_topics
+from ecoshare.adapters.kafka.admin import ensure_topics
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog
 from ecoshare.config.settings import REPO_ROOT

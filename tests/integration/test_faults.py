@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer
 
+from ecoshare.adapters.kafka.reading import header_map
 from ecoshare.adapters.kafka_broker import KafkaCluster
-from ecoshare.adapters.kafka_reading import header_map
 from ecoshare.codec.audit_blocks import DecisionRecord, decode_audit_block
 from ecoshare.config.topics import TopicNames
 from ecoshare.domain.partners import Role

@@ -19,7 +19,7 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
 from ecoshare.config.topics import TopicNames
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.partners import Partner, Role

@@ -113,7 +113,7 @@ def endpoints(base: Settings, *, check_broker: bool = True) -> Endpoints:
             metrics_urls=dict(data.get("metrics_urls") or {}),
         )
     if check_broker:
-        from ecoshare.adapters.kafka_admin import wait_for_cluster
+        from ecoshare.adapters.kafka.admin import wait_for_cluster
 
         wait_for_cluster(found.bootstrap_servers, timeout_seconds=5.0)
     return found
@@ -130,33 +130,39 @@ class ControlState:
 
 
 def read_state(where: Endpoints) -> ControlState:
-    """Read the control topics to their end and validate every record."""
-    from pydantic import ValidationError
+    """Read the control topics to their end, each key's last valid record as its model.
 
+    Invalid records follow the platform's one rule (see
+    :mod:`ecoshare.adapters.kafka.control_records`): the previous valid record stays,
+    and the key is listed in ``invalid`` while its latest record is the invalid one.
+    """
+    from ecoshare.adapters.kafka.control_records import read_valid_records
+    from ecoshare.adapters.kafka.exceptions import KafkaIoError
     from ecoshare.domain.agreements import Agreement
     from ecoshare.domain.consent import ConsentRecord
     from ecoshare.domain.partners import Partner
-    from ecoshare.governance.control_plane import (
-        ControlKind,
-        read_control_topics,
-    )
+    from ecoshare.governance.control_plane import ControlKind
 
-    contents = read_control_topics(where.bootstrap_servers, where.names)
-    invalid: list[str] = []
-    models: dict[ControlKind, dict[str, Any]] = {kind: {} for kind in ControlKind}
-    types: dict[ControlKind, Any] = {
+    types: dict[ControlKind, type[BaseModel]] = {
         ControlKind.PARTNER: Partner,
         ControlKind.AGREEMENT: Agreement,
         ControlKind.CONSENT: ConsentRecord,
     }
-    for kind, records in contents.latest.items():
-        for key, record in records.items():
-            if record.value is None:
-                continue
-            try:
-                models[kind][key] = types[kind].model_validate(record.value)
-            except ValidationError as exc:
-                invalid.append(f"{kind} {key!r}: {exc.errors()[0]['msg']}")
+    topics = {kind.topic(where.names): kind for kind in types}
+    try:
+        folded = read_valid_records(
+            where.bootstrap_servers, {topic: types[kind] for topic, kind in topics.items()}
+        )
+    except KafkaIoError as exc:
+        raise EcoshareError(f"could not read the control topics: {exc}") from exc
+    invalid = [
+        f"{topics[topic]} {key!r}: {reason}"
+        for topic, records in folded.items()
+        for key, reason in sorted(records.rejected.items())
+    ]
+    models: dict[ControlKind, dict[str, Any]] = {
+        topics[topic]: dict(records.valid) for topic, records in folded.items()
+    }
     return ControlState(
         partners=models[ControlKind.PARTNER],
         agreements=models[ControlKind.AGREEMENT],
@@ -169,24 +175,25 @@ class ControlWriter:
     """Writes partner, agreement and consent records the way the control plane reads them.
 
     Records are JSON of the model (``model_dump(mode="json")``) keyed by their id, one
-    acknowledged record at a time (see :mod:`ecoshare.governance.control_plane`).
+    acknowledged record at a time (see :mod:`ecoshare.adapters.kafka.control_records`).
     """
 
     def __init__(self, where: Endpoints) -> None:
-        from ecoshare.api.compacted import CompactedTopicWriter
+        from ecoshare.adapters.kafka.writer import AcknowledgedWriter
 
         self._names = where.names
-        self._writer = CompactedTopicWriter(where.bootstrap_servers)
+        self._writer = AcknowledgedWriter(where.bootstrap_servers)
 
     def write(self, kind: str, key: str, model: BaseModel | None) -> None:
         """Put ``model`` under ``key`` on the ``kind`` topic; None deletes the key."""
+        from ecoshare.adapters.kafka.control_records import delete_record, put_record
         from ecoshare.governance.control_plane import ControlKind
 
         topic = ControlKind(kind).topic(self._names)
         if model is None:
-            self._writer.delete(topic, key)
+            delete_record(self._writer, topic, key)
         else:
-            self._writer.put(topic, key, model.model_dump(mode="json"))
+            put_record(self._writer, topic, key, model.model_dump(mode="json"))
 
     def __enter__(self) -> ControlWriter:
         return self

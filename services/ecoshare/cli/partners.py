@@ -57,7 +57,7 @@ def _write(where: Endpoints, kind: str, key: str, model: BaseModel) -> None:
 
 
 def _keys_topic(where: Endpoints) -> str:
-    from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+    from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
     from ecoshare.domain.credentials import api_keys_topic
 
     topic = api_keys_topic(where.names)
@@ -66,28 +66,25 @@ def _keys_topic(where: Endpoints) -> str:
 
 
 def _issue_key(where: Endpoints, partner_id: str, label: str | None) -> Any:
-    from ecoshare.api.compacted import CompactedTopicWriter
+    from ecoshare.adapters.kafka.control_records import put_record
+    from ecoshare.adapters.kafka.writer import AcknowledgedWriter
     from ecoshare.domain.credentials import issue_key
 
     issued = issue_key(partner_id, datetime.now(UTC), label=label)
-    writer = CompactedTopicWriter(where.bootstrap_servers)
-    writer.put(_keys_topic(where), issued.key_id, issued.record.model_dump(mode="json"))
-    writer.close()
+    with AcknowledgedWriter(where.bootstrap_servers) as writer:
+        put_record(writer, _keys_topic(where), issued.key_id, issued.record.model_dump(mode="json"))
     return issued
 
 
 def _key_records(where: Endpoints) -> dict[str, Any]:
-    from ecoshare.api.compacted import read_compacted_topics
+    from ecoshare.adapters.kafka.control_records import read_valid_records
     from ecoshare.domain.credentials import ApiKeyRecord
 
     topic = _keys_topic(where)
-    records: dict[str, Any] = {}
-    for key, value in read_compacted_topics(where.bootstrap_servers, [topic])[topic].items():
-        try:
-            records[key] = ApiKeyRecord.model_validate(value)
-        except ValidationError:
-            errors.print(f"warning: invalid API key record {key!r} ignored")
-    return records
+    folded = read_valid_records(where.bootstrap_servers, {topic: ApiKeyRecord})[topic]
+    for key, reason in sorted(folded.rejected.items()):
+        errors.print(f"warning: invalid API key record {key!r} ignored: {reason}")
+    return dict(folded.valid)
 
 
 def active_key_counts(where: Endpoints) -> dict[str, int]:
@@ -239,7 +236,8 @@ def key_create(
 def key_revoke(key_id: str, output: OutputOption = "table") -> None:
     """Revoke an API key at once, on every API instance."""
     check_output(output)
-    from ecoshare.api.compacted import CompactedTopicWriter
+    from ecoshare.adapters.kafka.control_records import put_record
+    from ecoshare.adapters.kafka.writer import AcknowledgedWriter
     from ecoshare.domain.credentials import revoked
 
     where = endpoints(settings())
@@ -247,9 +245,8 @@ def key_revoke(key_id: str, output: OutputOption = "table") -> None:
     if record is None:
         raise NotFoundError(f"no API key {key_id!r}; see `ecoshare partners key list`")
     record = revoked(record)
-    writer = CompactedTopicWriter(where.bootstrap_servers)
-    writer.put(_keys_topic(where), key_id, record.model_dump(mode="json"))
-    writer.close()
+    with AcknowledgedWriter(where.bootstrap_servers) as writer:
+        put_record(writer, _keys_topic(where), key_id, record.model_dump(mode="json"))
     if output == "json":
         print_json(record.public_view())
         return

@@ -24,7 +24,7 @@ import httpx
 
 from ecoshare.adapters import processes
 from ecoshare.adapters.brokers import LocalBroker, local_broker
-from ecoshare.adapters.kafka_admin import ensure_topics
+from ecoshare.adapters.kafka.admin import ensure_topics
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog
 from ecoshare.config.secrets import operator_key, signing_secret

@@ -15,7 +15,7 @@ def main() -> int:
     # Before the worker's modules import the registry client, so that its deprecation
     # warning does not open every worker log.
     quiet_third_party_warnings()
-    from ecoshare.adapters.kafka_admin import broker_has_transactions
+    from ecoshare.adapters.kafka.admin import broker_has_transactions
     from ecoshare.governance.process import WorkerProcessOptions, run_worker_process
 
     settings = Settings()

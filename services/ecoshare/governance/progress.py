@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ecoshare.adapters.kafka_reading import header_map, read_to_end
+from ecoshare.adapters.kafka.reading import header_map, read_to_end
 
 EVENT_ID_HEADER = "ecoshare-event-id"
 SOURCE_HEADER = "ecoshare-source"  # "<ingress topic>:<partition>"

@@ -30,7 +30,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.config import worker_consumer_config, worker_producer_config
 from ecoshare.catalog.event_catalog import Catalog
 from ecoshare.config.topics import TopicNames, TopicPolicy, value_subject
 from ecoshare.domain.state import GovernanceState
@@ -155,48 +156,28 @@ class GovernanceWorker:
             engine=config.engine,
         )
         self._partition_counts: dict[str, int] = {}
-        producer_config: dict[str, Any] = {
-            "bootstrap.servers": config.bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 1,
-            "batch.num.messages": 10000,
-            "queue.buffering.max.messages": 2_000_000,
-            "queue.buffering.max.kbytes": 1_048_576,
-            "log_level": 3,
-        }
-        if config.transactions:
-            # One id per worker process: fencing of a zombie rests on the consumer group
-            # generation (KIP-447), checked when its offsets join the transaction. A
-            # transaction left open by a killed worker blocks read_committed readers of
-            # its outputs until the broker aborts it, so keep the timeout short.
-            producer_config["transactional.id"] = self._identity()
-            producer_config["transaction.timeout.ms"] = config.transaction_timeout_ms
-        self._producer = Producer(producer_config)
-        static_membership = (
-            {"group.instance.id": self._identity()}
-            if config.transactions and config.worker_id
-            else {}
+        # One transactional id per worker process: fencing of a zombie rests on the
+        # consumer group generation (KIP-447), checked when its offsets join the
+        # transaction. A transaction left open by a killed worker blocks read_committed
+        # readers of its outputs until the broker aborts it, so keep the timeout short.
+        self._producer = Producer(
+            worker_producer_config(
+                config.bootstrap_servers,
+                transactional_id=self._identity() if config.transactions else None,
+                transaction_timeout_ms=config.transaction_timeout_ms,
+            )
         )
+        # Incremental rebalancing (cooperative-sticky, in the config): when a worker
+        # dies, joins or leaves, only the partitions that move stop.
         self._consumer = Consumer(
-            {
-                **static_membership,
-                "bootstrap.servers": config.bootstrap_servers,
-                "group.id": config.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": config.session_timeout_ms,
-                "heartbeat.interval.ms": max(500, config.session_timeout_ms // 6),
-                "max.poll.interval.ms": 300_000,
-                "fetch.min.bytes": 1,
-                "fetch.wait.max.ms": 5,
-                "queued.max.messages.kbytes": 262_144,
-                # Incremental rebalancing: when a worker dies, joins or leaves, only the
-                # partitions that move stop; the others keep flowing.
-                "partition.assignment.strategy": "cooperative-sticky",
-                "isolation.level": "read_committed",
-                "log_level": 3,
-            }
+            worker_consumer_config(
+                config.bootstrap_servers,
+                config.group_id,
+                session_timeout_ms=config.session_timeout_ms,
+                group_instance_id=(
+                    self._identity() if config.transactions and config.worker_id else None
+                ),
+            )
         )
         self._output_ends: dict[tuple[str, int], dict[str, int]] = {}
         self._delivery_errors: list[str] = []
