@@ -261,3 +261,24 @@ def test_a_value_reading_as_the_deletion_marker_is_refused_on_write() -> None:
 
     with pytest.raises(ControlRecordError, match="would delete"):
         put_record(None, "shops", "s1", {"deleted": True})  # type: ignore[arg-type]
+
+
+def test_the_governance_state_keeps_the_last_valid_partner_by_the_same_rule() -> None:
+    from types import SimpleNamespace
+
+    from ecoshare.governance.live_state import LiveGovernanceState
+
+    def snapshot(version: int, partners: dict[str, Any]) -> Any:
+        return SimpleNamespace(version=version, partners=partners, agreements={}, consents={})
+
+    good = {"partner_id": "shop-a", "name": "Shop A", "roles": ["publisher"]}
+    live = LiveGovernanceState()
+    assert "shop-a" in live.follow(snapshot(1, {"shop-a": good})).partners
+
+    state = live.follow(snapshot(2, {"shop-a": {**good, "roles": ["astronaut"]}}))
+    assert state.partners["shop-a"].name == "Shop A"
+    assert ("partner", "shop-a") in live.invalid_records
+
+    state = live.follow(snapshot(3, {}))
+    assert "shop-a" not in state.partners
+    assert live.invalid_records == {}

@@ -40,7 +40,7 @@ def test_a_write_returns_where_the_cluster_acknowledged_it() -> None:
 
 def test_a_refused_record_is_a_named_error_not_a_timeout() -> None:
     writer, _ = _writer(outcome="error")
-    with pytest.raises(WriteNotAcknowledgedError, match="NOT_ENOUGH_REPLICAS|replicas") as exc:
+    with pytest.raises(WriteNotAcknowledgedError, match="could not write") as exc:
         writer.write("t", b"k", b"v")
     assert not isinstance(exc.value, AcknowledgementTimeoutError)
 
@@ -82,9 +82,7 @@ def test_readers_report_partition_ends_and_read_committed_only_when_asked() -> N
     assert governed["enable.auto.commit"] is False
     assert governed["isolation.level"] == "read_committed"
     assert control["isolation.level"] == "read_uncommitted"
-    assert governed["group.id"] != reader_config("b:9092", "audit", read_committed=True)[
-        "group.id"
-    ]
+    assert governed["group.id"] != reader_config("b:9092", "audit", read_committed=True)["group.id"]
 
 
 def test_the_worker_consumer_joins_statically_only_when_given_an_instance_id() -> None:
