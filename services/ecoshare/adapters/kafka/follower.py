@@ -306,10 +306,9 @@ class TopicFollower:
                 self._completed_round = self._serving_round
                 self._condition.notify_all()
                 return
-            # -2 is OFFSET_BEGINNING: a partition nothing was read from yet.
             seeks = [
-                TopicPartition(topic, partition, self._positions.get((topic, partition), -2))
-                for topic, partition in self._round_pending
+                TopicPartition(t, p, self._positions.get((t, p), OFFSET_BEGINNING))
+                for t, p in self._round_pending
             ]
         for partition in seeks:
             # A seek restarts fetching, so the next end-of-partition report answers a
