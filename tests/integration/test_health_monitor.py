@@ -346,9 +346,12 @@ def test_the_monitor_follows_new_decisions_and_agreement_changes_live(
     )
 
     def exported() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+        # Both changes may reach the gauges in different exports: wait for the export
+        # after the later one.
         samples = _samples(registry)
         idle = _value(samples, "ecoshare_agreement_idle", agreement="agr-city")
-        return samples if idle == 0 else None
+        deleted = _value(samples, "ecoshare_agreement_idle", agreement="agr-back") is None
+        return samples if idle == 0 and deleted else None
 
     samples = _eventually(exported, "the gauges follow")
     assert _value(samples, "ecoshare_agreement_idle", agreement="agr-back") is None

@@ -131,6 +131,7 @@ class HealthMonitor:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._exported_at: datetime | None = None
+        self._first_export = threading.Event()
         if followers is None:
             own = TopicFollower(
                 bootstrap_servers,
@@ -178,16 +179,16 @@ class HealthMonitor:
 
     @property
     def caught_up(self) -> bool:
-        """True once every partition followed has been read to its end at least once."""
+        """True once every partition followed has been read to its end at least once
+        and the gauges were set from that state (so a scrape never sees them half set)."""
+        return self._first_export.is_set()
+
+    def _history_read(self) -> bool:
         return all(follower.caught_up for follower in self._followers)
 
     def wait_until_caught_up(self, timeout_seconds: float) -> bool:
         """Block until :attr:`caught_up` or ``timeout_seconds`` pass; return :attr:`caught_up`."""
-        deadline = time.monotonic() + timeout_seconds
-        for follower in self._followers:
-            if not follower.wait_until_caught_up(max(0.0, deadline - time.monotonic())):
-                return False
-        return True
+        return self._first_export.wait(timeout_seconds)
 
     # -- reading -------------------------------------------------------------------
 
@@ -196,7 +197,7 @@ class HealthMonitor:
         whether the history has been read to its end, messages read, records refused
         and the last error. Thread-safe; before catching up the figures are partial.
         """
-        caught_up = self.caught_up
+        caught_up = self._history_read()
         pending = [follower.partitions_to_catch_up() for follower in self._followers]
         errors = [
             follower.failure or follower.last_error
@@ -230,7 +231,7 @@ class HealthMonitor:
     def _export_loop(self) -> None:
         next_export = time.monotonic()
         while not self._stopping.wait(min(_EXPORT_TICK_SECONDS, self._refresh_seconds)):
-            if not self.caught_up or time.monotonic() < next_export:
+            if not self._history_read() or time.monotonic() < next_export:
                 continue
             try:
                 with self._fold.lock:
@@ -238,4 +239,5 @@ class HealthMonitor:
                     self._fold.model.export(self._metrics, self._exported_at)
             except Exception:  # a failed export must not stop the next ones
                 log.exception("the health gauges could not be exported")
+            self._first_export.set()
             next_export = time.monotonic() + self._refresh_seconds
