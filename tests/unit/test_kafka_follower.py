@@ -282,3 +282,26 @@ def test_the_governance_state_keeps_the_last_valid_partner_by_the_same_rule() ->
     state = live.follow(snapshot(3, {}))
     assert "shop-a" not in state.partners
     assert live.invalid_records == {}
+
+
+def test_concurrent_catch_ups_share_rounds_and_all_complete(
+    cluster: FakeCluster, running: tuple[TopicFollower, Recorder]
+) -> None:
+    follower, recorder = running
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def caller(number: int) -> None:
+        for round_number in range(5):
+            cluster.append("t", number % 2, b"k", f"{number}-{round_number}".encode())
+            done = follower.catch_up(WITHIN)
+            with lock:
+                results.append(done)
+
+    callers = [threading.Thread(target=caller, args=(number,)) for number in range(8)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(30)
+    assert results == [True] * 40
+    assert len(recorder.values) == 40

@@ -15,7 +15,8 @@ answer carries is exact on every broker the platform runs on.
 - :meth:`TopicFollower.catch_up`: read-your-writes across processes. The follower seeks
   every partition to its own position, which starts a new fetch and so a new
   end-of-partition report; once every partition has reported its end after the call,
-  everything acknowledged before the call has been applied.
+  everything acknowledged before the call has been applied. Concurrent calls share
+  rounds: one round answers every call made before it started.
 """
 
 from __future__ import annotations
@@ -299,6 +300,11 @@ class TopicFollower:
     def _start_requested_round(self, consumer: ConsumerLike) -> None:
         with self._condition:
             if self._requested_round == self._serving_round or self._partitions is None:
+                return
+            if self._completed_round < self._serving_round:
+                # A round is under way: requests made since wait for the next one (its
+                # seek came before them). Restarting it would starve every waiter when
+                # requests come faster than a round completes.
                 return
             self._serving_round = self._requested_round
             self._round_pending = set(self._partitions)
