@@ -35,12 +35,12 @@ class DeliveryReader:
         self._decoder = decoder
         self._lock = threading.Lock()
         self._closed = False
-        # read_committed: a delivery batch a fenced worker aborted is never served.
+        # Isolation as before the client configuration moved (see the webhook consumer).
         self._consumer = Consumer(
             reader_config(
                 bootstrap_servers,
                 "delivery-reader",
-                read_committed=True,
+                read_committed=False,
                 fetch_wait_max_ms=200,
                 overrides={"enable.partition.eof": False},
             )

@@ -183,8 +183,9 @@ class _WebhookWorker:
             group_consumer_config(
                 dispatcher.bootstrap_servers,
                 f"{dispatcher.names.prefix}ecoshare-webhook-{self.record.webhook_id}",
-                # Only what a worker's transaction committed reaches a webhook.
-                read_committed=True,
+                # As before the client configuration moved: read_committed here is a
+                # separate change, to be measured against the revocation bound.
+                read_committed=False,
                 session_timeout_ms=6000,
                 overrides={
                     # The delivery topic appears with the first record governed for it.
