@@ -48,7 +48,7 @@ from bench.cpu import CpuMeter, load_average
 from bench.in_process import IngressMessage, in_process_engine
 from bench.roles import Encoded
 from ecoshare.adapters.brokers import BrokerKind, broker_kind, local_broker
-from ecoshare.adapters.kafka_admin import TopicSpec, broker_has_transactions, ensure_topics
+from ecoshare.adapters.kafka.admin import TopicSpec, broker_has_transactions, ensure_topics
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog
 from ecoshare.codec.wire import frame

@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.cpu import load_average, process_cpu_seconds
 from ecoshare.adapters.embedded_broker import EmbeddedBroker
-from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
 from ecoshare.config.settings import REPO_ROOT
 
 

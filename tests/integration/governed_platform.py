@@ -13,7 +13,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from ecoshare.adapters.kafka_admin import ensure_topics
+from ecoshare.adapters.kafka.admin import ensure_topics
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog
 from ecoshare.codec.audit_blocks import DecisionRecord, decode_audit_block

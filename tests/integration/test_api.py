@@ -712,11 +712,12 @@ def test_a_webhook_whose_target_is_inside_gets_no_connection(api: Api) -> None:
     dispatcher refuses it before any connection, and the state names only the class."""
     from datetime import UTC, datetime
 
-    from ecoshare.api.compacted import CompactedTopicWriter
+    from ecoshare.adapters.kafka.control_records import delete_record, put_record
+    from ecoshare.adapters.kafka.writer import AcknowledgedWriter
     from ecoshare.webhooks import WebhookRecord
 
     counter = ConnectionCounter()
-    writer = CompactedTopicWriter(api.platform.bootstrap_servers)
+    writer = AcknowledgedWriter(api.platform.bootstrap_servers)
     webhook_id = f"wh_{uuid.uuid4().hex[:16]}"
     try:
         record = WebhookRecord(
@@ -727,7 +728,7 @@ def test_a_webhook_whose_target_is_inside_gets_no_connection(api: Api) -> None:
             created_at=datetime.now(UTC),
             secret_nonce=uuid.uuid4().hex,
         )
-        writer.put("ecoshare.webhooks", webhook_id, record.model_dump(mode="json"))
+        put_record(writer, "ecoshare.webhooks", webhook_id, record.model_dump(mode="json"))
         published = api.call("POST", f"/v1/events/{STATUS}", "alpha", json=status_event())
         assert published.status_code == 202
 
@@ -741,7 +742,7 @@ def test_a_webhook_whose_target_is_inside_gets_no_connection(api: Api) -> None:
         assert "last_status_code" not in state
         assert counter.connections == 0
     finally:
-        writer.delete("ecoshare.webhooks", webhook_id)
+        delete_record(writer, "ecoshare.webhooks", webhook_id)
         writer.close()
         counter.close()
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer
 
+from ecoshare.adapters.kafka.reading import header_map
 from ecoshare.adapters.kafka_broker import KafkaCluster
-from ecoshare.adapters.kafka_reading import header_map
 from ecoshare.config.topics import TopicNames
 from ecoshare.governance.progress import EVENT_ID_HEADER
 from ecoshare.governance.supervisor import WorkerProcess

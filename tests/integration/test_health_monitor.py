@@ -19,7 +19,7 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
 from ecoshare.config.topics import TopicNames
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.partners import Partner, Role
@@ -346,9 +346,12 @@ def test_the_monitor_follows_new_decisions_and_agreement_changes_live(
     )
 
     def exported() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+        # Both changes may reach the gauges in different exports: wait for the export
+        # after the later one.
         samples = _samples(registry)
         idle = _value(samples, "ecoshare_agreement_idle", agreement="agr-city")
-        return samples if idle == 0 else None
+        deleted = _value(samples, "ecoshare_agreement_idle", agreement="agr-back") is None
+        return samples if idle == 0 and deleted else None
 
     samples = _eventually(exported, "the gauges follow")
     assert _value(samples, "ecoshare_agreement_idle", agreement="agr-back") is None

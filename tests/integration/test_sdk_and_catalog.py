@@ -7,7 +7,7 @@ import uuid
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog
 from ecoshare.config.settings import REPO_ROOT

@@ -163,6 +163,7 @@ def _authenticator(follower: _Follower, failures: int) -> Any:
 
     return Authenticator(
         operator_key="op-key",
+        state=follower,  # type: ignore[arg-type]
         follower=follower,  # type: ignore[arg-type]
         keys_topic="keys",
         partners_topic="partners",

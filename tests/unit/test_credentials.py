@@ -11,11 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from ecoshare.config.topics import TopicNames
+from ecoshare.config.topics import TopicNames, api_keys_topic
 from ecoshare.domain import credentials
 from ecoshare.domain.credentials import (
     ApiKeyRecord,
-    api_keys_topic,
     issue_key,
     key_id_of,
     key_matches,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ecoshare.adapters.kafka_admin import replication_for
+from ecoshare.adapters.kafka.admin import replication_for
 from ecoshare.application.provisioning import platform_topics
 from ecoshare.config.settings import Settings
 from ecoshare.config.topics import DAY_MS, TopicNames, TopicPolicy

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecoshare.adapters import processes
-from ecoshare.adapters.kafka_admin import wait_for_cluster
+from ecoshare.adapters.kafka.admin import wait_for_cluster
 from ecoshare.errors import BrokerStartError, BrokerUnavailableError
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 
 from ecoshare.adapters import processes
-from ecoshare.adapters.kafka_admin import admin_client, wait_for_cluster
+from ecoshare.adapters.kafka.admin import admin_client, wait_for_cluster
 from ecoshare.errors import BrokerStartError, BrokerUnavailableError
 
 KAFKA_VERSION = "4.4.0"

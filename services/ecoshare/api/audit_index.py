@@ -1,6 +1,7 @@
 """What the audit trail says: decisions per event, and who receives whose data.
 
-:class:`AuditIndex` follows the audit topic in a daemon thread and keeps
+:class:`AuditIndex` is a fold of the API's follower of the audit topic
+(:class:`~ecoshare.adapters.kafka.follower.TopicFollower`) and keeps
 
 - the decisions of the most recent events by event id (bounded; older look-ups fall
   back to a scan of the topic), and
@@ -13,19 +14,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-import time
-import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-
-from ecoshare.api.compacted import CompactedTopicError, topic_partitions
+from ecoshare.adapters.kafka.follower import TopicFollower
+from ecoshare.adapters.kafka.reading import read_topics_to_end
 from ecoshare.codec.audit_blocks import (
     AuditFormatError,
     DecisionRecord,
@@ -39,20 +36,6 @@ AuditRecord = DecisionRecord | QuarantineRecord
 UNKNOWN_PUBLISHER = "unknown"
 
 
-def _audit_consumer(bootstrap_servers: str) -> Consumer:
-    return Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"ecoshare-audit-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 100,
-            "log_level": 3,
-        }
-    )
-
-
 def _records(value: bytes | None, where: str) -> list[AuditRecord]:
     try:
         return list(decode_audit_block(value))
@@ -64,29 +47,13 @@ def _records(value: bytes | None, where: str) -> list[AuditRecord]:
 def scan_audit(
     bootstrap_servers: str, topic: str, *, timeout_seconds: float = 60.0
 ) -> Iterator[AuditRecord]:
-    """Every decision on the audit topic, each partition read to its end."""
-    consumer = _audit_consumer(bootstrap_servers)
-    deadline = time.monotonic() + timeout_seconds
-    try:
-        pending = set(topic_partitions(consumer, [topic], timeout_seconds))
-        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in pending])
-        while pending:
-            if time.monotonic() > deadline:
-                raise CompactedTopicError(f"{topic} not read to its end in {timeout_seconds:.0f}s")
-            for message in consumer.consume(num_messages=500, timeout=0.2):
-                position = (str(message.topic()), int(message.partition() or 0))
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(position)
-                        continue
-                    raise CompactedTopicError(f"reading {position}: {error}")
-                if position in pending:
-                    yield from _records(message.value(), f"{position}@{message.offset()}")
-    except KafkaException as exc:
-        raise CompactedTopicError(f"could not read {topic}: {exc}") from exc
-    finally:
-        consumer.close()
+    """Every decision on the audit topic, each partition read to its end.
+
+    Raises the errors of :func:`~ecoshare.adapters.kafka.reading.read_topics_to_end`.
+    """
+    for message in read_topics_to_end(bootstrap_servers, [topic], timeout_seconds=timeout_seconds):
+        where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+        yield from _records(message.value(), where)
 
 
 @dataclass
@@ -122,9 +89,20 @@ FlowKey = tuple[str, str, str]  # (publisher, subscriber, event type)
 
 
 class AuditIndex:
-    """Follows the audit topic; see the module docstring."""
+    """A fold of the audit topic's follower; see the module docstring.
 
-    def __init__(self, bootstrap_servers: str, topic: str, *, max_events: int = 50_000) -> None:
+    Registers itself with ``follower``, which must not be started yet.
+    """
+
+    def __init__(
+        self,
+        follower: TopicFollower,
+        bootstrap_servers: str,
+        topic: str,
+        *,
+        max_events: int = 50_000,
+    ) -> None:
+        self._follower = follower
         self._bootstrap_servers = bootstrap_servers
         self._topic = topic
         self._max_events = max_events
@@ -132,75 +110,15 @@ class AuditIndex:
         self._flows: dict[FlowKey, FlowStats] = {}
         self._published: Counter[tuple[str, str]] = Counter()
         self._evicted = False
-        self._positions: dict[tuple[str, int], int] = {}
-        self._at_end: dict[tuple[str, int], bool] = {}
-        self._condition = threading.Condition()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._watermarks: Consumer | None = None
-        self._watermark_lock = threading.Lock()
-        self._listeners: list[Callable[[AuditRecord], None]] = []
+        self._lock = threading.Lock()
+        follower.add_fold(self)
 
-    def add_listener(self, listener: Callable[[AuditRecord], None]) -> None:
-        self._listeners.append(listener)
-
-    def start(self) -> AuditIndex:
-        consumer = _audit_consumer(self._bootstrap_servers)
-        partitions = topic_partitions(consumer, [self._topic], 15.0)
-        for position in partitions:
-            self._positions[position] = 0
-            self._at_end[position] = False
-        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in partitions])
-        self._watermarks = _audit_consumer(self._bootstrap_servers)
-        self._thread = threading.Thread(
-            target=self._run, args=(consumer,), name="audit-index", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._watermarks is not None:
-            with self._watermark_lock, contextlib.suppress(KafkaException, RuntimeError):
-                self._watermarks.close()
-            self._watermarks = None
-
-    def _run(self, consumer: Consumer) -> None:
-        try:
-            while not self._stop.is_set():
-                messages = consumer.consume(num_messages=200, timeout=0.2)
-                if not messages:
-                    continue
-                decoded: list[AuditRecord] = []
-                with self._condition:
-                    for message in messages:
-                        position = (str(message.topic()), int(message.partition() or 0))
-                        error = message.error()
-                        if error is not None:
-                            if error.code() == KafkaError._PARTITION_EOF:
-                                self._at_end[position] = True
-                            else:
-                                log.warning("audit index: %s", error)
-                            continue
-                        self._at_end[position] = False
-                        self._positions[position] = int(message.offset() or 0) + 1
-                        records = _records(message.value(), f"{position}@{message.offset()}")
-                        self._index(records)
-                        decoded.extend(records)
-                    self._condition.notify_all()
-                for record in decoded:
-                    for listener in self._listeners:
-                        try:
-                            listener(record)
-                        except Exception:
-                            log.exception("audit listener failed")
-        except KafkaException as exc:
-            log.error("audit index stopped: %s", exc)
-        finally:
-            with contextlib.suppress(KafkaException, RuntimeError):
-                consumer.close()
+    def apply(self, message: Any) -> None:
+        """Index one audit message (the follower calls this, in partition order)."""
+        where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+        records = _records(message.value(), where)
+        with self._lock:
+            self._index(records)
 
     def _index(self, records: list[AuditRecord]) -> None:
         seen_events: set[tuple[str, int]] = set()
@@ -244,34 +162,12 @@ class AuditIndex:
 
     def catch_up(self, timeout_seconds: float = 5.0) -> bool:
         """Wait until the index has read what the broker holds now; False on timeout."""
-        targets: dict[tuple[str, int], int] = {}
-        with self._watermark_lock:
-            if self._watermarks is None:
-                return False
-            for topic, partition in list(self._positions):
-                try:
-                    _low, high = self._watermarks.get_watermark_offsets(
-                        TopicPartition(topic, partition), timeout=timeout_seconds, cached=False
-                    )
-                except KafkaException:
-                    return False
-                targets[(topic, partition)] = int(high)
-        deadline = time.monotonic() + timeout_seconds
-        with self._condition:
-            while not all(
-                self._positions.get(tp, 0) >= end and self._at_end.get(tp, False)
-                for tp, end in targets.items()
-            ):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._condition.wait(min(remaining, 0.1))
-        return True
+        return self._follower.catch_up(timeout_seconds)
 
     def decisions(self, event_id: str) -> list[dict[str, Any]]:
         """Every decision recorded for ``event_id`` (empty when there is none)."""
         self.catch_up()
-        with self._condition:
+        with self._lock:
             found = [record.to_json() for record in self._by_event.get(event_id, ())]
             evicted = self._evicted
         if found or not evicted:
@@ -284,10 +180,10 @@ class AuditIndex:
 
     def flows(self) -> dict[FlowKey, dict[str, Any]]:
         """Counts per (publisher, subscriber, event type), as JSON objects."""
-        with self._condition:
+        with self._lock:
             return {key: stats.to_json() for key, stats in self._flows.items()}
 
     def published(self) -> dict[tuple[str, str], int]:
         """Events governed per (publisher, event type)."""
-        with self._condition:
+        with self._lock:
             return dict(self._published)

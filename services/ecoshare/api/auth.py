@@ -24,7 +24,8 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
-from ecoshare.api.compacted import CompactedTopicError, CompactedTopicFollower
+from ecoshare.adapters.kafka.control_records import CompactedState
+from ecoshare.adapters.kafka.follower import TopicFollower
 from ecoshare.api.errors import ApiError
 from ecoshare.api.limits import RequestRateLimiter, retry_after_header
 from ecoshare.domain.credentials import ApiKeyRecord, key_id_of, key_matches
@@ -69,7 +70,8 @@ class Authenticator:
         self,
         *,
         operator_key: str,
-        follower: CompactedTopicFollower,
+        state: CompactedState,
+        follower: TopicFollower,
         keys_topic: str,
         partners_topic: str,
         partner_limiter: RequestRateLimiter,
@@ -77,6 +79,7 @@ class Authenticator:
         failure_limiter: RequestRateLimiter,
     ) -> None:
         self._operator_key = operator_key.encode()
+        self._state = state
         self._follower = follower
         self._keys_topic = keys_topic
         self._partners_topic = partners_topic
@@ -118,10 +121,10 @@ class Authenticator:
         """
         if caller.operator or caller.key_id is None:
             return None
-        found = self._follower.get(self._keys_topic, caller.key_id)
+        found = self._state.get(self._keys_topic, caller.key_id)
         if found is None or found.get("revoked_at") is not None:
             return f"the API key {caller.key_id} has been revoked"
-        partner = self._follower.get(self._partners_topic, caller.partner_id or "")
+        partner = self._state.get(self._partners_topic, caller.partner_id or "")
         if partner is None or partner.get("enabled") is False:
             return f"partner {caller.partner_id!r} is disabled"
         return None
@@ -141,7 +144,7 @@ class Authenticator:
             raise ApiError(401, "the API key is not valid", headers=_CHALLENGE)
         if record.revoked:
             raise ApiError(401, f"the API key {record.key_id} has been revoked", headers=_CHALLENGE)
-        partner_json = self._follower.get(self._partners_topic, record.partner_id)
+        partner_json = self._state.get(self._partners_topic, record.partner_id)
         try:
             partner = Partner.model_validate(partner_json) if partner_json else None
         except ValidationError:
@@ -163,11 +166,11 @@ class Authenticator:
         key_id = key_id_of(presented)
         if key_id is None:
             return None
-        found = self._follower.get(self._keys_topic, key_id)
+        found = self._state.get(self._keys_topic, key_id)
         if found is None:
             # Issued a moment ago by the CLI or another API instance: catch up once.
             self._catch_up(since=time.monotonic())
-            found = self._follower.get(self._keys_topic, key_id)
+            found = self._state.get(self._keys_topic, key_id)
         if found is None:
             return None
         try:
@@ -181,10 +184,7 @@ class Authenticator:
             if self._last_catch_up_started >= since:
                 return
             self._last_catch_up_started = time.monotonic()
-            try:
-                self._follower.catch_up(3.0)
-            except CompactedTopicError:
-                return
+            self._follower.catch_up(3.0)
 
     def _matches(self, record: ApiKeyRecord, presented: str) -> bool:
         digest = hashlib.sha256(presented.encode()).digest()

@@ -6,16 +6,18 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.control_records import CompactedState, delete_record, put_record
+from ecoshare.adapters.kafka.follower import TopicFollower
+from ecoshare.adapters.kafka.writer import AcknowledgedWriter
 from ecoshare.adapters.metrics import start_metrics_server, stop_metrics_server
 from ecoshare.api.audit_index import AuditIndex
 from ecoshare.api.auth import Authenticator
-from ecoshare.api.compacted import CompactedTopicFollower, CompactedTopicWriter, FollowedChange
 from ecoshare.api.config import ApiConfig
 from ecoshare.api.limits import RequestRateLimiter
 from ecoshare.catalog.event_catalog import Catalog, load_catalog
@@ -38,17 +40,6 @@ from ecoshare.webhooks import (
 from ecoshare.webhooks.targets import Listener, TargetPolicy, listeners_of, system_resolver
 
 log = logging.getLogger(__name__)
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def _models(records: dict[str, dict[str, Any]], model: type[ModelT]) -> dict[str, ModelT]:
-    valid: dict[str, ModelT] = {}
-    for key, value in records.items():
-        try:
-            valid[key] = model.model_validate(value)
-        except ValidationError:
-            log.warning("invalid %s record %r ignored", model.__name__, key)
-    return valid
 
 
 class PlatformListeners:
@@ -102,13 +93,16 @@ class PlatformListeners:
 class HealthHook:
     """The ecosystem health monitor, when :mod:`ecoshare.health.monitor` is installed.
 
-    HEALTH HOOK: ``HealthMonitor(bootstrap_servers=, names=, registry=)`` is created with
-    the API's own CollectorRegistry, started with the API and stopped with it; its
-    ``report()`` is served at ``GET /v1/health/ecosystem``. Without the module that
-    endpoint answers 503.
+    HEALTH HOOK: ``HealthMonitor(bootstrap_servers=, names=, registry=, followers=)`` is
+    created with the API's own CollectorRegistry and fed by the API's followers (the
+    audit follower the audit index reads too, and the control-state follower), started
+    with the API and stopped with it; its ``report()`` is served at
+    ``GET /v1/health/ecosystem``. Without the module that endpoint answers 503.
     """
 
-    def __init__(self, config: ApiConfig, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, config: ApiConfig, registry: CollectorRegistry, followers: list[TopicFollower]
+    ) -> None:
         self.monitor: Any = None
         self.unavailable_reason = "the health monitor (ecoshare.health) is not installed"
         try:
@@ -119,7 +113,10 @@ class HealthHook:
                 self.unavailable_reason = f"the health monitor could not be imported: {exc}"
             return
         self.monitor = HealthMonitor(
-            bootstrap_servers=config.bootstrap_servers, names=config.names, registry=registry
+            bootstrap_servers=config.bootstrap_servers,
+            names=config.names,
+            registry=registry,
+            followers=followers,
         )
 
     def start(self) -> None:
@@ -158,23 +155,31 @@ class ApiContext:
         self.keys_topic = api_keys_topic(names)
         self.webhooks_topic = webhooks_topic(names)
         self.catalog: Catalog = load_catalog(config.schemas_dir)
-        self.follower = CompactedTopicFollower(
-            config.bootstrap_servers,
-            [
-                names.partners,
-                names.agreements,
-                names.consents,
-                self.keys_topic,
-                self.webhooks_topic,
-            ],
-            name="api-state",
+        models: dict[str, type[BaseModel]] = {
+            names.partners: Partner,
+            names.agreements: Agreement,
+            names.consents: ConsentRecord,
+            self.keys_topic: ApiKeyRecord,
+            self.webhooks_topic: WebhookRecord,
+        }
+        self.state = CompactedState(models)
+        self.follower = TopicFollower(
+            config.bootstrap_servers, list(models), name="api-state", read_committed=False
         )
-        self.writer = CompactedTopicWriter(config.bootstrap_servers)
+        self.follower.add_fold(self.state)
+        self.follower.add_listener(self._on_change)
+        self.writer = AcknowledgedWriter(config.bootstrap_servers)
         self.decoder = FramedDecoder(config.schema_registry_url)
-        self.audit = AuditIndex(config.bootstrap_servers, names.audit)
+        # One follower of the audit topic feeds both the audit index and the health
+        # monitor: the audit trail is the largest topic the API reads.
+        self.audit_follower = TopicFollower(
+            config.bootstrap_servers, [names.audit], name="api-audit", read_committed=True
+        )
+        self.audit = AuditIndex(self.audit_follower, config.bootstrap_servers, names.audit)
         limits = config.limits
         self.auth = Authenticator(
             operator_key=config.operator_key,
+            state=self.state,
             follower=self.follower,
             keys_topic=self.keys_topic,
             partners_topic=names.partners,
@@ -202,7 +207,7 @@ class ApiContext:
             ),
             targets=self.webhook_targets,
         )
-        self.health = HealthHook(config, registry)
+        self.health = HealthHook(config, registry, [self.audit_follower, self.follower])
         self._publishers: dict[tuple[str, int], Publisher] = {}
         self._publishers_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -229,9 +234,10 @@ class ApiContext:
             ],
             policy=self.config.topic_policy,
         )
-        self.follower.add_listener(self._on_change)
         self.follower.start()
-        self.audit.start()
+        if not self.follower.catch_up(30.0):
+            log.warning("the API state did not catch up with its topics within 30s")
+        self.audit_follower.start()
         self.webhooks.reconcile(self.active_webhook_records())
         self.health.start()
         limits = self.config.limits
@@ -248,7 +254,7 @@ class ApiContext:
             self._metrics_server = None
         self.health.stop()
         self.webhooks.stop()
-        self.audit.stop()
+        self.audit_follower.stop()
         self.follower.stop()
         with self._publishers_lock:
             for publisher in self._publishers.values():
@@ -258,31 +264,31 @@ class ApiContext:
                     log.warning("a publisher did not flush on shutdown")
         self.writer.close()
 
-    def _on_change(self, change: FollowedChange) -> None:
+    def _on_change(self, message: Any) -> None:
         # A revoked key or a disabled partner stops its webhooks as soon as this
         # follower applies the change, whichever process wrote it.
-        if change.topic in (self.webhooks_topic, self.keys_topic, self.names.partners):
+        if message.topic() in (self.webhooks_topic, self.keys_topic, self.names.partners):
             self.webhooks.reconcile(self.active_webhook_records())
 
     # -- state -------------------------------------------------------------------------
 
     def partners(self) -> dict[str, Partner]:
-        return _models(self.follower.records(self.names.partners), Partner)
+        return self.state.models(self.names.partners)
 
     def partner(self, partner_id: str) -> Partner | None:
         return self.partners().get(partner_id)
 
     def agreements(self) -> dict[str, Agreement]:
-        return _models(self.follower.records(self.names.agreements), Agreement)
+        return self.state.models(self.names.agreements)
 
     def consents(self) -> dict[str, ConsentRecord]:
-        return _models(self.follower.records(self.names.consents), ConsentRecord)
+        return self.state.models(self.names.consents)
 
     def api_keys(self) -> dict[str, ApiKeyRecord]:
-        return _models(self.follower.records(self.keys_topic), ApiKeyRecord)
+        return self.state.models(self.keys_topic)
 
     def webhook_records(self) -> dict[str, WebhookRecord]:
-        return _models(self.follower.records(self.webhooks_topic), WebhookRecord)
+        return self.state.models(self.webhooks_topic)
 
     def webhook_active(
         self,
@@ -310,10 +316,10 @@ class ApiContext:
     def write(self, topic: str, key: str, value: BaseModel | None) -> None:
         """Write a record (None deletes it) and wait until this API's state shows it."""
         if value is None:
-            written = self.writer.delete(topic, key)
+            written = delete_record(self.writer, topic, key)
         else:
-            written = self.writer.put(topic, key, value.model_dump(mode="json"))
-        self.follower.wait_for_write(written)
+            written = put_record(self.writer, topic, key, value.model_dump(mode="json"))
+        self.follower.wait_for((written.topic, written.partition), written.offset)
 
     def publisher(self, partner: Partner) -> Publisher:
         """A publisher signing as ``partner`` with its current key generation."""

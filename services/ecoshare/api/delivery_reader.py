@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import uuid
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from ecoshare.adapters.kafka_reading import header_map
+from ecoshare.adapters.kafka.config import reader_config
+from ecoshare.adapters.kafka.reading import header_map
 from ecoshare.codec.event_json import delivery_to_json
 from ecoshare.codec.framed import FramedDecoder, MessageDecodeError
 
@@ -35,15 +35,15 @@ class DeliveryReader:
         self._decoder = decoder
         self._lock = threading.Lock()
         self._closed = False
+        # Isolation as before the client configuration moved (see the webhook consumer).
         self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "group.id": f"ecoshare-reader-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 200,
-                "log_level": 3,
-            }
+            reader_config(
+                bootstrap_servers,
+                "delivery-reader",
+                read_committed=False,
+                fetch_wait_max_ms=200,
+                overrides={"enable.partition.eof": False},
+            )
         )
 
     def assign(self, positions: dict[int, int], start: int) -> bool:

@@ -73,7 +73,7 @@ def worker_config(settings: Settings, catalog: Catalog) -> WorkerConfig:
     The governed event types are the platform's that the catalog holds; exactly-once
     by transactions asks the cluster when the setting is ``auto``.
     """
-    from ecoshare.adapters.kafka_admin import broker_has_transactions
+    from ecoshare.adapters.kafka.admin import broker_has_transactions
     from ecoshare.config.secrets import signing_secret
     from ecoshare.config.topics import EVENT_TYPES, TopicNames
     from ecoshare.governance.worker import WorkerConfig

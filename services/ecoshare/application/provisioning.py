@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
 from ecoshare.config.topics import TopicNames, TopicPolicy, api_keys_topic
 from ecoshare.governance.topics import governed_topics
 from ecoshare.webhooks.registration import dead_letter_topic, webhooks_topic

@@ -22,7 +22,7 @@ from ecoshare.errors import ConfigurationError, EcoshareError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from ecoshare.api.compacted import CompactedTopicWriter
+    from ecoshare.adapters.kafka.writer import AcknowledgedWriter
     from ecoshare.application.ports import RecordKind
     from ecoshare.domain.agreements import Agreement
     from ecoshare.domain.consent import ConsentRecord
@@ -114,7 +114,7 @@ def endpoints(base: Settings, *, check_broker: bool = True) -> Endpoints:
             metrics_urls=dict(data.get("metrics_urls") or {}),
         )
     if check_broker:
-        from ecoshare.adapters.kafka_admin import wait_for_cluster
+        from ecoshare.adapters.kafka.admin import wait_for_cluster
 
         wait_for_cluster(found.bootstrap_servers, timeout_seconds=5.0)
     return found
@@ -131,33 +131,39 @@ class ControlState:
 
 
 def read_state(where: Endpoints) -> ControlState:
-    """Read the control topics to their end and validate every record."""
-    from pydantic import ValidationError
+    """Read the control topics to their end, each key's last valid record as its model.
 
+    Invalid records follow the platform's one rule (see
+    :mod:`ecoshare.adapters.kafka.control_records`): the previous valid record stays,
+    and the key is listed in ``invalid`` while its latest record is the invalid one.
+    """
+    from ecoshare.adapters.kafka.control_records import read_valid_records
+    from ecoshare.adapters.kafka.errors import KafkaIoError
     from ecoshare.domain.agreements import Agreement
     from ecoshare.domain.consent import ConsentRecord
     from ecoshare.domain.partners import Partner
-    from ecoshare.governance.control_plane import (
-        ControlKind,
-        read_control_topics,
-    )
+    from ecoshare.governance.control_plane import ControlKind
 
-    contents = read_control_topics(where.bootstrap_servers, where.names)
-    invalid: list[str] = []
-    models: dict[ControlKind, dict[str, Any]] = {kind: {} for kind in ControlKind}
-    types: dict[ControlKind, Any] = {
+    types: dict[ControlKind, type[BaseModel]] = {
         ControlKind.PARTNER: Partner,
         ControlKind.AGREEMENT: Agreement,
         ControlKind.CONSENT: ConsentRecord,
     }
-    for kind, records in contents.latest.items():
-        for key, record in records.items():
-            if record.value is None:
-                continue
-            try:
-                models[kind][key] = types[kind].model_validate(record.value)
-            except ValidationError as exc:
-                invalid.append(f"{kind} {key!r}: {exc.errors()[0]['msg']}")
+    topics = {kind.topic(where.names): kind for kind in types}
+    try:
+        folded = read_valid_records(
+            where.bootstrap_servers, {topic: types[kind] for topic, kind in topics.items()}
+        )
+    except KafkaIoError as exc:
+        raise EcoshareError(f"could not read the control topics: {exc}") from exc
+    invalid = [
+        f"{topics[topic]} {key!r}: {reason}"
+        for topic, records in folded.items()
+        for key, reason in sorted(records.rejected.items())
+    ]
+    models: dict[ControlKind, dict[str, Any]] = {
+        topics[topic]: dict(records.valid) for topic, records in folded.items()
+    }
     return ControlState(
         partners=models[ControlKind.PARTNER],
         agreements=models[ControlKind.AGREEMENT],
@@ -201,7 +207,7 @@ class CliPlatformState:
 
 def keys_topic(where: Endpoints) -> str:
     """The API keys' topic, created when missing (a platform may not have served one)."""
-    from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+    from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
     from ecoshare.config.topics import api_keys_topic
 
     topic = api_keys_topic(where.names)
@@ -211,32 +217,27 @@ def keys_topic(where: Endpoints) -> str:
 
 def read_key_records(where: Endpoints) -> dict[str, ApiKeyRecord]:
     """Every valid API key record; invalid ones are named on stderr and left out."""
-    from pydantic import ValidationError
-
-    from ecoshare.api.compacted import read_compacted_topics
+    from ecoshare.adapters.kafka.control_records import read_valid_records
     from ecoshare.domain.credentials import ApiKeyRecord
 
     topic = keys_topic(where)
-    records: dict[str, ApiKeyRecord] = {}
-    for key, value in read_compacted_topics(where.bootstrap_servers, [topic])[topic].items():
-        try:
-            records[key] = ApiKeyRecord.model_validate(value)
-        except ValidationError:
-            errors.print(f"warning: invalid API key record {key!r} ignored")
-    return records
+    folded = read_valid_records(where.bootstrap_servers, {topic: ApiKeyRecord})[topic]
+    for key, reason in sorted(folded.rejected.items()):
+        errors.print(f"warning: invalid API key record {key!r} ignored ({reason})")
+    return dict(folded.valid)
 
 
 class ControlWriter:
     """Writes partner, agreement, consent and API key records as the platform reads them.
 
     Records are JSON of the model (``model_dump(mode="json")``) keyed by their id, one
-    acknowledged record at a time (see :mod:`ecoshare.governance.control_plane`). The
-    producer opens on the first write.
+    acknowledged record at a time (see :mod:`ecoshare.adapters.kafka.control_records`).
+    The producer opens on the first write.
     """
 
     def __init__(self, where: Endpoints) -> None:
         self._where = where
-        self._writer: CompactedTopicWriter | None = None
+        self._writer: AcknowledgedWriter | None = None
         self._topics: dict[str, str] = {}
 
     def _topic(self, kind: RecordKind) -> str:
@@ -255,14 +256,16 @@ class ControlWriter:
     def write(self, kind: RecordKind, key: str, value: BaseModel | None) -> None:
         """Put ``value`` under ``key`` on the ``kind`` topic; None deletes the key."""
         topic = self._topic(kind)
-        if self._writer is None:
-            from ecoshare.api.compacted import CompactedTopicWriter
+        from ecoshare.adapters.kafka.control_records import delete_record, put_record
 
-            self._writer = CompactedTopicWriter(self._where.bootstrap_servers)
+        if self._writer is None:
+            from ecoshare.adapters.kafka.writer import AcknowledgedWriter
+
+            self._writer = AcknowledgedWriter(self._where.bootstrap_servers)
         if value is None:
-            self._writer.delete(topic, key)
+            delete_record(self._writer, topic, key)
         else:
-            self._writer.put(topic, key, value.model_dump(mode="json"))
+            put_record(self._writer, topic, key, value.model_dump(mode="json"))
 
     def __enter__(self) -> ControlWriter:
         return self

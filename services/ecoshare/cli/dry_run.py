@@ -21,8 +21,9 @@ import yaml
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pydantic import ValidationError
 
-from ecoshare.adapters.kafka_reading import header_map, read_to_end
-from ecoshare.api.compacted import topic_partitions
+from ecoshare.adapters.kafka.config import metadata_consumer_config
+from ecoshare.adapters.kafka.errors import KafkaIoError
+from ecoshare.adapters.kafka.reading import header_map, read_to_end, topic_partitions
 from ecoshare.catalog.event_catalog import Catalog, load_catalog
 from ecoshare.cli.common import ControlState, Endpoints, InputError, read_input, read_state
 from ecoshare.cli.dry_run_report import DryRunReport, ReplayedEvent
@@ -120,18 +121,15 @@ def read_recent_ingress(
     Each partition is read from ``sample`` records before its end up to its end, so the
     newest ``sample`` overall are among them; they are ordered by message timestamp.
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": where.bootstrap_servers,
-            "group.id": "ecoshare-metadata",
-            "log_level": 3,
-        }
-    )
+    consumer = Consumer(metadata_consumer_config(where.bootstrap_servers))
     topics = {where.names.ingress(event_type): event_type for event_type in event_types}
     found: list[IngressMessage] = []
     try:
         starts = []
-        for topic, partition in topic_partitions(consumer, list(topics), timeout_seconds):
+        partitions = topic_partitions(
+            where.bootstrap_servers, list(topics), timeout_seconds=timeout_seconds
+        )
+        for topic, partition in partitions:
             # ListOffsets may under-report the end on the embedded broker; that only
             # makes the read start earlier, and the newest ``sample`` are kept below.
             low, high = consumer.get_watermark_offsets(
@@ -153,7 +151,7 @@ def read_recent_ingress(
                     topic=str(message.topic()),
                 )
             )
-    except (KafkaException, TimeoutError, RuntimeError) as exc:
+    except (KafkaException, KafkaIoError, TimeoutError, RuntimeError) as exc:
         raise EcoshareError(f"could not read the ingress topics to their end: {exc}") from exc
     finally:
         with contextlib.suppress(KafkaException, RuntimeError):
@@ -287,16 +285,11 @@ def _admission_engine(
 
 def _partition_counts(where: Endpoints, topics: list[str]) -> dict[str, int]:
     """Partitions per topic, as the workers count them (the wrong_partition check)."""
-    consumer = Consumer(
-        {"bootstrap.servers": where.bootstrap_servers, "group.id": "ecoshare-metadata"}
-    )
     try:
-        return dict(Counter(topic for topic, _ in topic_partitions(consumer, topics, 30.0)))
-    except (KafkaException, TimeoutError, RuntimeError) as exc:
+        partitions = topic_partitions(where.bootstrap_servers, topics, timeout_seconds=30.0)
+    except KafkaIoError as exc:
         raise EcoshareError(f"could not read the ingress topics' partitions: {exc}") from exc
-    finally:
-        with contextlib.suppress(KafkaException, RuntimeError):
-            consumer.close()
+    return dict(Counter(topic for topic, _ in partitions))
 
 
 def replay(where: Endpoints, base: Settings, proposal: Agreement, sample: int) -> DryRunReport:

@@ -313,20 +313,15 @@ def quarantined_messages(where: Endpoints, event_ids: set[str]) -> list[dict[str
     admission; an oversize event is refused before it is scanned, so its id is found
     here, by decoding the kept payload.
     """
-    from confluent_kafka import Consumer, KafkaException
-
-    from ecoshare.adapters.kafka_reading import header_map, read_to_end
-    from ecoshare.api.compacted import topic_partitions
+    from ecoshare.adapters.kafka.errors import KafkaIoError
+    from ecoshare.adapters.kafka.reading import header_map, read_to_end, topic_partitions
     from ecoshare.codec.framed import FramedDecoder, MessageDecodeError
 
     topic = where.names.quarantine
-    consumer = Consumer({"bootstrap.servers": where.bootstrap_servers, "group.id": "ecoshare-q"})
     try:
-        partitions = topic_partitions(consumer, [topic], 30.0)
-    except (KafkaException, TimeoutError, RuntimeError):
+        partitions = topic_partitions(where.bootstrap_servers, [topic], timeout_seconds=30.0)
+    except KafkaIoError:
         return []
-    finally:
-        consumer.close()
     decoder = FramedDecoder(where.schema_registry_url)
     needles = {event_id: event_id.encode() for event_id in event_ids}
     found: list[dict[str, Any]] = []

@@ -44,7 +44,7 @@ def _probe(where: Endpoints) -> list[dict[str, Any]]:
     import httpx
     from confluent_kafka import KafkaException
 
-    from ecoshare.adapters.kafka_admin import admin_client
+    from ecoshare.adapters.kafka.admin import admin_client
 
     rows: list[dict[str, Any]] = []
     try:

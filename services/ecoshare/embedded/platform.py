@@ -25,7 +25,7 @@ import httpx
 
 from ecoshare.adapters import processes
 from ecoshare.adapters.brokers import BrokerDecision, LocalBroker, choose_broker, local_broker
-from ecoshare.adapters.kafka_admin import ensure_topics
+from ecoshare.adapters.kafka.admin import ensure_topics
 from ecoshare.application.bootstrap import PlatformConnection, worker_process
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog

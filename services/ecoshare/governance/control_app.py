@@ -71,7 +71,7 @@ from faust.tables.globaltable import GlobalTable
 from faust.types import EventT
 
 from ecoshare.adapters.brokers import BrokerKind
-from ecoshare.adapters.kafka_admin import cluster_broker_kind
+from ecoshare.adapters.kafka.admin import cluster_broker_kind
 from ecoshare.config.topics import TopicNames
 from ecoshare.governance.control_ledger import ChangeCallback, ControlLedger
 from ecoshare.governance.control_plane import (

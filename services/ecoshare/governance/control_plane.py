@@ -1,4 +1,4 @@
-"""Control-plane records on compacted topics: format, writer, snapshots, reference reader.
+"""Control-plane records on compacted topics: kinds, writer, snapshots, reference reader.
 
 Partners, data-sharing agreements and consent records each live in one compacted
 control topic (see :class:`ecoshare.topics.TopicNames`). A record is
@@ -8,7 +8,9 @@ control topic (see :class:`ecoshare.topics.TopicNames`). A record is
   not a null tombstone: the embedded broker does not reliably deliver null values,
   and a marker value keeps every change an ordinary, ordered record.
 
-This module holds what does not depend on Faust: the record format, the single-record
+The record format and the rule for invalid records are in
+:mod:`ecoshare.adapters.kafka.control_records` (re-exported here). This module holds
+what does not depend on Faust: the control kinds and their topics, the single-record
 writer, the immutable :class:`ControlSnapshot` the hot path reads, and an independent
 confluent-kafka reader that reads every control partition to its true end (the fetch
 response's high watermark, which the embedded broker reports right even where its
@@ -18,37 +20,36 @@ worker app that keeps the state live.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Producer,
-)
+from confluent_kafka import OFFSET_BEGINNING, KafkaException
 
-from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
-from ecoshare.adapters.kafka_reading import read_to_end
+from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.control_records import DELETION_MARKER as DELETION_MARKER
+from ecoshare.adapters.kafka.control_records import ControlRecordError as ControlRecordError
+from ecoshare.adapters.kafka.control_records import JsonObject as JsonObject
+from ecoshare.adapters.kafka.control_records import decode_key as decode_key
+from ecoshare.adapters.kafka.control_records import decode_value as decode_value
+from ecoshare.adapters.kafka.control_records import (
+    delete_record,
+    is_deletion,
+    put_record,
+)
+from ecoshare.adapters.kafka.control_records import encode_key as encode_key
+from ecoshare.adapters.kafka.control_records import encode_value as encode_value
+from ecoshare.adapters.kafka.errors import KafkaIoError, WriteNotAcknowledgedError
+from ecoshare.adapters.kafka.reading import read_to_end, topic_partitions
+from ecoshare.adapters.kafka.writer import AcknowledgedWriter
 from ecoshare.config.topics import TopicNames, TopicPolicy
 from ecoshare.errors import EcoshareError
-
-JsonObject = dict[str, Any]
-
-DELETION_MARKER: Mapping[str, Any] = MappingProxyType({"deleted": True})
 
 
 class ControlPlaneError(EcoshareError):
     """Base of the control plane's errors."""
-
-
-class ControlRecordError(ControlPlaneError):
-    """A control record could not be encoded or decoded."""
 
 
 class ControlWriteError(ControlPlaneError):
@@ -94,67 +95,12 @@ def ensure_control_topics(
     )
 
 
-# -- record format -----------------------------------------------------------------------
-
-
-def encode_key(key: str) -> bytes:
-    if not key:
-        raise ControlRecordError("a control record needs a non-empty id as its key")
-    return key.encode("utf-8")
-
-
-def decode_key(raw: str | bytes | None) -> str:
-    if not raw:
-        raise ControlRecordError("control record without a key")
-    if isinstance(raw, str):
-        return raw
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ControlRecordError(f"control record key is not UTF-8: {raw!r}") from exc
-
-
-def encode_value(value: Mapping[str, Any]) -> bytes:
-    try:
-        return json.dumps(dict(value), separators=(",", ":"), sort_keys=True).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise ControlRecordError(f"control record value is not JSON-serialisable: {exc}") from exc
-
-
-def is_deletion(value: Mapping[str, Any]) -> bool:
-    return value.get("deleted") is True
-
-
-def decode_value(raw: str | bytes | None) -> JsonObject | None:
-    """The record's JSON object, or None when the record deletes its key.
-
-    A null value (a Kafka tombstone written by some other tool) also counts as a deletion.
-    """
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ControlRecordError(f"control record value is not JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ControlRecordError(
-            f"control record value must be a JSON object, got {type(value).__name__}"
-        )
-    return None if is_deletion(value) else value
-
-
 # -- writer ------------------------------------------------------------------------------
 
 
 class ControlPlaneWriter:
-    """Writes control records one at a time, each acknowledged before the call returns.
-
-    Every call produces one record and flushes, so each produce request carries a
-    single record (the embedded broker reports watermarks right for those). The
-    producer is idempotent with ``acks=all``. The murmur2 partitioner places a key on
-    the same partition as Java clients and Faust would.
-
-    Not thread-safe: give each thread its own writer, or serialise calls.
+    """Writes control records one at a time, each acknowledged before the call returns,
+    through the platform's one :class:`~ecoshare.adapters.kafka.writer.AcknowledgedWriter`.
     """
 
     def __init__(
@@ -165,17 +111,7 @@ class ControlPlaneWriter:
         timeout_seconds: float = 10.0,
     ) -> None:
         self._names = names
-        self._timeout_seconds = timeout_seconds
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 0,
-                "partitioner": "murmur2_random",
-                "log_level": 3,
-            }
-        )
+        self._writer = AcknowledgedWriter(bootstrap_servers, timeout_seconds=timeout_seconds)
 
     def put(self, kind: ControlKind, key: str, value: Mapping[str, Any]) -> int:
         """Write ``value`` for ``key``; return the record's offset in its partition."""
@@ -183,42 +119,28 @@ class ControlPlaneWriter:
             raise ControlRecordError(
                 f'a value with "deleted": true would delete {kind} {key!r}; use delete()'
             )
-        return self._produce(ControlKind(kind), key, encode_value(value))
+        topic = ControlKind(kind).topic(self._names)
+        try:
+            return put_record(self._writer, topic, key, value).offset
+        except WriteNotAcknowledgedError as exc:
+            raise ControlWriteError(f"{kind} {key!r}: {exc}") from exc
 
     def delete(self, kind: ControlKind, key: str) -> int:
         """Write the deletion marker for ``key``; return the record's offset."""
-        return self._produce(ControlKind(kind), key, encode_value(DELETION_MARKER))
+        topic = ControlKind(kind).topic(self._names)
+        try:
+            return delete_record(self._writer, topic, key).offset
+        except WriteNotAcknowledgedError as exc:
+            raise ControlWriteError(f"{kind} {key!r}: {exc}") from exc
 
     def close(self) -> None:
-        self._producer.flush(self._timeout_seconds)
+        self._writer.close()
 
     def __enter__(self) -> ControlPlaneWriter:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-    def _produce(self, kind: ControlKind, key: str, value: bytes) -> int:
-        topic = kind.topic(self._names)
-        outcome: list[tuple[KafkaError | None, int]] = []
-
-        def on_delivery(error: KafkaError | None, message: Any) -> None:
-            outcome.append((error, -1 if error else int(message.offset())))
-
-        try:
-            self._producer.produce(topic, key=encode_key(key), value=value, on_delivery=on_delivery)
-        except (KafkaException, BufferError) as exc:
-            raise ControlWriteError(f"could not write {kind} {key!r} to {topic}: {exc}") from exc
-        remaining = self._producer.flush(self._timeout_seconds)
-        if remaining or not outcome:
-            raise ControlWriteError(
-                f"{kind} {key!r} was not acknowledged by {topic} within "
-                f"{self._timeout_seconds:.0f}s"
-            )
-        error, offset = outcome[0]
-        if error is not None:
-            raise ControlWriteError(f"could not write {kind} {key!r} to {topic}: {error}")
-        return offset
 
 
 # -- snapshots ---------------------------------------------------------------------------
@@ -341,15 +263,12 @@ def read_control_topics(
     commits nothing. Raises :class:`ControlPlaneNotRebuiltError` on timeout.
     """
     kinds = control_topic_kinds(names)
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": "ecoshare-metadata", "log_level": 3}
-    )
     try:
-        partitions = _control_partitions(consumer, list(kinds), timeout_seconds)
-    except KafkaException as exc:
-        raise ControlPlaneNotRebuiltError(f"could not read the control topics: {exc}") from exc
-    finally:
-        consumer.close()
+        partitions = topic_partitions(bootstrap_servers, kinds, timeout_seconds=timeout_seconds)
+    except KafkaIoError as exc:
+        raise ControlPlaneNotRebuiltError(
+            f"could not read the control topics ({exc}); create them with ensure_control_topics"
+        ) from exc
     ends: dict[tuple[str, int], int] = {}
     last_offsets: dict[tuple[str, int], int] = {}
     latest: dict[ControlKind, dict[str, ReferenceRecord]] = {kind: {} for kind in ControlKind}
@@ -383,17 +302,3 @@ def _number(value: int | None) -> int:
     if value is None:
         raise ControlPlaneNotRebuiltError("the consumer returned a record without a position")
     return value
-
-
-def _control_partitions(
-    consumer: Consumer, topics: list[str], timeout_seconds: float
-) -> list[tuple[str, int]]:
-    found: list[tuple[str, int]] = []
-    for topic in topics:
-        metadata = consumer.list_topics(topic, timeout=timeout_seconds).topics.get(topic)
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise ControlPlaneNotRebuiltError(
-                f"control topic {topic!r} does not exist; create it with ensure_control_topics"
-            )
-        found.extend((topic, partition) for partition in sorted(metadata.partitions))
-    return found

@@ -1,7 +1,10 @@
 """Turns control-plane snapshots (JSON records) into the domain's GovernanceState.
 
 Updates are applied incrementally: only records whose JSON changed are validated
-again, so a consent withdrawal costs one model validation, not a rebuild.
+again, so a consent withdrawal costs one model validation, not a rebuild. Records are
+validated by the platform's one rule (``ValidRecords`` in
+:mod:`ecoshare.adapters.kafka.control_records`): an invalid record leaves the previous
+valid one in force.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from ecoshare.adapters.kafka.control_records import ValidRecords
 from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.consent import ConsentRecord
 from ecoshare.domain.partners import Partner
@@ -29,6 +33,7 @@ class LiveGovernanceState:
         self.snapshot_version = -1
         self.invalid_records: dict[tuple[str, str], str] = {}
         self._seen: dict[str, Mapping[str, Any]] = {"partner": {}, "agreement": {}, "consent": {}}
+        self._valid: dict[str, Any] = {}
 
     def follow(self, snapshot: Any) -> GovernanceState:
         """The state for ``snapshot`` (a ControlSnapshot); cheap when nothing changed."""
@@ -75,19 +80,21 @@ class LiveGovernanceState:
         seen = self._seen[kind]
         if records is seen:
             return state
+        valid: ValidRecords[ModelT] = self._valid.setdefault(kind, ValidRecords(model, topic=kind))
         for key, value in records.items():
             if seen.get(key) is value or seen.get(key) == value:
                 continue
-            try:
-                state = put(state, model.model_validate(value))
+            # The platform's one rule: a bad control record must not stop governance;
+            # the previous valid version (if any) stays in force and is reported.
+            if valid.apply(key, value):
+                state = put(state, valid.valid[key])
                 self.invalid_records.pop((kind, key), None)
-            except ValidationError as exc:
-                # A bad control record must not stop governance; the previous valid
-                # version (if any) stays in force and the error is reported.
-                self.invalid_records[(kind, key)] = str(exc)
-                log.error("invalid %s record %r ignored: %s", kind, key, exc)
+            else:
+                self.invalid_records[(kind, key)] = valid.rejected.get(key, "invalid record")
         for key in seen:
             if key not in records:
+                valid.apply(key, None)
+                self.invalid_records.pop((kind, key), None)
                 state = remove(state, key)
         self._seen[kind] = records
         return state

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from ecoshare import __version__
-from ecoshare.adapters.kafka_admin import ensure_topics
+from ecoshare.adapters.kafka.admin import ensure_topics
 from ecoshare.adapters.metrics import (
     ConsistentRegistry,
     GovernanceMetrics,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from collections.abc import Generator
 from typing import Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
-from ecoshare.adapters.kafka_reading import header_map, read_to_end
+from ecoshare.adapters.kafka.config import reader_config
+from ecoshare.adapters.kafka.reading import header_map, read_to_end
 from ecoshare.governance.progress import (
     SOURCE_HEADER,
     SOURCE_OFFSETS_HEADER,
@@ -49,16 +49,14 @@ class KafkaLogReader:
         """The high watermark of one small fetch from the start: exact on every broker
         (ListOffsets answers 1 for a long partition on the embedded broker)."""
         consumer = Consumer(
-            {
-                "bootstrap.servers": self._bootstrap,
-                "group.id": f"ecoshare-reader-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "fetch.wait.max.ms": 10,
-                "max.partition.fetch.bytes": 1024,  # the broker still sends one batch
-                "isolation.level": "read_committed",
-                "log_level": 3,
-            }
+            reader_config(
+                self._bootstrap,
+                "progress-end",
+                read_committed=True,
+                fetch_wait_max_ms=10,
+                # The broker still sends one whole batch; the watermark comes with it.
+                overrides={"max.partition.fetch.bytes": 1024},
+            )
         )
         tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ecoshare.adapters.kafka_admin import TopicSpec
+from ecoshare.adapters.kafka.admin import TopicSpec
 from ecoshare.config.topics import TopicNames, TopicPolicy
 
 

@@ -24,7 +24,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from ecoshare.adapters.kafka_admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.config import worker_consumer_config, worker_producer_config
 from ecoshare.catalog.event_catalog import Catalog
 from ecoshare.config.topics import TopicNames, TopicPolicy, value_subject
 from ecoshare.domain.state import GovernanceState
@@ -82,58 +83,24 @@ IDLE_CONSUME_TIMEOUT_SECONDS = 0.1
 
 
 def client_configs(config: WorkerConfig, identity: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(producer, consumer) configuration of a worker's clients."""
-    producer: dict[str, Any] = {
-        "bootstrap.servers": config.bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 1,
-        "batch.num.messages": 10000,
-        "queue.buffering.max.messages": 2_000_000,
-        "queue.buffering.max.kbytes": 1_048_576,
-        "log_level": 3,
-    }
-    if config.transactions:
-        # Fencing of a zombie rests on the consumer group generation (KIP-447), checked
-        # when its offsets join the transaction. A transaction left open by a killed
-        # worker blocks read_committed readers of its outputs until the broker aborts
-        # it, so keep the timeout short.
-        producer["transactional.id"] = identity
-        producer["transaction.timeout.ms"] = config.transaction_timeout_ms
-    # Apache Kafka (the broker with transactions) assigns partitions itself (KIP-848
-    # consumer protocol): its range assignor gives every worker a share of *each*
-    # ingress topic, sticky and incremental, with session and heartbeat set on the
-    # broker (group.consumer.*). Cooperative-sticky balanced only the totals, so one
-    # worker could own every partition of an event type. Under KIP-848 a replacement
-    # joining with a live member's instance id is fenced, so there is no static
-    # membership either. Brokers without it (the embedded one) keep the classic
-    # protocol with cooperative-sticky: when a worker dies, joins or leaves, only the
-    # partitions that move stop; the others keep flowing.
-    group_protocol: dict[str, Any] = (
-        {"group.protocol": "consumer", "group.remote.assignor": "range"}
-        if config.transactions
-        else {
-            "session.timeout.ms": config.session_timeout_ms,
-            "heartbeat.interval.ms": max(500, config.session_timeout_ms // 6),
-            "partition.assignment.strategy": "cooperative-sticky",
-        }
+    """(producer, consumer) configuration of a worker's clients.
+
+    With transactions (Apache Kafka), fencing of a zombie rests on the consumer group
+    generation (KIP-447), checked when its offsets join the transaction; a transaction
+    left open by a killed worker blocks read_committed readers of its outputs until the
+    broker aborts it, so its timeout is short.
+    """
+    producer = worker_producer_config(
+        config.bootstrap_servers,
+        transactional_id=identity if config.transactions else None,
+        transaction_timeout_ms=config.transaction_timeout_ms,
     )
-    consumer: dict[str, Any] = {
-        **group_protocol,
-        "bootstrap.servers": config.bootstrap_servers,
-        "group.id": config.group_id,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "max.poll.interval.ms": 300_000,
-        "fetch.min.bytes": 1,
-        # The broker answers a fetch as soon as one record is there; the wait only
-        # bounds how often an idle worker asks (every 5 ms cost the embedded broker
-        # about 10x the CPU of every 100 ms, measured on an idle partition).
-        "fetch.wait.max.ms": 100,
-        "queued.max.messages.kbytes": 262_144,
-        "isolation.level": "read_committed",
-        "log_level": 3,
-    }
+    consumer = worker_consumer_config(
+        config.bootstrap_servers,
+        config.group_id,
+        session_timeout_ms=config.session_timeout_ms,
+        broker_assigns=config.transactions,
+    )
     return producer, consumer
 
 

@@ -12,6 +12,7 @@ import fastavro
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from fastavro.validation import ValidationError, validate
 
+from ecoshare.adapters.kafka.config import producer_config
 from ecoshare.codec.wire import frame
 from ecoshare.config.topics import TopicNames, value_subject
 from ecoshare.domain.events import CatalogEvent
@@ -22,25 +23,6 @@ from ecoshare.sdk.errors import EventTooLargeError, EventValidationError, Publis
 
 DEFAULT_MAX_EVENT_BYTES = 65536
 """The platform's default ECOSHARE_MAX_EVENT_BYTES: larger events are quarantined."""
-
-
-def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
-    """Settings every platform producer shares.
-
-    ``murmur2_random`` is the Java client's partitioner, so a location's events land on
-    the same partition whichever client (Java, Faust, this SDK) publishes them.
-    """
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
-        "partitioner": "murmur2_random",
-        "linger.ms": 5,
-        "compression.type": "none",
-        "log_level": 3,
-    }
-    config.update(overrides)
-    return config
 
 
 class Publisher:
@@ -71,7 +53,7 @@ class Publisher:
         self._max_event_bytes = max_event_bytes
         self._writers: dict[str, tuple[int, Any, dict[str, Any]]] = {}
         self._failures: list[str] = []
-        self._producer = Producer(producer_config(bootstrap_servers, **(producer_overrides or {})))
+        self._producer = Producer(producer_config(bootstrap_servers, producer_overrides))
 
     def _writer(self, event_type: str) -> tuple[int, Any, dict[str, Any]]:
         writer = self._writers.get(event_type)

@@ -12,7 +12,8 @@ from typing import Any
 import fastavro
 from confluent_kafka import Consumer, KafkaError, Message
 
-from ecoshare.adapters.kafka_reading import header_map
+from ecoshare.adapters.kafka.config import group_consumer_config
+from ecoshare.adapters.kafka.reading import header_map
 from ecoshare.codec.errors import CodecError
 from ecoshare.codec.wire import HEADER_SIZE, schema_id_of
 from ecoshare.config.topics import TopicNames
@@ -60,20 +61,17 @@ class Subscriber:
         self.topic = topic or TopicNames(topic_prefix).delivery(subscriber_id, event_type)
         self._registry = RegistrySchemas(schema_registry_url)
         self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "group.id": group_id or f"{subscriber_id}.{event_type}.{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest" if from_beginning else "latest",
-                "session.timeout.ms": session_timeout_ms,
-                # The delivery topic appears when the first record is governed for it.
-                "topic.metadata.refresh.interval.ms": 1000,
-                "heartbeat.interval.ms": max(500, session_timeout_ms // 6),
+            group_consumer_config(
+                bootstrap_servers,
+                group_id or f"{subscriber_id}.{event_type}.{uuid.uuid4().hex[:8]}",
                 # Only what a worker's transaction committed (Apache Kafka); a batch a
                 # fenced worker aborted is never seen.
-                "isolation.level": "read_committed",
-                "log_level": 3,
-            }
+                read_committed=True,
+                session_timeout_ms=session_timeout_ms,
+                from_beginning=from_beginning,
+                # The delivery topic appears when the first record is governed for it.
+                overrides={"topic.metadata.refresh.interval.ms": 1000},
+            )
         )
         self._consumer.subscribe([self.topic])
         self._uncommitted: Message | None = None

@@ -30,7 +30,8 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from ecoshare.adapters.kafka_reading import header_map
+from ecoshare.adapters.kafka.config import group_consumer_config, webhook_receipt_producer_config
+from ecoshare.adapters.kafka.reading import header_map
 from ecoshare.codec.event_json import delivery_to_json
 from ecoshare.codec.framed import FramedDecoder, MessageDecodeError
 from ecoshare.config.topics import TopicNames
@@ -179,18 +180,19 @@ class _WebhookWorker:
         dispatcher = self._dispatcher
         topic = dispatcher.names.delivery(self.record.subscriber, self.record.event_type)
         consumer = Consumer(
-            {
-                "bootstrap.servers": dispatcher.bootstrap_servers,
-                "group.id": f"{dispatcher.names.prefix}ecoshare-webhook-{self.record.webhook_id}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": 6000,
-                "heartbeat.interval.ms": 1000,
-                # The delivery topic appears with the first record governed for it.
-                "topic.metadata.refresh.interval.ms": 1000,
-                "max.poll.interval.ms": 600_000,
-                "log_level": 3,
-            }
+            group_consumer_config(
+                dispatcher.bootstrap_servers,
+                f"{dispatcher.names.prefix}ecoshare-webhook-{self.record.webhook_id}",
+                # As before the client configuration moved: read_committed here is a
+                # separate change, to be measured against the revocation bound.
+                read_committed=False,
+                session_timeout_ms=6000,
+                overrides={
+                    # The delivery topic appears with the first record governed for it.
+                    "topic.metadata.refresh.interval.ms": 1000,
+                    "max.poll.interval.ms": 600_000,
+                },
+            )
         )
         # No proxy from the environment: the connection must go to the checked address.
         client = httpx.Client(
@@ -345,9 +347,7 @@ class WebhookDispatcher:
         self._retired: list[_WebhookWorker] = []
         self._states: dict[str, WebhookState] = {}
         self._lock = threading.Lock()
-        self._producer = Producer(
-            {"bootstrap.servers": bootstrap_servers, "acks": "all", "log_level": 3}
-        )
+        self._producer = Producer(webhook_receipt_producer_config(bootstrap_servers))
         self._producer_lock = threading.Lock()
 
     def reconcile(self, records: Iterable[WebhookRecord]) -> None:

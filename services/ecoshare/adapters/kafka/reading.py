@@ -7,12 +7,22 @@ batches. Readers use ``assign()``: they join no group, disturb none and commit n
 
 from __future__ import annotations
 
+import contextlib
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from ecoshare.adapters.kafka.config import metadata_consumer_config, reader_config
+from ecoshare.adapters.kafka.errors import KafkaIoError, ReadTimeoutError, TopicMissingError
 
 
 def header_map(headers: Any) -> dict[str, bytes]:
@@ -44,18 +54,9 @@ def read_to_end(
     wanted = [TopicPartition(topic, partition, offset) for topic, partition, offset in assignments]
     if not wanted:
         return
+    # read_committed: the end is then the last stable offset, aborted batches skipped.
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"ecoshare-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 10,
-            # The end is then the last stable offset: aborted batches are skipped.
-            "isolation.level": "read_committed",
-            "log_level": 3,
-        }
+        reader_config(bootstrap_servers, "reader", read_committed=True, fetch_wait_max_ms=10)
     )
     try:
         existing = consumer.list_topics(timeout=timeout_seconds).topics
@@ -89,3 +90,45 @@ def read_to_end(
                     yield message
     finally:
         consumer.close()
+
+
+def topic_partitions(
+    bootstrap_servers: str, topics: Iterable[str], *, timeout_seconds: float = 30.0
+) -> list[tuple[str, int]]:
+    """Every (topic, partition) of ``topics``; TopicMissingError if one does not exist."""
+    consumer = Consumer(metadata_consumer_config(bootstrap_servers))
+    try:
+        found: list[tuple[str, int]] = []
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=timeout_seconds).topics.get(topic)
+            if metadata is None or metadata.error is not None or not metadata.partitions:
+                raise TopicMissingError(f"topic {topic!r} does not exist")
+            found.extend((topic, partition) for partition in sorted(metadata.partitions))
+        return found
+    except KafkaException as exc:
+        raise KafkaIoError(f"could not list the partitions of {list(topics)}: {exc}") from exc
+    finally:
+        with contextlib.suppress(KafkaException, RuntimeError):
+            consumer.close()
+
+
+def read_topics_to_end(
+    bootstrap_servers: str, topics: Iterable[str], *, timeout_seconds: float = 30.0
+) -> Iterator[Message]:
+    """Every message of every partition of ``topics``, from the beginning to the end.
+
+    Raises TopicMissingError when a topic does not exist, ReadTimeoutError when it is
+    not read to its end in time and KafkaIoError for any other failure.
+    """
+    wanted = list(topics)
+    partitions = topic_partitions(bootstrap_servers, wanted, timeout_seconds=timeout_seconds)
+    try:
+        yield from read_to_end(
+            bootstrap_servers,
+            [(topic, partition, OFFSET_BEGINNING) for topic, partition in partitions],
+            timeout_seconds=timeout_seconds,
+        )
+    except TimeoutError as exc:
+        raise ReadTimeoutError(f"{', '.join(wanted)} not read to the end: {exc}") from exc
+    except (RuntimeError, KafkaException) as exc:
+        raise KafkaIoError(f"could not read {', '.join(wanted)}: {exc}") from exc

@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from ecoshare.adapters.brokers import BrokerKind
+from ecoshare.adapters.kafka.config import admin_config
 from ecoshare.config.topics import TopicPolicy
 from ecoshare.errors import BrokerUnavailableError, TopicCreationError
 
@@ -30,7 +31,7 @@ class TopicSpec:
 
 def admin_client(bootstrap_servers: str, *, quiet: bool = False) -> AdminClient:
     # While waiting for a starting broker, refused connections are expected: keep quiet.
-    return AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0 if quiet else 3})
+    return AdminClient(admin_config(bootstrap_servers, quiet=quiet))
 
 
 def wait_for_cluster(bootstrap_servers: str, *, timeout_seconds: float = 20.0) -> None:
