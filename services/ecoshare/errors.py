@@ -10,7 +10,7 @@ class ConfigurationError(EcoshareError):
 
 
 class BrokerStartError(EcoshareError):
-    """The embedded broker could not be started (binary missing, port in use, ...)."""
+    """A local broker could not be started (binary missing, port in use, ...)."""
 
 
 class BrokerUnavailableError(EcoshareError):

@@ -18,12 +18,14 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class Settings(BaseSettings):
-    """Every knob of the platform. Unset connection URLs mean "start the embedded one"."""
+    """Every knob of the platform. Unset connection URLs mean "start a local one"."""
 
     model_config = SettingsConfigDict(env_prefix="ECOSHARE_", frozen=True, extra="ignore")
 
     bootstrap_servers: str | None = Field(
-        default=None, description="Kafka bootstrap servers; unset starts the embedded broker."
+        default=None,
+        description="Kafka bootstrap servers; unset starts a local broker chosen by "
+        "ECOSHARE_BROKER (auto: Kafka where Java is found, else tansu).",
     )
     schema_registry_url: str | None = Field(
         default=None, description="Schema registry URL; unset starts the embedded registry."
@@ -61,8 +63,8 @@ class Settings(BaseSettings):
     )
     worker_id: str | None = Field(
         default=None,
-        description="Stable name of a worker's slot (static group membership and "
-        "transactional id on Kafka); `up` names its workers worker-0, worker-1, ...",
+        description="Stable name of a worker's slot, its transactional id on Kafka (a "
+        "restarted worker fences its predecessor); `up` names its workers worker-0, worker-1, ...",
     )
     exactly_once: Literal["auto", "transactions", "checkpoints"] = Field(
         default="auto",

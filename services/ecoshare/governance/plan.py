@@ -4,9 +4,11 @@ A plan turns a scanned event body (see :mod:`ecoshare.codec.layout`) into the by
 the subscriber's projected record without decoding it: runs of fields that pass
 unchanged are copied as one slice, personal fields are copied or nulled depending on
 consent, and only transformed fields (mask, hash, generalise) are decoded, changed and
-re-encoded. ``tests/unit/test_plan_equivalence.py`` proves a plan's output decodes to
-exactly what the reference projection (:func:`ecoshare.domain.projection.project_record`)
-computes, for generated events, agreements and consents.
+re-encoded. ``tests/unit/test_engine_equivalence.py`` proves a plan's output decodes
+to exactly what the reference projection (:func:`ecoshare.domain.projection.project_record`)
+computes, for generated events, agreements and consents, and
+``tests/unit/test_native_plan.py`` that the native renderer writes the same bytes as the
+Python one.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ _NULL = b"\x00"
 _SECOND_BRANCH = b"\x02"
 
 
-def _is_nullable(avro_type: Any) -> bool:
+def _is_optional_pair(avro_type: Any) -> bool:
+    """Exactly ``["null", T]``, the one union shape a plan compiles (unlike
+    the projection, which takes any union holding null, as nullable)."""
     return isinstance(avro_type, list) and len(avro_type) == 2 and avro_type[0] == "null"
 
 
 def _non_null(avro_type: Any) -> Any:
-    return avro_type[1] if _is_nullable(avro_type) else avro_type
+    return avro_type[1] if _is_optional_pair(avro_type) else avro_type
 
 
 def _base_name(avro_type: Any) -> str:
@@ -44,7 +48,7 @@ def _base_name(avro_type: Any) -> str:
 
 
 def _encoder_for(avro_type: Any) -> Callable[[Any], bytes]:
-    nullable = _is_nullable(avro_type)
+    nullable = _is_optional_pair(avro_type)
     base = _base_name(_non_null(avro_type))
     encode: Callable[[Any], bytes]
     if base == "string":
@@ -147,7 +151,7 @@ def compile_plan(
         plain = rule.action is FieldAction.DELIVER
         # The bytes of a value are the same whatever its named types are called; what
         # differs is the union index a nullable delivered field puts in front.
-        same_shape = _is_nullable(writer_type) == _is_nullable(field["type"])
+        same_shape = _is_optional_pair(writer_type) == _is_optional_pair(field["type"])
         if plain and not is_personal and same_shape:
             if run_start is not None and position == run_end + 1:
                 run_end = position

@@ -6,7 +6,7 @@ and writer schema, with its registered delivery schema); quarantined copies have
 personal fields nulled; audit blocks are encoded by :mod:`ecoshare.codec.audit_blocks`.
 Every output names the ingress partition it was written for in :attr:`Produce.source`;
 the same goes on the wire as the ``ecoshare-source`` header, which only recovery reads
-(:func:`ecoshare.governance.progress.load_partition_histories`).
+(:func:`ecoshare.governance.recovery.read_output_tails`).
 """
 
 from __future__ import annotations

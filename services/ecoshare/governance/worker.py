@@ -68,10 +68,11 @@ class WorkerConfig:
     # Kafka transactions (outputs, checkpoint and offsets commit atomically) where the
     # broker has them; the checkpoint-and-tail recovery of `progress` where it has not.
     transactions: bool = False
-    # A stable name for this worker's slot (e.g. "worker-0" under `ecoshare up`): its
-    # transactional id and, with transactions, its static group membership. A worker
-    # restarted in the slot aborts what its predecessor left open and takes its
-    # partitions back without a rebalance. None: a fresh identity per process.
+    # A stable name for this worker's slot (e.g. "worker-0" under `ecoshare up`): with
+    # transactions, its transactional id, so a worker restarted in the slot fences its
+    # predecessor and aborts what it left open. Group membership does not use it (the
+    # KIP-848 consumer protocol has no static membership; see worker_consumer_config).
+    # None: a fresh identity per process.
     worker_id: str | None = None
     transaction_timeout_ms: int = 10_000
     topic_policy: TopicPolicy = field(default_factory=TopicPolicy)

@@ -3,7 +3,7 @@
 Every platform write of a state record (control records, API keys, webhooks, the
 registry's schemas) goes through :class:`AcknowledgedWriter`: produce one record, wait
 for its delivery report, and either return where it was written or raise
-:class:`~ecoshare.adapters.kafka.exceptions.WriteNotAcknowledgedError`. The hot path
+:class:`~ecoshare.adapters.kafka.errors.WriteNotAcknowledgedError`. The hot path
 (the governance workers, the SDK publisher) batches instead and does not use it.
 """
 
