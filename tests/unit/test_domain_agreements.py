@@ -230,6 +230,14 @@ def test_covers_checks_event_type_and_publisher_or_wildcard() -> None:
     assert anyone.covers("whoever", "StoreStatusChanged")
 
 
+def test_names_publisher_is_the_publisher_or_the_wildcard_whatever_the_event_type() -> None:
+    named = _agreement(publishers=["shop-a", "shop-b"])
+    assert named.names_publisher("shop-a")
+    assert not named.names_publisher("shop-c")
+    assert not named.names_publisher("")
+    assert _agreement(publishers=["*"]).names_publisher("whoever")
+
+
 def test_consent_purpose_defaults_to_the_purpose() -> None:
     assert _agreement().effective_consent_purpose == "last-mile-routing"
     assert _agreement(consent_purpose="contact").effective_consent_purpose == "contact"

@@ -245,7 +245,7 @@ def agreements_list(
         agreement
         for agreement in sorted(read_state(where).agreements.values(), key=lambda a: a.agreement_id)
         if (subscriber is None or agreement.subscriber == subscriber)
-        and (publisher is None or publisher in agreement.publishers or "*" in agreement.publishers)
+        and (publisher is None or agreement.names_publisher(publisher))
     ]
     if output == "json":
         print_json(

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from ecoshare.domain.agreements import ANY_PUBLISHER, Agreement
+from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.partners import Partner, Role
 
 ResourceType = Literal["topic", "group"]
@@ -76,10 +76,7 @@ def partner_acls(
         if Role.PUBLISHER in partner.roles:
             types: set[str] = set()
             for agreement in agreement_list:
-                if (
-                    ANY_PUBLISHER in agreement.publishers
-                    or partner.partner_id in agreement.publishers
-                ):
+                if agreement.names_publisher(partner.partner_id):
                     types.update(agreement.event_types)
             for event_type in sorted(types & set(catalog_types)):
                 topic = ingress_topic.format(event_type=event_type)

@@ -349,11 +349,13 @@ class Agreement(BaseModel):
             return False
         return self.valid_until is None or at < self.valid_until
 
+    def names_publisher(self, publisher_id: str) -> bool:
+        """True when the agreement names ``publisher_id`` or ``*`` (any publisher)."""
+        return ANY_PUBLISHER in self.publishers or publisher_id in self.publishers
+
     def covers(self, publisher_id: str, event_type: str) -> bool:
         """True when the agreement names the event type and the publisher (or ``*``)."""
-        if event_type not in self.event_types:
-            return False
-        return ANY_PUBLISHER in self.publishers or publisher_id in self.publishers
+        return event_type in self.event_types and self.names_publisher(publisher_id)
 
     def row_filters_pass(self, record: Mapping[str, object]) -> bool:
         """True when every row filter holds for ``record`` (vacuously with none)."""

@@ -17,7 +17,7 @@ from ecoshare.application.errors import (
     AgreementVersionError,
     UnknownAgreementError,
 )
-from ecoshare.domain.agreements import ANY_PUBLISHER, Agreement
+from ecoshare.domain.agreements import Agreement
 
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
 
@@ -30,11 +30,7 @@ def _party(caller: Caller, agreement: Agreement) -> bool:
     if caller.operator:
         return True
     partner = caller.partner_id or ""
-    return (
-        agreement.subscriber == partner
-        or partner in agreement.publishers
-        or ANY_PUBLISHER in agreement.publishers
-    )
+    return agreement.subscriber == partner or agreement.names_publisher(partner)
 
 
 @router.get(

@@ -31,7 +31,6 @@ from ecoshare.application.errors import (
     UnknownApiKeyError,
     UnknownPartnerError,
 )
-from ecoshare.domain.agreements import ANY_PUBLISHER, Agreement
 from ecoshare.domain.partners import PARTNER_ID_PATTERN, Partner
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
@@ -171,10 +170,6 @@ def revoke_key(
     return _key_view(record.public_view())
 
 
-def _names_publisher(agreement: Agreement, partner_id: str) -> bool:
-    return partner_id in agreement.publishers or ANY_PUBLISHER in agreement.publishers
-
-
 @router.get(
     "/{partner_id}/agreements",
     response_model=PartnerAgreements,
@@ -188,7 +183,7 @@ def partner_agreements(
     agreements = sorted(context.agreements().values(), key=lambda item: item.agreement_id)
     return PartnerAgreements(
         partner_id=partner_id,
-        as_publisher=[item for item in agreements if _names_publisher(item, partner_id)],
+        as_publisher=[item for item in agreements if item.names_publisher(partner_id)],
         as_subscriber=[item for item in agreements if item.subscriber == partner_id],
     )
 
@@ -220,7 +215,7 @@ def recipients(partner_id: PartnerIdPath, caller: CallerDep, context: ContextDep
             consent_purpose=agreement.effective_consent_purpose,
         )
         for agreement in sorted(context.agreements().values(), key=lambda item: item.agreement_id)
-        if _names_publisher(agreement, partner_id)
+        if agreement.names_publisher(partner_id)
     ]
     published = {
         event_type: count
