@@ -41,7 +41,6 @@ from ecoshare.governance.admission import (
 from ecoshare.governance.batch import BatchCounts, BatchResult, PartitionBatch, bump
 from ecoshare.governance.cores import select_core
 from ecoshare.governance.dedup import DedupWindow
-from ecoshare.governance.progress import EVENT_ID_HEADER, SOURCE_OFFSETS_HEADER
 from ecoshare.governance.rendering import (
     AGREEMENT_HEADER,
     DETAIL_HEADER,
@@ -54,9 +53,10 @@ from ecoshare.governance.rendering import (
     Produce,
     audit_output,
     quarantine_output,
+    render_deliveries,
     source_header,
 )
-from ecoshare.governance.routing import BatchRouting, Delivery, RouteRuntime, RouteTable
+from ecoshare.governance.routing import BatchRouting, RouteRuntime, RouteTable
 
 __all__ = [
     "ADMISSION_FIELDS",
@@ -249,7 +249,7 @@ class GovernanceEngine:
                 runtimes = routing.runtimes(verdict.writer, verdict.publisher)
                 deliveries = routing.decide(runtimes, verdict, row, ingested_ms)
                 if deliveries:
-                    self._render(batch, offset, verdict, deliveries, append_output)
+                    render_deliveries(batch, offset, verdict, deliveries, append_output)
             except Exception as exc:  # no input may stop a partition: refuse it, move on
                 log.exception("governing failed at %s:%s@%s", topic, partition, offset)
                 del outputs[mark:]
@@ -276,39 +276,6 @@ class GovernanceEngine:
             if audit is not None:
                 outputs.append(audit)
         return BatchResult(outputs, partitions, counts, routing.templates)
-
-    def _render(
-        self,
-        batch: PartitionBatch,
-        offset: int,
-        event: Admitted,
-        deliveries: list[Delivery],
-        append_output: Callable[[Produce], None],
-    ) -> None:
-        """The delivery records of one event, but those already written before a crash."""
-        headers: tuple[tuple[str, bytes], ...] | None = None
-        key = event.location_id.encode()
-        body, offsets = event.body, event.offsets
-        source = (batch.topic, batch.partition)
-        for runtime, chosen, allowed in deliveries:
-            if batch.written(runtime.topic, offset):
-                continue
-            if headers is None:
-                headers = (
-                    (EVENT_ID_HEADER, event.event_id.encode()),
-                    batch.source_header,
-                    (SOURCE_OFFSETS_HEADER, str(offset).encode()),
-                )
-            append_output(
-                Produce(
-                    runtime.topic,
-                    batch.partition,
-                    key,
-                    chosen.render(body, offsets, allowed),
-                    [*headers, chosen.agreement_header],
-                    source,
-                )
-            )
 
     def _refuse(
         self,

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecoshare.codec.audit_blocks import AuditBlock, encode_audit_block
 from ecoshare.codec.layout import encode_long
@@ -25,7 +25,12 @@ from ecoshare.domain.classification import Classification
 from ecoshare.domain.projection import subscriber_hash_key
 from ecoshare.governance.admission import NativeLayouts, Refused, SchemaLookup, WriterSchema
 from ecoshare.governance.plan import DeliveryPlan, RowPredicate, compile_plan, row_filter_ops
-from ecoshare.governance.progress import SOURCE_HEADER, SOURCE_OFFSETS_HEADER
+from ecoshare.governance.progress import EVENT_ID_HEADER, SOURCE_HEADER, SOURCE_OFFSETS_HEADER
+
+if TYPE_CHECKING:  # batch and routing import this module's Produce and DeliveryPlans
+    from ecoshare.governance.admission import Admitted
+    from ecoshare.governance.batch import PartitionBatch
+    from ecoshare.governance.routing import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +149,39 @@ class DeliveryPlans:
 
 
 # -- quarantine ----------------------------------------------------------------------
+
+
+def render_deliveries(
+    batch: PartitionBatch,
+    offset: int,
+    event: Admitted,
+    deliveries: list[Delivery],
+    append_output: Callable[[Produce], None],
+) -> None:
+    """The delivery records of one event, but those already written before a crash."""
+    headers: tuple[tuple[str, bytes], ...] | None = None
+    key = event.location_id.encode()
+    body, offsets = event.body, event.offsets
+    source = (batch.topic, batch.partition)
+    for runtime, chosen, allowed in deliveries:
+        if batch.written(runtime.topic, offset):
+            continue
+        if headers is None:
+            headers = (
+                (EVENT_ID_HEADER, event.event_id.encode()),
+                batch.source_header,
+                (SOURCE_OFFSETS_HEADER, str(offset).encode()),
+            )
+        append_output(
+            Produce(
+                runtime.topic,
+                batch.partition,
+                key,
+                chosen.render(body, offsets, allowed),
+                [*headers, chosen.agreement_header],
+                source,
+            )
+        )
 
 
 def quarantine_output(
