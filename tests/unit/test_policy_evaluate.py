@@ -19,7 +19,6 @@ from ecoshare.domain.policy import (
     Decision,
     WithholdReason,
     evaluate_event,
-    row_filter_passes,
 )
 from ecoshare.domain.projection import hash_value, subscriber_hash_key
 from ecoshare.domain.state import GovernanceState
@@ -329,13 +328,13 @@ def test_filtered_events_do_not_use_up_the_rate_limit() -> None:
     assert _only(_evaluate(state, limiter=limiter)).delivered
 
 
-def test_row_filter_passes_needs_every_filter() -> None:
+def test_row_filters_pass_needs_every_filter() -> None:
     agreement = _agreement(
         row_filters=[
             {"field": "status", "op": "equals", "value": "CLOSED"},
             {"field": "postal_code", "prefix_range": ["10", "19"]},
         ]
     )
-    assert row_filter_passes(agreement.row_filters, RECORD)
-    assert not row_filter_passes(agreement.row_filters, {**RECORD, "postal_code": "2511 CV"})
-    assert row_filter_passes((), {})
+    assert agreement.row_filters_pass(RECORD)
+    assert not agreement.row_filters_pass({**RECORD, "postal_code": "2511 CV"})
+    assert _agreement().row_filters_pass({})

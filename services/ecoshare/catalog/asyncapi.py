@@ -19,7 +19,7 @@ delivery channels only. Pure: no I/O; the caller passes the catalog and agreemen
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from ecoshare.catalog.event_catalog import Catalog
@@ -225,8 +225,3 @@ def asyncapi_document(
         for channel in channels.values():
             channel["servers"] = [{"$ref": "#/servers/kafka"}]
     return document
-
-
-def agreements_by_id(values: Mapping[str, Agreement]) -> list[Agreement]:
-    """Agreements in a stable order (by id), as the document lists them."""
-    return [values[key] for key in sorted(values)]

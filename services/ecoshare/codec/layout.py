@@ -32,7 +32,6 @@ _DOUBLE = struct.Struct("<d")
 _FLOAT = struct.Struct("<f")
 _MAX_VARINT_BYTES = 10
 _MAX_INT_VARINT_BYTES = 5
-INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 
 

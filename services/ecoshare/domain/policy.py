@@ -32,7 +32,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from ecoshare.domain.agreements import Agreement, FieldAction, Limits, RowFilter
+from ecoshare.domain.agreements import Agreement, FieldAction, Limits
 from ecoshare.domain.classification import Classification
 from ecoshare.domain.projection import project_record, projected_field_names
 from ecoshare.domain.state import GovernanceState
@@ -142,11 +142,6 @@ class AgreementRateLimiter:
         """Drop the agreement's counters (e.g. when the agreement is removed)."""
         self._buckets.pop(agreement_id, None)
         self._days.pop(agreement_id, None)
-
-
-def row_filter_passes(filters: tuple[RowFilter, ...], record: Mapping[str, object]) -> bool:
-    """True when every filter holds for ``record``; True for no filters."""
-    return all(row_filter.matches(record) for row_filter in filters)
 
 
 def _withheld(

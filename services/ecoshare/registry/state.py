@@ -64,10 +64,6 @@ def delete_subject_key(subject: str) -> Key:
     return {"keytype": "DELETE_SUBJECT", "subject": subject, "magic": 0}
 
 
-def noop_key() -> Key:
-    return {"keytype": "NOOP", "magic": 0}
-
-
 def config_value(level: CompatibilityLevel) -> Value:
     return {"compatibilityLevel": level.value}
 

@@ -142,11 +142,3 @@ def _wait_for_metadata(admin: AdminClient, names: list[str], timeout_seconds: fl
         if all(name in topics and not topics[name].error for name in names):
             return
         time.sleep(0.05)
-
-
-def partition_count(bootstrap_servers: str, topic: str, timeout_seconds: float = 10.0) -> int:
-    metadata = admin_client(bootstrap_servers).list_topics(topic, timeout=timeout_seconds)
-    found = metadata.topics.get(topic)
-    if found is None or found.error is not None:
-        raise TopicCreationError(f"topic {topic!r} does not exist")
-    return len(found.partitions)
