@@ -19,7 +19,7 @@ from ecoshare.adapters.kafka.control_records import (
 )
 from ecoshare.adapters.kafka.errors import TopicMissingError
 from ecoshare.adapters.kafka.follower import TopicFollower
-from tests.unit.fake_kafka import FakeCluster, FakeMessage
+from tests.unit.fake_kafka_for_adapters import FakeCluster, FakeMessage
 
 WITHIN = 5.0
 

@@ -17,7 +17,7 @@ from ecoshare.adapters.kafka.errors import (
     WriteNotAcknowledgedError,
 )
 from ecoshare.adapters.kafka.writer import AcknowledgedWriter, Written
-from tests.unit.fake_kafka import FakeProducer
+from tests.unit.fake_kafka_for_adapters import FakeProducer
 
 
 def _writer(**fake: Any) -> tuple[AcknowledgedWriter, list[FakeProducer]]:

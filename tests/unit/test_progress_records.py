@@ -20,7 +20,7 @@ from ecoshare.governance.progress import (
 )
 from ecoshare.governance.recovery import read_progress
 from ecoshare.governance.topics import governed_topics
-from tests.unit.fake_broker import FakeLog, FakeReader
+from tests.unit.fake_kafka_for_worker import FakeLog, FakeReader
 
 SOURCE = ("ingress.StoreStatusChanged", 2)
 OTHER = ("ingress.LocationAvailability", 2)

@@ -2,7 +2,7 @@
 the same log: every event still reaches each subscriber exactly once, with exactly one
 audit decision per (event, subscriber), on both acknowledgement mechanisms.
 
-The broker is the in-memory fake of ``tests/unit/fake_broker.py``; the engine, the
+The broker is the in-memory fake of ``tests/unit/fake_kafka_for_worker.py``; the engine, the
 ledger and the worker loop are the real ones. The real brokers are exercised by
 ``tests/integration/test_crash_recovery.py`` and ``test_faults.py``.
 """
@@ -24,7 +24,7 @@ from ecoshare.governance.engine import QuarantineReason
 from ecoshare.governance.progress import SnapshotPolicy
 from ecoshare.governance.worker import GovernanceWorker, WorkerConfig, WorkerPorts
 from tests.strategies import PLATFORM_SECRET
-from tests.unit.fake_broker import Crash, FakeConsumer, FakeLog, FakeProducer, FakeReader
+from tests.unit.fake_kafka_for_worker import Crash, FakeConsumer, FakeLog, FakeProducer, FakeReader
 from tests.unit.governed import (
     INGRESS_PARTITIONS,
     NAMES,

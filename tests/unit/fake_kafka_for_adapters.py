@@ -5,6 +5,9 @@ The fake consumer behaves as librdkafka does where the adapters rely on it: it r
 a partition's end (``_PARTITION_EOF``) once each time it reaches it, a seek restarts
 fetching and so reports the end again, and it has no watermark API at all, so an
 adapter that asked for watermarks would fail here.
+
+The worker's exactly-once tests use :mod:`tests.unit.fake_kafka_for_worker` instead
+(group offsets, transactions, crashes), a seam this fake does not model.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ log only when acknowledged (flush, or a prefix of them when its worker dies), an
 transactions whose records stay invisible until committed. A crashed worker's clients
 are dead: every later call raises :class:`Crash`, so no ``finally`` of the worker can
 acknowledge anything after its death.
+
+Its sibling :mod:`tests.unit.fake_kafka_for_adapters` fakes a different seam: the
+librdkafka behaviours the follower and the acknowledged writer rely on (partition-end
+events, seeks, error objects, delivery callbacks), with no groups or transactions.
+The two share no behaviour worth a common model, so they stay apart.
 """
 
 from __future__ import annotations
