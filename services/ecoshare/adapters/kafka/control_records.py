@@ -225,6 +225,15 @@ class CompactedState:
         with self._lock:
             return self._topics[topic].raw.get(key)
 
+    def model(self, topic: str, key: str) -> Any | None:
+        """The last valid record of ``key`` on ``topic`` as its model, None if it has none.
+
+        An invalid latest record leaves the previous valid one in force (the module rule):
+        readers never re-validate the JSON themselves.
+        """
+        with self._lock:
+            return self._topics[topic].valid.get(key)
+
     def models(self, topic: str) -> dict[str, Any]:
         """A copy of the valid records of ``topic`` as their models, by key."""
         with self._lock:
