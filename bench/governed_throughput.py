@@ -66,7 +66,7 @@ from ecoshare.domain.identity import (
 from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.projection import projected_schema
 from ecoshare.domain.state import GovernanceState
-from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
+from ecoshare.governance.control_plane import ControlKind, control_writer
 from ecoshare.governance.engine import WriterSchema
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.governance.topics import governed_topics
@@ -453,7 +453,7 @@ class BrokerRun:
             entry.subject: entry.schema_id
             for entry in register_catalog(self.scene.catalog, self.registry.url, names)
         }
-        with ControlPlaneWriter(self.bootstrap, names) as writer:
+        with control_writer(self.bootstrap, names) as writer:
             for partner in partners():
                 writer.put(ControlKind.PARTNER, partner.partner_id, partner.model_dump(mode="json"))
             for rule in self.scene.rules:

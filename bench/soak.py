@@ -39,7 +39,7 @@ from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import Partner, Role
 from ecoshare.embedded.platform import Platform
-from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
+from ecoshare.governance.control_plane import ControlKind, control_writer
 from ecoshare.sdk import Publisher, Subscriber
 
 RESULTS_DIR = Path(__file__).parent
@@ -120,7 +120,7 @@ def _event(number: int) -> dict[str, Any]:
 
 
 def _apply_governance(platform: Platform) -> None:
-    with ControlPlaneWriter(platform.bootstrap_servers, platform.names) as writer:
+    with control_writer(platform.bootstrap_servers, platform.names) as writer:
         for partner_id, role in (
             ("postnl", Role.PUBLISHER),
             ("carrier-north", Role.SUBSCRIBER),

@@ -14,6 +14,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
 from ecoshare.adapters.kafka.admin import ensure_topics
+from ecoshare.adapters.kafka.control_records import ControlRecordWriter
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog
 from ecoshare.codec.audit_blocks import DecisionRecord, decode_audit_block
@@ -28,7 +29,7 @@ from ecoshare.domain.identity import (
     sign_event,
 )
 from ecoshare.domain.partners import Partner, Role
-from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
+from ecoshare.governance.control_plane import ControlKind, control_writer
 from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.governance.topics import governed_topics
 from ecoshare.sdk import Publisher, Subscriber
@@ -68,8 +69,8 @@ class GovernedPlatform:
             / f"worker-{self.names.prefix}{index}-{uuid.uuid4().hex[:4]}.log",
         )
 
-    def control(self) -> ControlPlaneWriter:
-        return ControlPlaneWriter(self.bootstrap_servers, self.names)
+    def control(self) -> ControlRecordWriter:
+        return control_writer(self.bootstrap_servers, self.names)
 
     def publisher(
         self, partner_id: str, *, signer: str | None = None, max_event_bytes: int | None = None
@@ -96,7 +97,7 @@ class GovernedPlatform:
 
 
 def put_all(
-    writer: ControlPlaneWriter,
+    writer: ControlRecordWriter,
     partners: Iterable[Partner] = (),
     agreements: Iterable[Agreement] = (),
     consents: Iterable[ConsentRecord] = (),

@@ -24,15 +24,13 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from ecoshare.adapters.kafka.control_records import DELETION_MARKER, decode_value, encode_value
 from ecoshare.config.topics import TopicNames
 from ecoshare.governance.control_app import ControlApp, create_control_app
 from ecoshare.governance.control_plane import (
-    DELETION_MARKER,
     ControlKind,
-    ControlPlaneWriter,
     ControlSnapshot,
-    decode_value,
-    encode_value,
+    control_writer,
     ensure_control_topics,
 )
 from ecoshare.governance.tansu_compat import (
@@ -142,7 +140,7 @@ def test_writer_writes_one_acknowledged_record_per_call(
     bootstrap_servers: str, topic_names: TopicNames
 ) -> None:
     ensure_control_topics(bootstrap_servers, topic_names)
-    with ControlPlaneWriter(bootstrap_servers, topic_names) as writer:
+    with control_writer(bootstrap_servers, topic_names) as writer:
         first = writer.put(ControlKind.AGREEMENT, "agr-1", {"version": 1})
         second = writer.put(ControlKind.AGREEMENT, "agr-1", {"version": 2})
         deleted = writer.delete(ControlKind.AGREEMENT, "agr-1")
@@ -215,7 +213,7 @@ def test_every_worker_holds_all_partitions_and_follows_changes(
         assert snapshot.version == len(changes), "a record was applied twice"
         assert worker.gap_fills == 0
 
-    with ControlPlaneWriter(bootstrap_servers, topic_names) as writer:
+    with control_writer(bootstrap_servers, topic_names) as writer:
         writer.put(ControlKind.PARTNER, "partner-warm-up", {"name": "connects the writer"})
         for round_ in range(3):
             key = f"consent-live-{round_}"
@@ -241,7 +239,7 @@ def test_change_after_start_is_visible_with_a_higher_version(
     bootstrap_servers: str, topic_names: TopicNames, start_app: Callable[..., ControlApp]
 ) -> None:
     ensure_control_topics(bootstrap_servers, topic_names)
-    with ControlPlaneWriter(bootstrap_servers, topic_names) as writer:
+    with control_writer(bootstrap_servers, topic_names) as writer:
         writer.put(ControlKind.CONSENT, "consent-1", {"purpose": "delivery", "withdrawn_at": None})
         app = start_app(f"control-{uuid.uuid4().hex[:8]}")
         before = app.wait_until_rebuilt(30)
@@ -299,7 +297,7 @@ def test_faust_runs_as_shipped_on_kafka_and_adjusted_on_tansu_only(
             LEAVE_AT_GENERATION_ZERO,
         ]
     # Either way, consent changes reach the running app.
-    with ControlPlaneWriter(bootstrap_servers, topic_names) as writer:
+    with control_writer(bootstrap_servers, topic_names) as writer:
         written_at = time.monotonic()
         writer.put(ControlKind.CONSENT, "consent-live", {"withdrawn_at": None})
         _wait_for(_has_consent(app, "consent-live"), "consent-live")

@@ -25,7 +25,7 @@ from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.partners import Partner, Role
 from ecoshare.governance.control_plane import (
     ControlKind,
-    ControlPlaneWriter,
+    control_writer,
     ensure_control_topics,
 )
 from ecoshare.health import HealthMonitor
@@ -148,7 +148,7 @@ def seeded(bootstrap_servers: str, topic_names: TopicNames) -> int:
     ensure_topics(bootstrap_servers, [TopicSpec(topic_names.audit, AUDIT_PARTITIONS)])
     ensure_control_topics(bootstrap_servers, topic_names)
     now = datetime.now(UTC)
-    with ControlPlaneWriter(bootstrap_servers, topic_names) as writer:
+    with control_writer(bootstrap_servers, topic_names) as writer:
         for partner_id, roles in (
             ("shop-a", {Role.PUBLISHER, Role.SUBSCRIBER}),
             ("shop-b", {Role.PUBLISHER}),
@@ -327,7 +327,7 @@ def test_the_monitor_follows_new_decisions_and_agreement_changes_live(
             )
         ],
     )
-    with ControlPlaneWriter(bootstrap_servers, topic_names) as writer:
+    with control_writer(bootstrap_servers, topic_names) as writer:
         writer.delete(ControlKind.AGREEMENT, "agr-back")
 
     def updated() -> dict[str, Any] | None:

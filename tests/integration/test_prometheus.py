@@ -47,7 +47,7 @@ from ecoshare.config.topics import TopicNames
 from ecoshare.domain.identity import partner_signing_key
 from ecoshare.domain.partners import Role
 from ecoshare.embedded.platform import Platform
-from ecoshare.governance.control_plane import ControlPlaneWriter
+from ecoshare.governance.control_plane import control_writer
 from ecoshare.governance.engine import BatchCounts
 from ecoshare.governance.observer import WorkerObserver
 from ecoshare.sdk import Publisher
@@ -535,7 +535,7 @@ def scraped_platform(
         Platform(settings, start_api=False) as platform,
         _api_process(platform, tmp_path / "api.log") as (api_url, api_metrics),
     ):
-        with ControlPlaneWriter(platform.bootstrap_servers, platform.names) as writer:
+        with control_writer(platform.bootstrap_servers, platform.names) as writer:
             put_all(
                 writer,
                 partners=[
@@ -664,7 +664,7 @@ def test_prometheus_increase_equals_the_true_count_of_every_counter_and_every_pa
     _wait_for_workers(platform, "ecoshare_events_received_total", first_half)
 
     # A consent withdrawal while two workers run: observed once, not once per worker.
-    with ControlPlaneWriter(platform.bootstrap_servers, platform.names) as writer:
+    with control_writer(platform.bootstrap_servers, platform.names) as writer:
         put_all(
             writer,
             consents=[

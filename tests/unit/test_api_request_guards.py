@@ -150,7 +150,7 @@ class _Follower:
     def __init__(self) -> None:
         self.catch_ups = 0
 
-    def get(self, topic: str, key: str) -> dict[str, Any] | None:
+    def model(self, topic: str, key: str) -> Any | None:
         return None
 
     def catch_up(self, timeout_seconds: float = 5.0) -> bool:
@@ -158,12 +158,12 @@ class _Follower:
         return True
 
 
-def _authenticator(follower: _Follower, failures: int) -> Any:
+def _authenticator(follower: _Follower, failures: int, state: Any = None) -> Any:
     from ecoshare.api.auth import Authenticator
 
     return Authenticator(
         operator_key="op-key",
-        state=follower,  # type: ignore[arg-type]
+        state=state or follower,
         follower=follower,  # type: ignore[arg-type]
         keys_topic="keys",
         partners_topic="partners",
@@ -195,3 +195,49 @@ def test_unknown_key_ids_are_refused_without_hashing(monkeypatch: pytest.MonkeyP
     assert follower.catch_ups == 3
     # Another address is not affected.
     assert authenticator.authenticate("op-key", "192.0.2.2").operator
+
+
+# -- authentication reads the followed models, by the keep-last-valid rule --------------
+
+
+def _control(topic: str, offset: int, key: str, value: Any) -> Any:
+    from tests.unit.fake_kafka import FakeMessage
+
+    return FakeMessage(topic, 0, offset, key.encode(), json.dumps(value).encode())
+
+
+def test_an_invalid_partner_or_key_record_keeps_the_last_valid_one_in_force() -> None:
+    from datetime import UTC, datetime
+
+    from ecoshare.adapters.kafka.control_records import CompactedState
+    from ecoshare.api.auth import Caller
+    from ecoshare.domain.credentials import ApiKeyRecord, issue_key
+    from ecoshare.domain.partners import Partner
+
+    state = CompactedState({"keys": ApiKeyRecord, "partners": Partner})
+    issued = issue_key("shop-1", datetime(2026, 1, 1, tzinfo=UTC))
+    record = issued.record.model_dump(mode="json")
+    partner = {"partner_id": "shop-1", "name": "Shop", "roles": ["publisher"]}
+    state.apply(_control("keys", 0, issued.key_id, record))
+    state.apply(_control("partners", 0, "shop-1", partner))
+    # A bad write to each (a typo, an older client) must not cut the partner off.
+    state.apply(_control("keys", 1, issued.key_id, dict(record, revoked_at="yesterday")))
+    state.apply(_control("partners", 1, "shop-1", dict(partner, enabled="no")))
+    authenticator = _authenticator(_Follower(), failures=3, state=state)
+
+    caller = authenticator.authenticate(issued.api_key, "192.0.2.1")
+    assert caller == Caller(operator=False, partner_id="shop-1", key_id=issued.key_id)
+    assert authenticator.revocation_of(caller) is None
+
+    state.apply(_control("partners", 2, "shop-1", dict(partner, enabled=False)))
+    assert authenticator.revocation_of(caller) == "partner 'shop-1' is disabled"
+    with pytest.raises(ApiError) as disabled:
+        authenticator.authenticate(issued.api_key, "192.0.2.1")
+    assert (disabled.value.status, disabled.value.code) == (403, "partner_disabled")
+
+    state.apply(_control("partners", 3, "shop-1", partner))
+    state.apply(_control("keys", 2, issued.key_id, dict(record, revoked_at=record["created_at"])))
+    assert authenticator.revocation_of(caller) == f"the API key {issued.key_id} has been revoked"
+    with pytest.raises(ApiError) as revoked:
+        authenticator.authenticate(issued.api_key, "192.0.2.1")
+    assert revoked.value.status == 401

@@ -256,6 +256,19 @@ def test_compacted_state_follows_several_topics_by_the_same_rule() -> None:
         assert state.invalid() == 1
 
 
+def test_compacted_state_model_is_the_last_valid_record_of_one_key() -> None:
+    state = CompactedState({"shops": Shop})
+    state.apply(_record("s1", {"shop_id": "s1", "stores": 4}, offset=0))
+    state.apply(_record("s1", {"shop_id": "s1", "stores": "many"}, offset=1))
+    state.apply(_record("s2", {"shop_id": "s2"}, offset=2))
+    assert state.model("shops", "s1") == Shop(shop_id="s1", stores=4)
+    assert state.model("shops", "s2") is None  # never valid: absent, not half-read
+    assert state.model("shops", "s3") is None
+    state.apply(_record("s1", {"deleted": True}, offset=3))
+    assert state.model("shops", "s1") is None
+    assert state.invalid() == 2
+
+
 def test_a_value_reading_as_the_deletion_marker_is_refused_on_write() -> None:
     from ecoshare.adapters.kafka.control_records import put_record
 

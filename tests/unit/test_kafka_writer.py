@@ -5,15 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from ecoshare.adapters.kafka.config import (
     acknowledged_writer_config,
     reader_config,
     worker_consumer_config,
 )
-from ecoshare.adapters.kafka.control_records import delete_record, put_record
+from ecoshare.adapters.kafka.control_records import (
+    ControlRecordWriter,
+    decode_value,
+    delete_record,
+    put_record,
+)
 from ecoshare.adapters.kafka.errors import (
     AcknowledgementTimeoutError,
+    ControlRecordError,
     WriteNotAcknowledgedError,
 )
 from ecoshare.adapters.kafka.writer import AcknowledgedWriter, Written
@@ -98,3 +105,42 @@ def test_the_worker_consumer_lets_apache_kafka_assign_and_others_stay_classic() 
     assert "session.timeout.ms" not in kip848
     assert "group.instance.id" not in kip848 and "group.instance.id" not in classic
     assert classic["isolation.level"] == kip848["isolation.level"] == "read_committed"
+
+
+# -- the one control-record writer ------------------------------------------------------
+
+
+class _Shop(BaseModel):
+    shop_id: str
+    stores: int
+
+
+def test_the_control_record_writer_addresses_records_by_kind() -> None:
+    writer, made = _writer()
+    seen: list[Written] = []
+    records = ControlRecordWriter(
+        "fake:9092", {"shop": "shops"}, writer=writer, on_written=seen.append
+    )
+    records.write("shop", "s1", _Shop(shop_id="s1", stores=2))
+    assert records.put("shop", "s2", {"shop_id": "s2", "stores": "many"}) == 1
+    assert records.delete("shop", "s1") == 2
+    records.write("shop", "s2", None)
+    produced = made[0].produced
+    assert [(r["topic"], r["key"]) for r in produced] == [("shops", b"s1"), ("shops", b"s2")] * 2
+    assert decode_value(produced[0]["value"]) == {"shop_id": "s1", "stores": 2}
+    assert [decode_value(r["value"]) for r in produced[2:]] == [None, None]
+    assert [written.offset for written in seen] == [0, 1, 2, 3]
+    with pytest.raises(ControlRecordError, match="use delete"):
+        records.put("shop", "s3", {"deleted": True})
+    with pytest.raises(KeyError):
+        records.write("partner", "p1", None)  # a kind without a topic
+    records.close()  # a shared writer stays open for its owner
+    assert writer.write("t", b"k", b"v").offset == 4
+
+
+def test_an_unacknowledged_control_record_names_its_kind_and_key() -> None:
+    writer, made = _writer(outcome="error")
+    records = ControlRecordWriter("fake:9092", lambda kind: f"{kind}s", writer=writer)
+    with pytest.raises(WriteNotAcknowledgedError, match="consent 'c1': could not write"):
+        records.write("consent", "c1", _Shop(shop_id="c1", stores=1))
+    assert made[0].produced[0]["topic"] == "consents"

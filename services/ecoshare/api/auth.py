@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ValidationError
 
 from ecoshare.adapters.kafka.control_records import CompactedState
 from ecoshare.adapters.kafka.follower import TopicFollower
@@ -121,11 +120,11 @@ class Authenticator:
         """
         if caller.operator or caller.key_id is None:
             return None
-        found = self._state.get(self._keys_topic, caller.key_id)
-        if found is None or found.get("revoked_at") is not None:
+        key: ApiKeyRecord | None = self._state.model(self._keys_topic, caller.key_id)
+        if key is None or key.revoked:
             return f"the API key {caller.key_id} has been revoked"
-        partner = self._state.get(self._partners_topic, caller.partner_id or "")
-        if partner is None or partner.get("enabled") is False:
+        partner: Partner | None = self._state.model(self._partners_topic, caller.partner_id or "")
+        if partner is None or not partner.enabled:
             return f"partner {caller.partner_id!r} is disabled"
         return None
 
@@ -144,11 +143,7 @@ class Authenticator:
             raise ApiError(401, "the API key is not valid", headers=_CHALLENGE)
         if record.revoked:
             raise ApiError(401, f"the API key {record.key_id} has been revoked", headers=_CHALLENGE)
-        partner_json = self._state.get(self._partners_topic, record.partner_id)
-        try:
-            partner = Partner.model_validate(partner_json) if partner_json else None
-        except ValidationError:
-            partner = None
+        partner: Partner | None = self._state.model(self._partners_topic, record.partner_id)
         if partner is None:
             raise ApiError(
                 403,
@@ -166,17 +161,12 @@ class Authenticator:
         key_id = key_id_of(presented)
         if key_id is None:
             return None
-        found = self._state.get(self._keys_topic, key_id)
+        found: ApiKeyRecord | None = self._state.model(self._keys_topic, key_id)
         if found is None:
             # Issued a moment ago by the CLI or another API instance: catch up once.
             self._catch_up(since=time.monotonic())
-            found = self._state.get(self._keys_topic, key_id)
-        if found is None:
-            return None
-        try:
-            return ApiKeyRecord.model_validate(found)
-        except ValidationError:
-            return None
+            found = self._state.model(self._keys_topic, key_id)
+        return found
 
     def _catch_up(self, since: float) -> None:
         """Catch the key records up, unless a catch-up started after ``since`` already did."""

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
-from ecoshare.adapters.kafka.control_records import CompactedState, delete_record, put_record
+from ecoshare.adapters.kafka.control_records import CompactedState, ControlRecordWriter
 from ecoshare.adapters.kafka.follower import TopicFollower
 from ecoshare.adapters.kafka.writer import AcknowledgedWriter
 from ecoshare.adapters.metrics import start_metrics_server, stop_metrics_server
@@ -169,6 +169,22 @@ class ApiContext:
         self.follower.add_fold(self.state)
         self.follower.add_listener(self._on_change)
         self.writer = AcknowledgedWriter(config.bootstrap_servers)
+        # Every record this API writes is acknowledged and visible in its own state before
+        # the request answers, so the next request reads what this one wrote.
+        self.records = ControlRecordWriter(
+            config.bootstrap_servers,
+            {
+                "partner": names.partners,
+                "agreement": names.agreements,
+                "consent": names.consents,
+                "api_key": self.keys_topic,
+                "webhook": self.webhooks_topic,
+            },
+            writer=self.writer,
+            on_written=lambda written: self.follower.wait_for(
+                (written.topic, written.partition), written.offset
+            ),
+        )
         self.decoder = FramedDecoder(config.schema_registry_url)
         # One follower of the audit topic feeds both the audit index and the health
         # monitor: the audit trail is the largest topic the API reads.
@@ -312,14 +328,6 @@ class ApiContext:
             for record in self.webhook_records().values()
             if self.webhook_active(record, partners, keys)
         ]
-
-    def write(self, topic: str, key: str, value: BaseModel | None) -> None:
-        """Write a record (None deletes it) and wait until this API's state shows it."""
-        if value is None:
-            written = delete_record(self.writer, topic, key)
-        else:
-            written = put_record(self.writer, topic, key, value.model_dump(mode="json"))
-        self.follower.wait_for((written.topic, written.partition), written.offset)
 
     def publisher(self, partner: Partner) -> Publisher:
         """A publisher signing as ``partner`` with its current key generation."""

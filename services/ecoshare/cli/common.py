@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from ecoshare.application.bootstrap import load_settings
+from ecoshare.config.endpoints import read_endpoints
 from ecoshare.config.quiet import quiet_third_party_warnings as quiet_third_party_warnings
 from ecoshare.config.settings import Settings
 from ecoshare.config.topics import TopicNames
@@ -22,8 +23,7 @@ from ecoshare.errors import ConfigurationError, EcoshareError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from ecoshare.adapters.kafka.writer import AcknowledgedWriter
-    from ecoshare.application.ports import RecordKind
+    from ecoshare.adapters.kafka.control_records import ControlRecordWriter
     from ecoshare.domain.agreements import Agreement
     from ecoshare.domain.consent import ConsentRecord
     from ecoshare.domain.credentials import ApiKeyRecord
@@ -80,21 +80,6 @@ class Endpoints:
     metrics_urls: dict[str, str] = field(default_factory=dict)
 
 
-def _read_endpoints(state_dir: Path) -> dict[str, Any]:
-    # What ecoshare.platform.read_endpoints reads, without importing the whole platform
-    # (broker, registry, workers) into every command.
-    path = state_dir / "endpoints.json"
-    if not path.exists():
-        raise EcoshareError(
-            f"no running platform found ({path} is missing): start one with `ecoshare up`, "
-            "or set ECOSHARE_BOOTSTRAP_SERVERS and ECOSHARE_SCHEMA_REGISTRY_URL"
-        )
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError) as exc:
-        raise EcoshareError(f"{path} is unreadable: {exc}") from exc
-
-
 def endpoints(base: Settings, *, check_broker: bool = True) -> Endpoints:
     """The platform to talk to; EcoshareError when none is running or reachable."""
     if base.bootstrap_servers:
@@ -105,7 +90,7 @@ def endpoints(base: Settings, *, check_broker: bool = True) -> Endpoints:
             api_url=os.environ.get("ECOSHARE_API_URL"),
         )
     else:
-        data = _read_endpoints(base.state_dir)
+        data = read_endpoints(base.state_dir)
         found = Endpoints(
             bootstrap_servers=str(data["bootstrap_servers"]),
             schema_registry_url=str(data.get("schema_registry_url") or ""),
@@ -227,52 +212,25 @@ def read_key_records(where: Endpoints) -> dict[str, ApiKeyRecord]:
     return dict(folded.valid)
 
 
-class ControlWriter:
-    """Writes partner, agreement, consent and API key records as the platform reads them.
+def record_writer(where: Endpoints) -> ControlRecordWriter:
+    """The use cases' writer of partner, agreement, consent and API key records.
 
-    Records are JSON of the model (``model_dump(mode="json")``) keyed by their id, one
-    acknowledged record at a time (see :mod:`ecoshare.adapters.kafka.control_records`).
-    The producer opens on the first write.
+    The API keys' topic is created on the first key written (a platform may not have
+    served one); the producer opens on the first write.
     """
+    from ecoshare.adapters.kafka.control_records import ControlRecordWriter
+    from ecoshare.governance.control_plane import ControlKind
 
-    def __init__(self, where: Endpoints) -> None:
-        self._where = where
-        self._writer: AcknowledgedWriter | None = None
-        self._topics: dict[str, str] = {}
+    topics: dict[str, str] = {}
 
-    def _topic(self, kind: RecordKind) -> str:
-        topic = self._topics.get(kind)
-        if topic is None:
-            from ecoshare.governance.control_plane import ControlKind
-
-            topic = (
-                keys_topic(self._where)
-                if kind == "api_key"
-                else ControlKind(kind).topic(self._where.names)
+    def topic_of(kind: str) -> str:
+        if kind not in topics:
+            topics[kind] = (
+                keys_topic(where) if kind == "api_key" else ControlKind(kind).topic(where.names)
             )
-            self._topics[kind] = topic
-        return topic
+        return topics[kind]
 
-    def write(self, kind: RecordKind, key: str, value: BaseModel | None) -> None:
-        """Put ``value`` under ``key`` on the ``kind`` topic; None deletes the key."""
-        topic = self._topic(kind)
-        from ecoshare.adapters.kafka.control_records import delete_record, put_record
-
-        if self._writer is None:
-            from ecoshare.adapters.kafka.writer import AcknowledgedWriter
-
-            self._writer = AcknowledgedWriter(self._where.bootstrap_servers)
-        if value is None:
-            delete_record(self._writer, topic, key)
-        else:
-            put_record(self._writer, topic, key, value.model_dump(mode="json"))
-
-    def __enter__(self) -> ControlWriter:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._writer is not None:
-            self._writer.close()
+    return ControlRecordWriter(where.bootstrap_servers, topic_of)
 
 
 def read_input(path: Path) -> str:

@@ -16,7 +16,6 @@ from rich.table import Table
 from ecoshare.application.errors import PlanHasProblemsError
 from ecoshare.cli.common import (
     CliPlatformState,
-    ControlWriter,
     InputError,
     NotFoundError,
     OutputOption,
@@ -26,6 +25,7 @@ from ecoshare.cli.common import (
     errors,
     print_json,
     read_state,
+    record_writer,
     settings,
 )
 from ecoshare.governance.control_plane import ensure_control_topics
@@ -197,7 +197,7 @@ def apply(
     if asked:
         _print_plan(changes, keys)
         prune = typer.confirm(f"remove the {len(removed)} not declared in {file}?")
-    with ControlWriter(where) as writer:
+    with record_writer(where) as writer:
         applied = apply_governance(changes, writer, prune=prune)
     kept = applied.kept
     if output == "json":

@@ -190,7 +190,7 @@ def registry(
 def registry_url(base: Settings) -> str:
     if base.schema_registry_url:
         return base.schema_registry_url
-    from ecoshare.embedded.platform import read_endpoints
+    from ecoshare.config.endpoints import read_endpoints
 
     return str(read_endpoints(base.state_dir)["schema_registry_url"])
 

@@ -23,7 +23,6 @@ from ecoshare.application.errors import (
 )
 from ecoshare.cli.common import (
     CliPlatformState,
-    ControlWriter,
     Endpoints,
     InputError,
     NotFoundError,
@@ -34,6 +33,7 @@ from ecoshare.cli.common import (
     print_json,
     read_key_records,
     read_state,
+    record_writer,
     settings,
 )
 from ecoshare.errors import EcoshareError
@@ -138,7 +138,7 @@ def partners_add(
     base = settings()
     where = endpoints(base)
     try:
-        with ControlWriter(where) as writer:
+        with record_writer(where) as writer:
             registered = register_partner(
                 partner, CliPlatformState(where), writer, signing_secret(base)
             )
@@ -168,7 +168,7 @@ def _set_enabled(partner_id: str, enabled: bool, output: str) -> None:
 
     where = endpoints(settings())
     try:
-        with ControlWriter(where) as writer:
+        with record_writer(where) as writer:
             partner = set_partner_enabled(partner_id, enabled, CliPlatformState(where), writer)
     except UnknownPartnerError as exc:
         raise NotFoundError(str(exc)) from exc
@@ -203,7 +203,7 @@ def key_create(
 
     where = endpoints(settings())
     try:
-        with ControlWriter(where) as writer:
+        with record_writer(where) as writer:
             issued = issue_partner_key(partner_id, label, CliPlatformState(where), writer)
     except UnknownPartnerError as exc:
         raise NotFoundError(str(exc)) from exc
@@ -222,7 +222,7 @@ def key_revoke(key_id: str, output: OutputOption = "table") -> None:
 
     where = endpoints(settings())
     try:
-        with ControlWriter(where) as writer:
+        with record_writer(where) as writer:
             record = revoke_api_key(key_id, CliPlatformState(where), writer)
     except UnknownApiKeyError as exc:
         raise NotFoundError(f"no API key {key_id!r}; see `ecoshare partners key list`") from exc
@@ -307,7 +307,7 @@ def consent_grant(
         # Bad input is refused before looking for the platform.
         grant = replace(grant, given_at=consent_record(grant).given_at)
         where = endpoints(settings())
-        with ControlWriter(where) as writer:
+        with record_writer(where) as writer:
             consent = grant_consent(grant, CliPlatformState(where), writer)
     except InvalidConsentError as exc:
         raise InputError(f"invalid consent: {_problems(exc)}") from exc
@@ -332,7 +332,7 @@ def consent_revoke(consent_id: str, output: OutputOption = "table") -> None:
 
     where = endpoints(settings())
     try:
-        with ControlWriter(where) as writer:
+        with record_writer(where) as writer:
             consent = withdraw_consent(consent_id, CliPlatformState(where), writer)
     except UnknownConsentError as exc:
         raise NotFoundError(f"no consent {consent_id!r}; see `ecoshare consent list`") from exc

@@ -12,21 +12,23 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from ecoshare.application.consent import withdraw_consent
+from ecoshare.application.governance import apply_governance, plan_governance
+from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.config.governance_file import load_governance_file
 from ecoshare.config.secrets import signing_secret
 from ecoshare.config.settings import REPO_ROOT, Settings
 from ecoshare.demo import scenario
+from ecoshare.demo.control import DemoControl
 from ecoshare.domain.consent import ConsentRecord
 from ecoshare.domain.identity import partner_signing_key
 from ecoshare.embedded.platform import Platform
 from ecoshare.errors import EcoshareError
-from ecoshare.governance.control_plane import ControlKind, ControlPlaneWriter
 from ecoshare.sdk import Publisher, Subscriber
 
 DEMO_FILE = REPO_ROOT / "examples" / "postnl" / "governance.yaml"
@@ -95,16 +97,18 @@ def _run(
     start = _today_start()
     places = scenario.generate_locations(count, seed=2020)
     consents = scenario.generate_consents(places, start, seed=2020)
-    with ControlPlaneWriter(platform.bootstrap_servers, names) as writer:
-        for partner in document.partners:
-            writer.put(ControlKind.PARTNER, partner.partner_id, partner.model_dump(mode="json"))
-        for agreement in document.agreements:
-            writer.put(
-                ControlKind.AGREEMENT, agreement.agreement_id, agreement.model_dump(mode="json")
-            )
+    with DemoControl.open(platform.bootstrap_servers, names) as control:
+        plan = plan_governance(
+            list(document.partners),
+            list(document.agreements),
+            control,
+            load_catalog(settings.schemas_dir).event_schemas(),
+            source=str(DEMO_FILE),
+        )
+        apply_governance(plan, control, prune=False)
         for record in consents.records:
             consent = ConsentRecord.model_validate(record)
-            writer.put(ControlKind.CONSENT, consent.consent_id, consent.model_dump(mode="json"))
+            control.write("consent", consent.consent_id, consent)
         console.print(
             f"applied {DEMO_FILE.relative_to(REPO_ROOT)}: {len(document.partners)} partners, "
             f"{len(document.agreements)} agreements; {len(consents.records)} owner consents"
@@ -152,12 +156,7 @@ def _run(
             for publisher in publishers.values():
                 publisher.flush()
             _drain(platform, subscribers, report)
-            withdrawal = ConsentRecord.model_validate(
-                dict(withdrawn, withdrawn_at=scenario.epoch_millis(datetime.now(UTC)))
-            )
-            writer.put(
-                ControlKind.CONSENT, withdrawal.consent_id, withdrawal.model_dump(mode="json")
-            )
+            withdrawal = withdraw_consent(str(withdrawn["consent_id"]), control, control)
             console.print(
                 f"consent {withdrawal.consent_id[:8]}… of owner {withdrawal.subject} towards "
                 f"{withdrawal.grantee} [bold red]withdrawn[/] mid-day"
@@ -351,9 +350,3 @@ def _print(report: DemoReport, console: Console) -> None:
     )
     quarantined = ", ".join(f"{reason}: {count}" for reason, count in report.quarantined.items())
     console.print(f"quarantined: {quarantined or 'nothing'}")
-
-
-def main(state_dir: Path | None = None) -> int:
-    settings = Settings() if state_dir is None else Settings(state_dir=state_dir)
-    run_demo(settings)
-    return 0

@@ -29,6 +29,7 @@ from ecoshare.adapters.kafka.admin import ensure_topics
 from ecoshare.application.bootstrap import PlatformConnection, worker_process
 from ecoshare.catalog.event_catalog import load_catalog
 from ecoshare.catalog.registration import register_catalog
+from ecoshare.config.endpoints import ENDPOINTS_FILE
 from ecoshare.config.secrets import operator_key, signing_secret
 from ecoshare.config.settings import Settings
 from ecoshare.config.topics import TopicNames
@@ -39,7 +40,6 @@ from ecoshare.governance.topics import governed_topics
 from ecoshare.registry.process import RegistryProcess
 
 log = logging.getLogger(__name__)
-ENDPOINTS_FILE = "endpoints.json"
 
 
 class ApiStartError(EcoshareError):
@@ -242,14 +242,3 @@ class Platform:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def read_endpoints(state_dir: Path) -> dict[str, Any]:
-    """The endpoints a running ``ecoshare up`` wrote; EcoshareError if none is running."""
-    path = state_dir / ENDPOINTS_FILE
-    if not path.exists():
-        raise EcoshareError(
-            f"no running platform found ({path} is missing): start one with `ecoshare up`, "
-            "or set ECOSHARE_BOOTSTRAP_SERVERS and ECOSHARE_SCHEMA_REGISTRY_URL"
-        )
-    return dict(json.loads(path.read_text()))

@@ -10,7 +10,7 @@ only, and Faust pauses active-only changelog partitions after recovery unless th
 recovery buffer is one record: faust-streaming issue #283.)
 
 The tables are only read here; nothing in this process writes to them. Changes come
-from :class:`~ecoshare.governance.control_plane.ControlPlaneWriter` (or any Kafka
+from :func:`~ecoshare.governance.control_plane.control_writer` (or any Kafka
 client) and are applied by :meth:`ControlTable.apply_changelog_batch`, which Faust
 calls for every changelog record, during recovery and as a standby alike. That hook
 also keeps the bookkeeping the hot path needs and publishes a new immutable

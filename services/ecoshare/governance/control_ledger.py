@@ -21,16 +21,18 @@ from typing import Any
 
 from faust.types import EventT
 
+from ecoshare.adapters.kafka.control_records import (
+    ControlRecordError,
+    JsonObject,
+    decode_key,
+    decode_value,
+)
 from ecoshare.governance.control_plane import (
     ChangeStamp,
     ControlChange,
     ControlKind,
-    ControlRecordError,
     ControlSnapshot,
     ControlTopicsContents,
-    JsonObject,
-    decode_key,
-    decode_value,
 )
 
 logger = logging.getLogger(__name__)

@@ -1,21 +1,22 @@
 """Control-plane records on compacted topics: kinds, writer, snapshots, reference reader.
 
 Partners, data-sharing agreements and consent records each live in one compacted
-control topic (see :class:`ecoshare.topics.TopicNames`). A record is
+control topic (see :class:`ecoshare.config.topics.TopicNames`). A record is
 
 - key: the record's id (``partner_id`` / ``agreement_id`` / ``consent_id``) as UTF-8;
 - value: a JSON object as UTF-8. Deletion is the JSON value ``{"deleted": true}``,
   not a null tombstone: the embedded broker does not reliably deliver null values,
   and a marker value keeps every change an ordinary, ordered record.
 
-The record format and the rule for invalid records are in
-:mod:`ecoshare.adapters.kafka.control_records` (re-exported here). This module holds
-what does not depend on Faust: the control kinds and their topics, the single-record
-writer, the immutable :class:`ControlSnapshot` the hot path reads, and an independent
-confluent-kafka reader that reads every control partition to its true end (the fetch
-response's high watermark, which the embedded broker reports right even where its
-ListOffsets answer is short). :mod:`ecoshare.governance.control_app` holds the Faust
-worker app that keeps the state live.
+The record format, the rule for invalid records and the one writer
+(:class:`~ecoshare.adapters.kafka.control_records.ControlRecordWriter`) are in
+:mod:`ecoshare.adapters.kafka.control_records`. This module holds what does not depend
+on Faust: the control kinds and their topics, the writer addressed by them, the
+immutable :class:`ControlSnapshot` the hot path reads, and an independent confluent-kafka
+reader that reads every control partition to its true end (the fetch response's high
+watermark, which the embedded broker reports right even where its ListOffsets answer is
+short). :mod:`ecoshare.governance.control_app` holds the Faust worker app that keeps the
+state live.
 """
 
 from __future__ import annotations
@@ -29,31 +30,21 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, KafkaException
 
 from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
-from ecoshare.adapters.kafka.control_records import DELETION_MARKER as DELETION_MARKER
-from ecoshare.adapters.kafka.control_records import ControlRecordError as ControlRecordError
-from ecoshare.adapters.kafka.control_records import JsonObject as JsonObject
-from ecoshare.adapters.kafka.control_records import decode_key as decode_key
-from ecoshare.adapters.kafka.control_records import decode_value as decode_value
 from ecoshare.adapters.kafka.control_records import (
-    delete_record,
-    is_deletion,
-    put_record,
+    ControlRecordError,
+    ControlRecordWriter,
+    JsonObject,
+    decode_key,
+    decode_value,
 )
-from ecoshare.adapters.kafka.control_records import encode_key as encode_key
-from ecoshare.adapters.kafka.control_records import encode_value as encode_value
-from ecoshare.adapters.kafka.errors import KafkaIoError, WriteNotAcknowledgedError
+from ecoshare.adapters.kafka.errors import KafkaIoError
 from ecoshare.adapters.kafka.reading import read_to_end, topic_partitions
-from ecoshare.adapters.kafka.writer import AcknowledgedWriter
 from ecoshare.config.topics import TopicNames, TopicPolicy
 from ecoshare.errors import EcoshareError
 
 
 class ControlPlaneError(EcoshareError):
     """Base of the control plane's errors."""
-
-
-class ControlWriteError(ControlPlaneError):
-    """A control record was not acknowledged by the cluster."""
 
 
 class ControlPlaneNotRebuiltError(ControlPlaneError):
@@ -98,49 +89,15 @@ def ensure_control_topics(
 # -- writer ------------------------------------------------------------------------------
 
 
-class ControlPlaneWriter:
-    """Writes control records one at a time, each acknowledged before the call returns,
-    through the platform's one :class:`~ecoshare.adapters.kafka.writer.AcknowledgedWriter`.
-    """
-
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        names: TopicNames,
-        *,
-        timeout_seconds: float = 10.0,
-    ) -> None:
-        self._names = names
-        self._writer = AcknowledgedWriter(bootstrap_servers, timeout_seconds=timeout_seconds)
-
-    def put(self, kind: ControlKind, key: str, value: Mapping[str, Any]) -> int:
-        """Write ``value`` for ``key``; return the record's offset in its partition."""
-        if is_deletion(value):
-            raise ControlRecordError(
-                f'a value with "deleted": true would delete {kind} {key!r}; use delete()'
-            )
-        topic = ControlKind(kind).topic(self._names)
-        try:
-            return put_record(self._writer, topic, key, value).offset
-        except WriteNotAcknowledgedError as exc:
-            raise ControlWriteError(f"{kind} {key!r}: {exc}") from exc
-
-    def delete(self, kind: ControlKind, key: str) -> int:
-        """Write the deletion marker for ``key``; return the record's offset."""
-        topic = ControlKind(kind).topic(self._names)
-        try:
-            return delete_record(self._writer, topic, key).offset
-        except WriteNotAcknowledgedError as exc:
-            raise ControlWriteError(f"{kind} {key!r}: {exc}") from exc
-
-    def close(self) -> None:
-        self._writer.close()
-
-    def __enter__(self) -> ControlPlaneWriter:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+def control_writer(
+    bootstrap_servers: str, names: TopicNames, *, timeout_seconds: float = 10.0
+) -> ControlRecordWriter:
+    """The platform's control-record writer, addressed by :class:`ControlKind`."""
+    return ControlRecordWriter(
+        bootstrap_servers,
+        {kind.value: kind.topic(names) for kind in ControlKind},
+        timeout_seconds=timeout_seconds,
+    )
 
 
 # -- snapshots ---------------------------------------------------------------------------

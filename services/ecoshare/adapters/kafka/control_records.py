@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ecoshare.adapters.kafka.errors import ControlRecordError
+from ecoshare.adapters.kafka.errors import ControlRecordError, WriteNotAcknowledgedError
 from ecoshare.adapters.kafka.reading import read_topics_to_end
 from ecoshare.adapters.kafka.writer import AcknowledgedWriter, Written
 
@@ -37,6 +37,7 @@ __all__ = [
     "DELETION_MARKER",
     "CompactedState",
     "ControlRecordError",
+    "ControlRecordWriter",
     "JsonObject",
     "ValidRecords",
     "decode_key",
@@ -119,6 +120,81 @@ def put_record(
 def delete_record(writer: AcknowledgedWriter, topic: str, key: str) -> Written:
     """Write the deletion marker for ``key``, acknowledged."""
     return writer.write(topic, encode_key(key), encode_value(DELETION_MARKER))
+
+
+class ControlRecordWriter:
+    """The one writer of control records: records addressed by kind, acknowledged.
+
+    Implements the use cases' record-writer port (``write(kind, key, model | None)``)
+    for the API, the CLI and the demo, and offers ``put``/``delete`` of raw JSON for
+    tools and tests that write what no model would (an invalid record, say).
+    ``topics`` maps each kind to its topic (a callable may create the topic on first
+    use). ``writer`` shares an open :class:`AcknowledgedWriter` (left open on close);
+    without it one is opened on the first write. ``on_written`` runs after each
+    acknowledgement: the API waits there until its own state shows the record.
+    A record the cluster refuses or does not acknowledge raises
+    :class:`WriteNotAcknowledgedError` naming the kind and key.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Mapping[str, str] | Callable[[str], str],
+        *,
+        timeout_seconds: float = 10.0,
+        writer: AcknowledgedWriter | None = None,
+        on_written: Callable[[Written], object] | None = None,
+    ) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._topic_of = topics.__getitem__ if isinstance(topics, Mapping) else topics
+        self._timeout_seconds = timeout_seconds
+        self._writer = writer
+        self._owns_writer = writer is None
+        self._on_written = on_written
+
+    def write(self, kind: str, key: str, value: BaseModel | None) -> None:
+        """Put ``value`` (as ``model_dump(mode="json")``) under ``key``; None deletes it."""
+        self._write(kind, key, None if value is None else value.model_dump(mode="json"))
+
+    def put(self, kind: str, key: str, value: Mapping[str, Any]) -> int:
+        """Write raw JSON ``value`` under ``key``; the record's offset in its partition."""
+        if is_deletion(value):
+            raise ControlRecordError(
+                f'a value with "deleted": true would delete {kind} {key!r}; use delete()'
+            )
+        return self._write(kind, key, value).offset
+
+    def delete(self, kind: str, key: str) -> int:
+        """Write the deletion marker for ``key``; the record's offset in its partition."""
+        return self._write(kind, key, None).offset
+
+    def _write(self, kind: str, key: str, value: Mapping[str, Any] | None) -> Written:
+        topic = self._topic_of(kind)
+        if self._writer is None:
+            self._writer = AcknowledgedWriter(
+                self._bootstrap_servers, timeout_seconds=self._timeout_seconds
+            )
+        try:
+            if value is None:
+                written = delete_record(self._writer, topic, key)
+            else:
+                written = put_record(self._writer, topic, key, value)
+        except WriteNotAcknowledgedError as exc:
+            raise type(exc)(f"{kind} {key!r}: {exc}") from exc
+        if self._on_written is not None:
+            self._on_written(written)
+        return written
+
+    def close(self) -> None:
+        if self._owns_writer and self._writer is not None:
+            self._writer.close()
+        self._writer = None if self._owns_writer else self._writer
+
+    def __enter__(self) -> ControlRecordWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 # -- decoding into models ----------------------------------------------------------------
@@ -224,6 +300,15 @@ class CompactedState:
     def get(self, topic: str, key: str) -> JsonObject | None:
         with self._lock:
             return self._topics[topic].raw.get(key)
+
+    def model(self, topic: str, key: str) -> Any | None:
+        """The last valid record of ``key`` on ``topic`` as its model, None if it has none.
+
+        An invalid latest record leaves the previous valid one in force (the module rule):
+        readers never re-validate the JSON themselves.
+        """
+        with self._lock:
+            return self._topics[topic].valid.get(key)
 
     def models(self, topic: str) -> dict[str, Any]:
         """A copy of the valid records of ``topic`` as their models, by key."""

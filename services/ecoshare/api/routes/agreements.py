@@ -10,7 +10,7 @@ from ecoshare.api.auth import Caller, current_caller
 from ecoshare.api.context import ApiContext
 from ecoshare.api.errors import ApiError
 from ecoshare.api.models import Deleted
-from ecoshare.api.routes import ApiRecordWriter, api_context
+from ecoshare.api.routes import api_context
 from ecoshare.application import governance
 from ecoshare.application.errors import (
     AgreementDoesNotFitError,
@@ -76,7 +76,7 @@ def put_agreement(
         )
     try:
         return governance.save_agreement(
-            body, context, ApiRecordWriter(context), context.catalog.event_schemas()
+            body, context, context.records, context.catalog.event_schemas()
         )
     except AgreementDoesNotFitError as exc:
         raise ApiError(
@@ -94,7 +94,7 @@ def delete_agreement(
 ) -> Deleted:
     caller.require_operator()
     try:
-        governance.end_agreement(agreement_id, context, ApiRecordWriter(context))
+        governance.end_agreement(agreement_id, context, context.records)
     except UnknownAgreementError as exc:
         raise ApiError(404, str(exc)) from exc
     return Deleted(deleted=agreement_id)

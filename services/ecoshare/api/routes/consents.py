@@ -14,7 +14,7 @@ from ecoshare.api.auth import Caller, current_caller
 from ecoshare.api.context import ApiContext
 from ecoshare.api.errors import ApiError
 from ecoshare.api.models import ConsentGrant
-from ecoshare.api.routes import ApiRecordWriter, api_context
+from ecoshare.api.routes import api_context
 from ecoshare.application import consent as consent_cases
 from ecoshare.application.consent import NewConsent
 from ecoshare.application.errors import (
@@ -78,7 +78,7 @@ def grant_consent(body: ConsentGrant, caller: CallerDep, context: ContextDep) ->
         consent_id=body.consent_id,
     )
     try:
-        return consent_cases.grant_consent(grant, context, ApiRecordWriter(context))
+        return consent_cases.grant_consent(grant, context, context.records)
     except UnknownControllerError as exc:
         raise ApiError(
             400,
@@ -123,7 +123,7 @@ def withdraw_consent(
         return consent_cases.withdraw_consent(
             consent_id,
             context,
-            ApiRecordWriter(context),
+            context.records,
             authorize=lambda record: caller.require(record.controller),
         )
     except UnknownConsentError as exc:

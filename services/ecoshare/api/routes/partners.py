@@ -23,7 +23,7 @@ from ecoshare.api.models import (
     SubscriberFlow,
     Transparency,
 )
-from ecoshare.api.routes import ApiRecordWriter, api_context
+from ecoshare.api.routes import api_context
 from ecoshare.api.routes.webhooks import webhook_view
 from ecoshare.application import partners as partner_cases
 from ecoshare.application.errors import (
@@ -75,7 +75,7 @@ def create_partner(body: PartnerCreate, caller: CallerDep, context: ContextDep) 
     )
     try:
         registered = partner_cases.register_partner(
-            partner, context, ApiRecordWriter(context), context.config.signing_secret
+            partner, context, context.records, context.config.signing_secret
         )
     except PartnerExistsError as exc:
         raise ApiError(409, str(exc)) from exc
@@ -95,9 +95,7 @@ def get_partner(partner_id: PartnerIdPath, caller: CallerDep, context: ContextDe
 
 def _set_enabled(context: ApiContext, partner_id: str, enabled: bool) -> Partner:
     try:
-        return partner_cases.set_partner_enabled(
-            partner_id, enabled, context, ApiRecordWriter(context)
-        )
+        return partner_cases.set_partner_enabled(partner_id, enabled, context, context.records)
     except UnknownPartnerError as exc:
         raise ApiError(404, str(exc)) from exc
 
@@ -146,9 +144,7 @@ def create_key(
 ) -> ApiKeyIssued:
     caller.require(partner_id)
     try:
-        issued = partner_cases.issue_partner_key(
-            partner_id, body.label, context, ApiRecordWriter(context)
-        )
+        issued = partner_cases.issue_partner_key(partner_id, body.label, context, context.records)
     except UnknownPartnerError as exc:
         raise ApiError(404, str(exc)) from exc
     return ApiKeyIssued(**issued.record.public_view(), api_key=issued.api_key)
@@ -163,7 +159,7 @@ def revoke_key(
     caller.require(partner_id)
     try:
         record = partner_cases.revoke_api_key(
-            key_id, context, ApiRecordWriter(context), partner_id=partner_id
+            key_id, context, context.records, partner_id=partner_id
         )
     except UnknownApiKeyError as exc:
         raise ApiError(404, str(exc)) from exc

@@ -116,7 +116,7 @@ def create_webhook(body: WebhookCreate, caller: CallerDep, context: ContextDep) 
         secret_nonce=secrets.token_hex(16),
         created_by_key=caller.key_id,
     )
-    context.write(context.webhooks_topic, record.webhook_id, record)
+    context.records.write("webhook", record.webhook_id, record)
     view = webhook_view(context, record)
     return WebhookCreated(
         **view.model_dump(), secret=webhook_secret(context.config.signing_secret, record)
@@ -156,5 +156,5 @@ def get_webhook(webhook_id: WebhookIdPath, caller: CallerDep, context: ContextDe
 @router.delete("/{webhook_id}", response_model=Deleted, summary="Remove a webhook")
 def delete_webhook(webhook_id: WebhookIdPath, caller: CallerDep, context: ContextDep) -> Deleted:
     _owned(context, caller, webhook_id)
-    context.write(context.webhooks_topic, webhook_id, None)
+    context.records.write("webhook", webhook_id, None)
     return Deleted(deleted=webhook_id)
