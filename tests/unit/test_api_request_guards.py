@@ -201,7 +201,7 @@ def test_unknown_key_ids_are_refused_without_hashing(monkeypatch: pytest.MonkeyP
 
 
 def _control(topic: str, offset: int, key: str, value: Any) -> Any:
-    from tests.unit.fake_kafka import FakeMessage
+    from tests.unit.fake_kafka_for_adapters import FakeMessage
 
     return FakeMessage(topic, 0, offset, key.encode(), json.dumps(value).encode())
 

@@ -16,7 +16,7 @@ from ecoshare.domain.consent import ConsentRecord
 from ecoshare.governance.control_plane import ControlKind
 from tests.strategies import CATALOG
 from tests.unit.application_fakes import START, FakeClock, agreement, partner
-from tests.unit.fake_kafka import FakeProducer
+from tests.unit.fake_kafka_for_adapters import FakeProducer
 
 SCHEMAS = CATALOG.event_schemas()
 
