@@ -6,9 +6,8 @@ Each webhook consumes its subscriber's delivery topic in its own consumer group
 the start of the topic, in order per partition. A delivery is committed only after the
 receiver answered 2xx, or after its dead letter was acknowledged by the cluster
 (:class:`~ecoshare.adapters.kafka.writer.AcknowledgedWriter`): at least once, never
-silently lost. A failed
-attempt is retried after ``backoff * 2**(attempt - 1)`` seconds (capped), up to
-``max_attempts`` attempts. Several API instances share a webhook's partitions through
+silently lost. A failed attempt is retried after ``backoff * 2**(attempt - 1)`` seconds
+(capped), up to ``max_attempts`` attempts. Several API instances share a webhook's partitions through
 the group; the counters of :class:`WebhookState` are those of this instance.
 
 Every attempt checks the target again (:mod:`ecoshare.webhooks.targets`) and connects
