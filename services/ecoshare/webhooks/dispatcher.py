@@ -7,8 +7,9 @@ the start of the topic, in order per partition. A delivery is committed only aft
 receiver answered 2xx, or after its dead letter was acknowledged by the cluster
 (:class:`~ecoshare.adapters.kafka.writer.AcknowledgedWriter`): at least once, never
 silently lost. A failed attempt is retried after ``backoff * 2**(attempt - 1)`` seconds
-(capped), up to ``max_attempts`` attempts. Several API instances share a webhook's partitions through
-the group; the counters of :class:`WebhookState` are those of this instance.
+(capped), up to ``max_attempts`` attempts. Several API instances share a webhook's
+partitions through the group; the counters of :class:`WebhookState` are those of this
+instance.
 
 Every attempt checks the target again (:mod:`ecoshare.webhooks.targets`) and connects
 to an address it checked, with ``Host`` and TLS SNI of the registered name; redirects
