@@ -13,7 +13,7 @@ import pytest
 from ecoshare.cli.dry_run import (
     DryRunReport,
     EngineDecisions,
-    IngressMessage,
+    SampledMessage,
     _EvaluationContext,
     admission_verdicts,
     replay_messages,
@@ -43,8 +43,8 @@ LOCATION_B = next(
 )
 
 
-def _sampled(record: IngressRecord, timestamp_ms: int) -> IngressMessage:
-    return IngressMessage(
+def _sampled(record: IngressRecord, timestamp_ms: int) -> SampledMessage:
+    return SampledMessage(
         event_type=TYPE,
         partition=record.partition(),
         offset=record.offset(),
@@ -62,7 +62,7 @@ def _decode(value: bytes) -> dict[str, Any]:
     return dict(fastavro.schemaless_reader(io.BytesIO(value[5:]), parsed, None))  # type: ignore[call-overload]
 
 
-def _sample() -> tuple[list[IngressMessage], dict[str, tuple[str, int, int]]]:
+def _sample() -> tuple[list[SampledMessage], dict[str, tuple[str, int, int]]]:
     """One sample with every case; returns the messages and the position of each case."""
     good = encode_event(TYPE, _event(1, location_id=LOCATION_A))
     cases: dict[str, IngressRecord] = {

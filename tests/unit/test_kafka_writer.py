@@ -107,6 +107,14 @@ def test_the_worker_consumer_lets_apache_kafka_assign_and_others_stay_classic() 
     assert classic["isolation.level"] == kip848["isolation.level"] == "read_committed"
 
 
+def test_headers_travel_with_the_record_and_are_left_out_when_there_are_none() -> None:
+    writer, made = _writer()
+    writer.write("dead", b"wh_1", b"{}", headers=[("ecoshare-webhook-id", b"wh_1")])
+    writer.write("dead", b"wh_1", b"{}")
+    assert made[0].produced[0]["headers"] == [("ecoshare-webhook-id", b"wh_1")]
+    assert "headers" not in made[0].produced[1]
+
+
 # -- the one control-record writer ------------------------------------------------------
 
 

@@ -98,3 +98,47 @@ def test_no_import_points_up_a_layer() -> None:
 @pytest.mark.parametrize("path", SOURCES, ids=lambda path: str(path.relative_to(PACKAGE)))
 def test_no_source_file_is_over_500_lines(path: Path) -> None:
     assert len(path.read_text().splitlines()) <= MAX_LINES
+
+
+def _imported_names(path: Path) -> list[tuple[int, str]]:
+    """Every module ``path`` imports, ``from ecoshare import api`` counted as ecoshare.api."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            found.extend((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+    return found
+
+
+def _in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
+
+
+# A command that runs another entry point's process may import that process entry,
+# as ``ecoshare worker`` runs ``ecoshare.governance.__main__``: ``ecoshare api`` runs
+# the API server in its own process, and imports nothing else of the API.
+RUNS_THE_PROCESS = {("ecoshare.cli.status", "ecoshare.api.__main__")}
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported"),
+    [("ecoshare.cli", "ecoshare.api"), ("ecoshare.api", "ecoshare.cli")],
+    ids=["cli-imports-no-api", "api-imports-no-cli"],
+)
+def test_the_cli_and_the_api_never_import_each_other(importer: str, imported: str) -> None:
+    """Entry points share code through the layers below them, never through each other."""
+    crossing = []
+    for path in SOURCES:
+        module = _module_name(path)
+        if not _in_package(module, importer):
+            continue
+        for line, name in _imported_names(path):
+            runs_the_process = any(
+                module == runner and _in_package(name, entry) for runner, entry in RUNS_THE_PROCESS
+            )
+            if _in_package(name, imported) and not runs_the_process:
+                crossing.append(f"{path.relative_to(PACKAGE)}:{line} imports {name}")
+    assert crossing == []

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ecoshare.adapters.kafka.errors import WriteNotAcknowledgedError
 from ecoshare.codec.framed import MessageDecodeError
 from ecoshare.config.topics import TopicNames
 from ecoshare.webhooks.dispatcher import (
@@ -85,9 +86,44 @@ class FakeDispatcher:
     decoder: FakeDecoder = field(default_factory=FakeDecoder)
     master_secret: bytes = MASTER_SECRET
     dead_letters: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # The next this many dead-letter writes are not acknowledged (-1: none ever is).
+    unacknowledged_writes: int = 0
+    reader: FakeGroupReader | None = None
 
     def dead_letter(self, webhook_id: str, value: dict[str, Any]) -> None:
+        if self.unacknowledged_writes:
+            self.unacknowledged_writes -= 1
+            raise WriteNotAcknowledgedError(f"could not write {webhook_id!r}: timed out")
         self.dead_letters.append((webhook_id, value))
+
+    def open_reader(self, group_id: str, topic: str) -> FakeGroupReader:
+        assert self.reader is not None
+        self.reader.opened = (group_id, topic)
+        return self.reader
+
+
+@dataclass
+class FakeGroupReader:
+    """A delivery topic read in a group: hands out ``messages``, records commits, and
+    stops the worker (through ``stop``) once every message was handed out."""
+
+    messages: list[IngressRecord]
+    stop: RecordedWaits
+    commits: list[IngressRecord] = field(default_factory=list)
+    opened: tuple[str, str] | None = None
+    closed: bool = False
+
+    def poll(self, timeout_seconds: float) -> IngressRecord | None:
+        if self.messages:
+            return self.messages.pop(0)
+        self.stop.set()
+        return None
+
+    def commit(self, message: IngressRecord) -> None:
+        self.commits.append(message)
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class RecordedWaits:
@@ -254,6 +290,58 @@ def test_a_stopped_worker_makes_no_new_attempt() -> None:
     receiver = ScriptedReceiver([200])
     assert _deliver(worker, receiver, delivery()) is False
     assert receiver.requests == []
+
+
+def _run_over(
+    dispatcher: FakeDispatcher, message: IngressRecord, waits: RecordedWaits
+) -> _WebhookWorker:
+    """The worker's whole loop over one delivery, until the reader has no more."""
+    dispatcher.reader = FakeGroupReader([message], waits)
+    worker, _ = _worker(dispatcher, waits)
+    worker._run()
+    return worker
+
+
+def test_a_dead_letter_the_cluster_did_not_acknowledge_leaves_the_delivery_uncommitted() -> None:
+    # The target is refused (no request leaves the test), so the delivery goes straight
+    # to the dead-letter topic, whose writes are never acknowledged.
+    dispatcher = FakeDispatcher(
+        WebhookPolicy(max_attempts=1, backoff_seconds=0.5),
+        resolve=resolve_private,
+        unacknowledged_writes=-1,
+    )
+    waits = RecordedWaits(stop_after_waits=3)
+    worker = _run_over(dispatcher, delivery(), waits)
+    reader = dispatcher.reader
+    assert reader is not None
+    assert reader.opened == (
+        f"ecoshare-webhook-{RECORD.webhook_id}",
+        "deliver.carrier-north.StoreStatusChanged",
+    )
+    # Tried again with a growing backoff until stopped; never committed, never counted.
+    assert waits.waits == [0.5, 1.0, 2.0]
+    assert reader.commits == []
+    assert dispatcher.dead_letters == []
+    assert reader.closed
+    state = worker.state.to_json()
+    assert state["dead_lettered"] == 0
+    assert state["status"] == "stopped"
+
+
+def test_a_dead_letter_acknowledged_on_a_later_try_settles_and_commits_the_delivery() -> None:
+    dispatcher = FakeDispatcher(
+        WebhookPolicy(max_attempts=1, backoff_seconds=0.5),
+        resolve=resolve_private,
+        unacknowledged_writes=2,
+    )
+    waits = RecordedWaits()
+    message = delivery()
+    _run_over(dispatcher, message, waits)
+    assert waits.waits == [0.5, 1.0]
+    [(_, letter)] = dispatcher.dead_letters
+    assert letter["delivery_id"] == "deliver.carrier-north.StoreStatusChanged:2:41"
+    assert dispatcher.reader is not None
+    assert dispatcher.reader.commits == [message]
 
 
 @given(

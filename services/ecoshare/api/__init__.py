@@ -1,6 +1,5 @@
 """The HTTP API: operator and partner endpoints, HTTP publish, SSE, webhooks.
 
 Run it with ``python -m ecoshare.api`` (``ecoshare up`` does); build it with
-:func:`ecoshare.api.app.create_app`. Importing this package imports no web framework, so
-the CLI can use its Kafka-side helpers cheaply.
+:func:`ecoshare.api.app.create_app`.
 """

@@ -9,51 +9,22 @@
   and quarantined events, the fields delivered and the agreement versions used. These
   keys are bounded by partners and event types, never by traffic.
 
-:func:`scan_audit` reads the whole topic once, for the CLI.
+An index whose oldest events were evicted answers older look-ups with
+:func:`~ecoshare.adapters.kafka.audit_reading.scan_audit`.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ecoshare.adapters.kafka.audit_reading import AuditRecord, audit_records, scan_audit
 from ecoshare.adapters.kafka.follower import TopicFollower
-from ecoshare.adapters.kafka.reading import read_topics_to_end
-from ecoshare.codec.audit_blocks import (
-    AuditFormatError,
-    DecisionRecord,
-    QuarantineRecord,
-    decode_audit_block,
-)
+from ecoshare.codec.audit_blocks import QuarantineRecord
 
-log = logging.getLogger(__name__)
-
-AuditRecord = DecisionRecord | QuarantineRecord
 UNKNOWN_PUBLISHER = "unknown"
-
-
-def _records(value: bytes | None, where: str) -> list[AuditRecord]:
-    try:
-        return list(decode_audit_block(value))
-    except AuditFormatError as exc:
-        log.warning("audit message %s skipped: %s", where, exc)
-        return []
-
-
-def scan_audit(
-    bootstrap_servers: str, topic: str, *, timeout_seconds: float = 60.0
-) -> Iterator[AuditRecord]:
-    """Every decision on the audit topic, each partition read to its end.
-
-    Raises the errors of :func:`~ecoshare.adapters.kafka.reading.read_topics_to_end`.
-    """
-    for message in read_topics_to_end(bootstrap_servers, [topic], timeout_seconds=timeout_seconds):
-        where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
-        yield from _records(message.value(), where)
 
 
 @dataclass
@@ -116,7 +87,7 @@ class AuditIndex:
     def apply(self, message: Any) -> None:
         """Index one audit message (the follower calls this, in partition order)."""
         where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
-        records = _records(message.value(), where)
+        records = audit_records(message.value(), where)
         with self._lock:
             self._index(records)
 

@@ -9,7 +9,6 @@ signature as the workers do, decodes it with the registry and evaluates it twice
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 from pydantic import ValidationError
 
-from ecoshare.adapters.kafka.config import metadata_consumer_config
 from ecoshare.adapters.kafka.errors import KafkaIoError
-from ecoshare.adapters.kafka.reading import header_map, read_to_end, topic_partitions
+from ecoshare.adapters.kafka.reading import (
+    header_map,
+    partition_end,
+    read_to_end,
+    topic_partitions,
+)
 from ecoshare.catalog.event_catalog import Catalog, load_catalog
 from ecoshare.cli.common import ControlState, Endpoints, InputError, read_input, read_state
 from ecoshare.cli.dry_run_report import DryRunReport, ReplayedEvent
@@ -70,7 +73,7 @@ def load_proposal(path: Path, schemas_dir: Path) -> Agreement:
 
 
 @dataclass(frozen=True)
-class IngressMessage:
+class SampledMessage:
     event_type: str
     partition: int
     offset: int
@@ -87,9 +90,9 @@ class IngressMessage:
 
 @dataclass(frozen=True)
 class _AsConsumed:
-    """An :class:`IngressMessage` shaped as the consumed message the engine admits."""
+    """An :class:`SampledMessage` shaped as the consumed message the engine admits."""
 
-    message: IngressMessage
+    message: SampledMessage
 
     def topic(self) -> str:
         return self.message.topic
@@ -115,32 +118,31 @@ class _AsConsumed:
 
 def read_recent_ingress(
     where: Endpoints, event_types: list[str], sample: int, *, timeout_seconds: float = 30.0
-) -> list[IngressMessage]:
+) -> list[SampledMessage]:
     """The last ``sample`` messages over the ingress topics of ``event_types``, oldest first.
 
     Each partition is read from ``sample`` records before its end up to its end, so the
     newest ``sample`` overall are among them; they are ordered by message timestamp.
     """
-    consumer = Consumer(metadata_consumer_config(where.bootstrap_servers))
     topics = {where.names.ingress(event_type): event_type for event_type in event_types}
-    found: list[IngressMessage] = []
+    found: list[SampledMessage] = []
     try:
         starts = []
         partitions = topic_partitions(
             where.bootstrap_servers, list(topics), timeout_seconds=timeout_seconds
         )
         for topic, partition in partitions:
-            # ListOffsets may under-report the end on the embedded broker; that only
-            # makes the read start earlier, and the newest ``sample`` are kept below.
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=timeout_seconds, cached=False
+            # A start before the log's first offset (retention) is read from the
+            # earliest one: read_to_end's consumer resets to it.
+            end = partition_end(
+                where.bootstrap_servers, topic, partition, timeout_seconds=timeout_seconds
             )
-            starts.append((topic, partition, max(int(low), int(high) - sample)))
+            starts.append((topic, partition, max(0, end - sample)))
         for message in read_to_end(
             where.bootstrap_servers, starts, timeout_seconds=timeout_seconds
         ):
             found.append(
-                IngressMessage(
+                SampledMessage(
                     event_type=topics[str(message.topic())],
                     partition=int(message.partition() or 0),
                     offset=int(message.offset() or 0),
@@ -153,9 +155,6 @@ def read_recent_ingress(
             )
     except (KafkaException, KafkaIoError, TimeoutError, RuntimeError) as exc:
         raise EcoshareError(f"could not read the ingress topics to their end: {exc}") from exc
-    finally:
-        with contextlib.suppress(KafkaException, RuntimeError):
-            consumer.close()
     found.sort(key=lambda item: (item.timestamp_ms, item.event_type, item.partition, item.offset))
     return found[-sample:]
 
@@ -196,10 +195,10 @@ class EngineDecisions:
     admitted: dict[tuple[str, int, int], str] = field(default_factory=dict)
 
 
-def _decided_by_the_engine(where: Endpoints, messages: list[IngressMessage]) -> EngineDecisions:
+def _decided_by_the_engine(where: Endpoints, messages: list[SampledMessage]) -> EngineDecisions:
     """The workers' decisions on the sampled messages, from their audit trail; empty
     for those not audited yet."""
-    from ecoshare.api.audit_index import scan_audit
+    from ecoshare.adapters.kafka.audit_reading import scan_audit
     from ecoshare.codec.audit_blocks import QuarantineRecord
 
     decided = EngineDecisions()
@@ -222,7 +221,7 @@ def _decided_by_the_engine(where: Endpoints, messages: list[IngressMessage]) -> 
 
 
 def admission_verdicts(
-    messages: list[IngressMessage],
+    messages: list[SampledMessage],
     engine: GovernanceEngine,
     state: GovernanceState,
     decided: EngineDecisions,
@@ -327,7 +326,7 @@ def replay(where: Endpoints, base: Settings, proposal: Agreement, sample: int) -
 
 def replay_messages(
     report: DryRunReport,
-    messages: list[IngressMessage],
+    messages: list[SampledMessage],
     verdicts: dict[tuple[str, int, int], str | None],
     current: GovernanceState,
     context: _EvaluationContext,

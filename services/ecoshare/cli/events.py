@@ -266,7 +266,7 @@ def tail(
     """
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 
-    from ecoshare.api.delivery_reader import DeliveryReader
+    from ecoshare.adapters.kafka.delivery_reader import DeliveryReader
     from ecoshare.codec.framed import FramedDecoder
     from ecoshare.domain.partners import PARTNER_ID_PATTERN
 
@@ -361,7 +361,7 @@ def quarantined_messages(where: Endpoints, event_ids: set[str]) -> list[dict[str
 def decisions_on(where: Endpoints, event_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
     """Every decision recorded on each of ``event_ids``: the audit trail's, and
     quarantine records the audit trail could not name."""
-    from ecoshare.api.audit_index import scan_audit
+    from ecoshare.adapters.kafka.audit_reading import scan_audit
 
     found: dict[str, list[dict[str, Any]]] = {event_id: [] for event_id in event_ids}
     for record in scan_audit(where.bootstrap_servers, where.names.audit):

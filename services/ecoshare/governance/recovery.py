@@ -4,14 +4,12 @@ from its end to the latest snapshot, and the output tails after the last checkpo
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Generator
 from typing import Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Message
 
-from ecoshare.adapters.kafka.config import reader_config
-from ecoshare.adapters.kafka.reading import header_map, read_to_end
+from ecoshare.adapters.kafka.reading import header_map, partition_end, read_to_end
 from ecoshare.governance.progress import (
     SOURCE_HEADER,
     SOURCE_OFFSETS_HEADER,
@@ -46,33 +44,9 @@ class KafkaLogReader:
         yield from read_to_end(self._bootstrap, assignments)
 
     def end_estimate(self, topic: str, partition: int) -> int:
-        """The high watermark of one small fetch from the start: exact on every broker
-        (ListOffsets answers 1 for a long partition on the embedded broker)."""
-        consumer = Consumer(
-            reader_config(
-                self._bootstrap,
-                "progress-end",
-                read_committed=True,
-                fetch_wait_max_ms=10,
-                # The broker still sends one whole batch; the watermark comes with it.
-                overrides={"max.partition.fetch.bytes": 1024},
-            )
-        )
-        tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
-        try:
-            found = consumer.list_topics(topic, timeout=10).topics.get(topic)
-            if found is None or found.error is not None or partition not in found.partitions:
-                return 0
-            consumer.assign([tp])
-            deadline = time.monotonic() + 30.0
-            while time.monotonic() < deadline and not consumer.consume(1, 0.2):
-                pass
-            _, high = consumer.get_watermark_offsets(tp, cached=True)
-        except KafkaException:
-            return 0
-        finally:
-            consumer.close()
-        return max(0, int(high))
+        """The partition's end from a fetch answer's high watermark: exact on every
+        broker (see :func:`~ecoshare.adapters.kafka.reading.partition_end`)."""
+        return partition_end(self._bootstrap, topic, partition)
 
 
 def read_progress(

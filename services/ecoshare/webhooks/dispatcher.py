@@ -1,12 +1,15 @@
 """Pushing governed deliveries to webhooks, one background thread per webhook.
 
 Each webhook consumes its subscriber's delivery topic in its own consumer group
-(``<prefix>ecoshare-webhook-<id>``), from the start of the topic, in order per
-partition. A delivery is committed only after the receiver answered 2xx, or after it
-was moved to the dead-letter topic: at least once, never silently lost. A failed
-attempt is retried after ``backoff * 2**(attempt - 1)`` seconds (capped), up to
-``max_attempts`` attempts. Several API instances share a webhook's partitions through
-the group; the counters of :class:`WebhookState` are those of this instance.
+(``<prefix>ecoshare-webhook-<id>``, a
+:class:`~ecoshare.adapters.kafka.group_reader.GroupReader`, ``read_committed``), from
+the start of the topic, in order per partition. A delivery is committed only after the
+receiver answered 2xx, or after its dead letter was acknowledged by the cluster
+(:class:`~ecoshare.adapters.kafka.writer.AcknowledgedWriter`): at least once, never
+silently lost. A failed attempt is retried after ``backoff * 2**(attempt - 1)`` seconds
+(capped), up to ``max_attempts`` attempts. Several API instances share a webhook's
+partitions through the group; the counters of :class:`WebhookState` are those of this
+instance.
 
 Every attempt checks the target again (:mod:`ecoshare.webhooks.targets`) and connects
 to an address it checked, with ``Host`` and TLS SNI of the registered name; redirects
@@ -18,7 +21,6 @@ the API log and the dead letter, both the operator's.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -28,10 +30,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Message
 
-from ecoshare.adapters.kafka.config import group_consumer_config, webhook_receipt_producer_config
+from ecoshare.adapters.kafka.errors import KafkaIoError, WriteNotAcknowledgedError
+from ecoshare.adapters.kafka.group_reader import GroupReader
 from ecoshare.adapters.kafka.reading import header_map
+from ecoshare.adapters.kafka.writer import AcknowledgedWriter
 from ecoshare.codec.event_json import delivery_to_json
 from ecoshare.codec.framed import FramedDecoder, MessageDecodeError
 from ecoshare.config.topics import TopicNames
@@ -179,49 +183,25 @@ class _WebhookWorker:
     def _run(self) -> None:
         dispatcher = self._dispatcher
         topic = dispatcher.names.delivery(self.record.subscriber, self.record.event_type)
-        consumer = Consumer(
-            group_consumer_config(
-                dispatcher.bootstrap_servers,
-                f"{dispatcher.names.prefix}ecoshare-webhook-{self.record.webhook_id}",
-                # As before the client configuration moved: read_committed here is a
-                # separate change, to be measured against the revocation bound.
-                read_committed=False,
-                session_timeout_ms=6000,
-                overrides={
-                    # The delivery topic appears with the first record governed for it.
-                    "topic.metadata.refresh.interval.ms": 1000,
-                    "max.poll.interval.ms": 600_000,
-                },
-            )
+        reader = dispatcher.open_reader(
+            f"{dispatcher.names.prefix}ecoshare-webhook-{self.record.webhook_id}", topic
         )
         # No proxy from the environment: the connection must go to the checked address.
         client = httpx.Client(
             timeout=dispatcher.policy.timeout_seconds, follow_redirects=False, trust_env=False
         )
         try:
-            consumer.subscribe([topic])
             self._set(status="waiting")
             while not self._stop.is_set():
-                message = consumer.poll(0.5)
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None:
-                    if error.code() not in (
-                        KafkaError._PARTITION_EOF,
-                        KafkaError.UNKNOWN_TOPIC_OR_PART,
-                    ):
-                        log.warning("webhook %s: %s", self.record.webhook_id, error)
-                    continue
-                if self._deliver(client, message):
-                    consumer.commit(message=message, asynchronous=False)
-        except KafkaException as exc:
+                message = reader.poll(0.5)
+                if message is not None and self._deliver(client, message):
+                    reader.commit(message)
+        except KafkaIoError as exc:
             self._set(status="failed", last_error="delivery_unavailable")
             log.error("webhook %s stopped: %s", self.record.webhook_id, exc)
         finally:
             client.close()
-            with contextlib.suppress(KafkaException, RuntimeError):
-                consumer.close()
+            reader.close()
             with self.state.lock:
                 if self.state.status != "failed":
                     self.state.status = "stopped"
@@ -252,8 +232,7 @@ class _WebhookWorker:
         delivery_id = f"{message.topic()}:{message.partition()}:{message.offset()}"
         body = self._body(message)
         if isinstance(body, str):
-            self._dead_letter(message, delivery_id, None, f"undecodable delivery: {body}", 0)
-            return True
+            return self._dead_letter(message, delivery_id, None, f"undecodable delivery: {body}", 0)
         signature = sign_body(self._secret, body)
         last_error = ""
         for attempt in range(1, policy.max_attempts + 1):
@@ -299,12 +278,17 @@ class _WebhookWorker:
                 self.state.status = "retrying"
             if attempt < policy.max_attempts and self._stop.wait(policy.backoff(attempt)):
                 return False
-        self._dead_letter(message, delivery_id, body, last_error, policy.max_attempts)
-        return True
+        return self._dead_letter(message, delivery_id, body, last_error, policy.max_attempts)
 
     def _dead_letter(
         self, message: Message, delivery_id: str, body: bytes | None, error: str, attempts: int
-    ) -> None:
+    ) -> bool:
+        """Write the dead letter and wait for its acknowledgement: True once written.
+
+        A write that is not acknowledged is tried again after a backoff, for as long as
+        the worker runs; False when it was stopped first, so the delivery's offset is not
+        committed and the delivery is read again by whoever takes the partition over.
+        """
         value = {
             "webhook_id": self.record.webhook_id,
             "subscriber": self.record.subscriber,
@@ -316,10 +300,28 @@ class _WebhookWorker:
             "dead_lettered_at": datetime.now(UTC).isoformat(),
             "body": json.loads(body) if body else None,
         }
-        self._dispatcher.dead_letter(self.record.webhook_id, value)
+        policy = self._dispatcher.policy
+        failures = 0
+        while True:
+            try:
+                self._dispatcher.dead_letter(self.record.webhook_id, value)
+                break
+            except WriteNotAcknowledgedError as exc:
+                failures += 1
+                log.error(
+                    "webhook %s: dead letter of %s not written (try %d): %s",
+                    self.record.webhook_id,
+                    delivery_id,
+                    failures,
+                    exc,
+                )
+                self._set(status="retrying")
+                if self._stop.wait(policy.backoff(failures)):
+                    return False
         with self.state.lock:
             self.state.dead_lettered += 1
             self.state.status = "waiting"
+        return True
 
 
 class WebhookDispatcher:
@@ -347,8 +349,7 @@ class WebhookDispatcher:
         self._retired: list[_WebhookWorker] = []
         self._states: dict[str, WebhookState] = {}
         self._lock = threading.Lock()
-        self._producer = Producer(webhook_receipt_producer_config(bootstrap_servers))
-        self._producer_lock = threading.Lock()
+        self._dead_letters = AcknowledgedWriter(bootstrap_servers)
 
     def reconcile(self, records: Iterable[WebhookRecord]) -> None:
         """Run exactly the given webhooks: start new ones, stop removed or changed ones."""
@@ -373,17 +374,22 @@ class WebhookDispatcher:
         with self._lock:
             return self._states.get(webhook_id)
 
+    def open_reader(self, group_id: str, topic: str) -> GroupReader:
+        """A reader of one webhook's delivery topic in its own consumer group."""
+        return GroupReader(self.bootstrap_servers, group_id, topic)
+
     def dead_letter(self, webhook_id: str, value: dict[str, Any]) -> None:
-        """Keep a refused delivery on the dead-letter topic (keyed by webhook id)."""
-        headers: list[tuple[str, str | bytes | None]] = [("ecoshare-webhook-id", webhook_id)]
-        with self._producer_lock:
-            self._producer.produce(
-                dead_letter_topic(self.names),
-                key=webhook_id.encode(),
-                value=json.dumps(value, default=str).encode(),
-                headers=headers,
-            )
-            self._producer.flush(10)
+        """Keep a refused delivery on the dead-letter topic (keyed by webhook id).
+
+        Returns once the cluster acknowledged it; raises WriteNotAcknowledgedError when
+        it did not, and the delivery must then not be committed.
+        """
+        self._dead_letters.write(
+            dead_letter_topic(self.names),
+            webhook_id.encode(),
+            json.dumps(value, default=str).encode(),
+            headers=[("ecoshare-webhook-id", webhook_id.encode())],
+        )
 
     def stop(self) -> None:
         with self._lock:
@@ -394,5 +400,4 @@ class WebhookDispatcher:
             worker.request_stop()
         for worker in workers:
             worker.join(10)
-        with self._producer_lock:
-            self._producer.flush(5)
+        self._dead_letters.close()

@@ -138,11 +138,6 @@ def acknowledged_writer_config(bootstrap_servers: str) -> ClientConfig:
     )
 
 
-def webhook_receipt_producer_config(bootstrap_servers: str) -> ClientConfig:
-    """The webhook dispatcher's producer (dead letters): acknowledged by all replicas."""
-    return {**_common(bootstrap_servers, "ecoshare-webhooks"), "acks": "all"}
-
-
 def worker_producer_config(
     bootstrap_servers: str,
     *,

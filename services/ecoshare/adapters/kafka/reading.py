@@ -92,6 +92,45 @@ def read_to_end(
         consumer.close()
 
 
+def partition_end(
+    bootstrap_servers: str, topic: str, partition: int, *, timeout_seconds: float = 30.0
+) -> int:
+    """The end offset of one partition (its last stable offset); 0 when it does not exist.
+
+    The end is the high watermark a fetch answer carries, exact on every broker we run
+    on (the embedded broker's ListOffsets answers 1 for a long partition). One small
+    fetch from the start brings it: a batch when there is data, the partition's EOF
+    when there is none. 0 as well when no answer came in ``timeout_seconds`` or the
+    client failed, so a caller reading "from the end" reads too much, never too little.
+    """
+    consumer = Consumer(
+        reader_config(
+            bootstrap_servers,
+            "partition-end",
+            read_committed=True,
+            fetch_wait_max_ms=10,
+            # The broker still sends one whole batch; the watermark comes with it.
+            overrides={"max.partition.fetch.bytes": 1024},
+        )
+    )
+    tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
+    try:
+        found = consumer.list_topics(topic, timeout=timeout_seconds).topics.get(topic)
+        if found is None or found.error is not None or partition not in found.partitions:
+            return 0
+        consumer.assign([tp])
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline and not consumer.consume(1, 0.2):
+            pass
+        _, high = consumer.get_watermark_offsets(tp, cached=True)
+    except KafkaException:
+        return 0
+    finally:
+        with contextlib.suppress(KafkaException, RuntimeError):
+            consumer.close()
+    return max(0, int(high))
+
+
 def topic_partitions(
     bootstrap_servers: str, topics: Iterable[str], *, timeout_seconds: float = 30.0
 ) -> list[tuple[str, int]]:

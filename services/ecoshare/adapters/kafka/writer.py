@@ -69,6 +69,7 @@ class AcknowledgedWriter:
         value: bytes | None,
         *,
         partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> Written:
         """Write one record (``value`` None is a tombstone) and wait for its acknowledgement.
 
@@ -86,6 +87,8 @@ class AcknowledgedWriter:
 
         where = f"{topic}" if partition is None else f"{topic}[{partition}]"
         extra: dict[str, Any] = {} if partition is None else {"partition": partition}
+        if headers:
+            extra["headers"] = headers
         with self._lock:
             try:
                 self._producer.produce(

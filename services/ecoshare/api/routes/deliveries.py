@@ -27,9 +27,9 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import StreamingResponse
 
+from ecoshare.adapters.kafka.delivery_reader import DeliveryReader
 from ecoshare.api.auth import Caller, current_caller
 from ecoshare.api.context import ApiContext
-from ecoshare.api.delivery_reader import DeliveryReader
 from ecoshare.api.errors import ApiError
 from ecoshare.api.routes import api_context
 from ecoshare.domain.partners import PARTNER_ID_PATTERN

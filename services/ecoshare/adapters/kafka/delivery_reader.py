@@ -1,5 +1,9 @@
 """Reading a subscriber's delivery topic without a consumer group: for SSE and ``tail``.
 
+Both the API's server-sent events and the CLI's ``ecoshare tail`` read through
+:class:`DeliveryReader`, in ``read_committed``: a delivery a fenced worker's aborted
+transaction wrote is never shown to anyone.
+
 The reader assigns every partition itself (``assign()``), so it starts at once, never
 rebalances and commits nothing; positions are the caller's to keep. Until the first
 record is governed for a subscriber its delivery topic does not exist, and
@@ -35,12 +39,11 @@ class DeliveryReader:
         self._decoder = decoder
         self._lock = threading.Lock()
         self._closed = False
-        # Isolation as before the client configuration moved (see the webhook consumer).
         self._consumer = Consumer(
             reader_config(
                 bootstrap_servers,
                 "delivery-reader",
-                read_committed=False,
+                read_committed=True,
                 fetch_wait_max_ms=200,
                 overrides={"enable.partition.eof": False},
             )
