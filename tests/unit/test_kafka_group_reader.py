@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from ecoshare.adapters.kafka.errors import KafkaIoError
 from ecoshare.adapters.kafka.group_reader import GroupReader
-from tests.unit.fake_kafka import FakeError, FakeMessage
+from tests.unit.fake_kafka_for_adapters import FakeError, FakeMessage
 
 
 @dataclass
