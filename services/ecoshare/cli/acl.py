@@ -17,7 +17,7 @@ from ecoshare.cli.common import (
     InputError,
     NotFoundError,
     console,
-    endpoints,
+    governance_source,
     print_json,
     settings,
 )
@@ -63,25 +63,11 @@ def acl(
     if output not in OUTPUTS:
         raise InputError(f"--output must be one of {', '.join(OUTPUTS)}, not {output!r}")
     from ecoshare.catalog.event_catalog import load_catalog
-    from ecoshare.config.topics import TopicNames
     from ecoshare.domain.access import partner_acls
 
     base = settings()
-    if file is not None:
-        from ecoshare.config.governance_file import load_governance_file
-
-        # A bad file raises GovernanceFileError (exit 2) naming the file, path and problem.
-        document = load_governance_file(file).document
-        partners = {item.partner_id: item for item in document.partners}
-        agreements = list(document.agreements)
-        names = TopicNames(base.topic_prefix)
-    else:
-        from ecoshare.cli.common import read_state
-
-        where = endpoints(base)
-        state = read_state(where)
-        partners, agreements = state.partners, list(state.agreements.values())
-        names = where.names
+    source = governance_source(base, file)
+    partners, agreements, names = source.partners, source.agreements, source.names
     wanted = partner_ids or list(partners)
     unknown = [partner_id for partner_id in wanted if partner_id not in partners]
     if unknown:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ecoshare.cli.common import NotFoundError, endpoints, print_json, settings
+from ecoshare.cli.common import NotFoundError, governance_source, print_json, settings
 
 catalog_app = typer.Typer(
     help="The event catalog as partners see it (AsyncAPI).", no_args_is_help=True
@@ -39,25 +39,12 @@ def asyncapi(
     from ecoshare import __version__
     from ecoshare.catalog.asyncapi import asyncapi_document
     from ecoshare.catalog.event_catalog import load_catalog
-    from ecoshare.cli.common import read_state
-    from ecoshare.config.topics import TopicNames
 
     base = settings()
     catalog = load_catalog(base.schemas_dir)
-    bootstrap_servers: str | None = None
-    if file is not None:
-        from ecoshare.config.governance_file import load_governance_file
-
-        # A bad file raises GovernanceFileError (exit 2) naming the file, path and problem.
-        document = load_governance_file(file).document
-        partners = {item.partner_id: item for item in document.partners}
-        agreements = list(document.agreements)
-        names = TopicNames(base.topic_prefix)
-    else:
-        where = endpoints(base)
-        state = read_state(where)
-        partners, agreements = state.partners, list(state.agreements.values())
-        names, bootstrap_servers = where.names, where.bootstrap_servers
+    source = governance_source(base, file)
+    partners, agreements, names = source.partners, source.agreements, source.names
+    bootstrap_servers = source.where.bootstrap_servers if source.where is not None else None
     view = None
     if partner is not None:
         view = partners.get(partner)

@@ -157,6 +157,40 @@ def read_state(where: Endpoints) -> ControlState:
     )
 
 
+@dataclass(frozen=True)
+class GovernanceSource:
+    """Partners and agreements, from a governance file or from the running platform."""
+
+    partners: dict[str, Partner]
+    agreements: list[Agreement]
+    names: TopicNames
+    where: Endpoints | None  # None when they came from a file
+
+
+def governance_source(base: Settings, file: Path | None) -> GovernanceSource:
+    """The governance file's partners and agreements when ``file`` is given (no platform
+    needed), else the running platform's."""
+    if file is not None:
+        from ecoshare.config.governance_file import load_governance_file
+
+        # A bad file raises GovernanceFileError (exit 2) naming the file, path and problem.
+        document = load_governance_file(file).document
+        return GovernanceSource(
+            partners={item.partner_id: item for item in document.partners},
+            agreements=list(document.agreements),
+            names=TopicNames(base.topic_prefix),
+            where=None,
+        )
+    where = endpoints(base)
+    state = read_state(where)
+    return GovernanceSource(
+        partners=state.partners,
+        agreements=list(state.agreements.values()),
+        names=where.names,
+        where=where,
+    )
+
+
 class CliPlatformState:
     """The use cases' view of the platform, read from the topics on first use.
 
