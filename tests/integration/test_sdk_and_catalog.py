@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -28,19 +29,26 @@ def test_registering_the_catalog_twice_keeps_the_ids(
     assert '"classification"' in (registered.schema.schema_str or "")
 
 
-def test_an_invalid_event_names_its_field_and_sends_nothing(
-    bootstrap_servers: str, registry_url: str, topic_names: TopicNames
-) -> None:
-    topic = topic_names.ingress("StoreStatusChanged")
-    ensure_topics(bootstrap_servers, [TopicSpec(topic, 2)])
-    publisher = Publisher(
+def _postnl_publisher(
+    bootstrap_servers: str, registry_url: str, topic_names: TopicNames, **options: Any
+) -> Publisher:
+    return Publisher(
         bootstrap_servers=bootstrap_servers,
         schema_registry_url=registry_url,
         partner_id="postnl",
         signing_key=b"k" * 32,
         schemas_dir=REPO_ROOT / "schemas",
         topic_prefix=topic_names.prefix,
+        **options,
     )
+
+
+def test_an_invalid_event_names_its_field_and_sends_nothing(
+    bootstrap_servers: str, registry_url: str, topic_names: TopicNames
+) -> None:
+    topic = topic_names.ingress("StoreStatusChanged")
+    ensure_topics(bootstrap_servers, [TopicSpec(topic, 2)])
+    publisher = _postnl_publisher(bootstrap_servers, registry_url, topic_names)
     bad = store_status(1) | {"status": "HALF_OPEN"}
     with pytest.raises(EventValidationError) as raised:
         publisher.publish(bad, "StoreStatusChanged")
@@ -62,14 +70,8 @@ def test_the_sdk_refuses_catalog_format_violations_and_oversize_events(
 ) -> None:
     topic = topic_names.ingress("StoreStatusChanged")
     ensure_topics(bootstrap_servers, [TopicSpec(topic, 1)])
-    publisher = Publisher(
-        bootstrap_servers=bootstrap_servers,
-        schema_registry_url=registry_url,
-        partner_id="postnl",
-        signing_key=b"k" * 32,
-        schemas_dir=REPO_ROOT / "schemas",
-        topic_prefix=topic_names.prefix,
-        max_event_bytes=4096,
+    publisher = _postnl_publisher(
+        bootstrap_servers, registry_url, topic_names, max_event_bytes=4096
     )
     with pytest.raises(EventValidationError) as raised:
         publisher.publish(store_status(1, postal_code="hello"), "StoreStatusChanged")

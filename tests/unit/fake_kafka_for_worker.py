@@ -22,41 +22,21 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
+from tests.unit.governed import IngressRecord
+
 
 class Crash(Exception):  # noqa: N818 - a death, not an error the worker handles
     """The worker process died here."""
 
 
 @dataclass
-class FakeMessage:
-    topic_name: str
-    partition_number: int
-    offset_number: int
-    key_bytes: bytes | None
-    value_bytes: bytes | None
-    header_list: list[tuple[str, bytes]]
+class FakeMessage(IngressRecord):
+    """A stored record: the engine's ingress stand-in, plus whether a reader sees it."""
+
     visible: bool = True  # False: written by a transaction not (yet) committed
 
-    def topic(self) -> str:
-        return self.topic_name
-
-    def partition(self) -> int:
-        return self.partition_number
-
-    def offset(self) -> int:
-        return self.offset_number
-
-    def key(self) -> bytes | None:
-        return self.key_bytes
-
-    def value(self) -> bytes | None:
-        return self.value_bytes
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return self.header_list
-
     def timestamp(self) -> tuple[int, int]:
-        return (0, 0)
+        return (0, 0)  # no timestamp: the fake broker keeps no clock
 
     def error(self) -> None:
         return None
@@ -83,7 +63,15 @@ class FakeLog:
         visible: bool = True,
     ) -> FakeMessage:
         log = self.partitions.setdefault((topic, partition), [])
-        message = FakeMessage(topic, partition, len(log), key, value, headers or [], visible)
+        message = FakeMessage(
+            topic,
+            value,
+            headers or [],
+            offset_number=len(log),
+            partition_number=partition,
+            key_bytes=key,
+            visible=visible,
+        )
         log.append(message)
         return message
 
