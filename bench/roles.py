@@ -9,15 +9,17 @@ read         the latency reader: assigned to every partition of a delivery topic
              the beginning (no group join), stamps each message as the client hands it
              over (one ``poll`` per message), writes event id → receive time.
 passthrough  the fair baseline: a raw confluent-kafka process shaped like a governance
-             worker (same consumer and producer settings, batch size, headers, one
-             delivery callback per output and a tracking closure per final output, the
-             same pipelining: the next batch is fetched before the previous one is
-             flushed; or, where the workers use transactions, one transaction per
-             batch), forwarding each event unchanged to ``fanout`` topics.
+             worker (the worker's own consumer and producer settings, batch size and
+             headers; the same pipelining: the next batch is fetched before the
+             previous one is flushed, with a tracking callback per output partition's
+             last record; or, where the workers use transactions, one transaction per
+             batch, no callback, aborted and re-read on a rebalance), forwarding each
+             event unchanged to ``fanout`` topics.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import sys
@@ -31,11 +33,13 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     KafkaError,
+    KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
 
+from ecoshare.adapters.kafka.config import worker_consumer_config, worker_producer_config
 from ecoshare.governance.engine import AGREEMENT_HEADER
 from ecoshare.governance.progress import EVENT_ID_HEADER, SOURCE_HEADER, SOURCE_OFFSETS_HEADER
 
@@ -157,41 +161,30 @@ class Passthrough:
         self.spec = spec
         self.sinks: list[str] = spec["sinks"]
         self.transactions: bool = spec["transactions"]
-        producer_config: dict[str, Any] = {
-            "bootstrap.servers": spec["bootstrap"],
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 1,
-            "batch.num.messages": 10000,
-            "queue.buffering.max.messages": 2_000_000,
-            "queue.buffering.max.kbytes": 1_048_576,
-            "log_level": 3,
-        }
-        if self.transactions:
-            producer_config["transactional.id"] = f"{spec['group']}-{uuid.uuid4().hex}"
-            producer_config["transaction.timeout.ms"] = 10_000
-        self.producer = Producer(producer_config)
+        # The very client settings of a governance worker (KIP-848 group protocol
+        # where the workers use transactions, that is on Apache Kafka).
+        self.producer = Producer(
+            worker_producer_config(
+                spec["bootstrap"],
+                transactional_id=(
+                    f"{spec['group']}-{uuid.uuid4().hex}" if self.transactions else None
+                ),
+                transaction_timeout_ms=10_000,
+            )
+        )
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": spec["bootstrap"],
-                "group.id": spec["group"],
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 1666,
-                "max.poll.interval.ms": 300_000,
-                "fetch.min.bytes": 1,
-                "fetch.wait.max.ms": 5,
-                "queued.max.messages.kbytes": 262_144,
-                "partition.assignment.strategy": "cooperative-sticky",
-                "isolation.level": "read_committed",
-                "log_level": 3,
-            }
+            worker_consumer_config(
+                spec["bootstrap"],
+                spec["group"],
+                session_timeout_ms=10_000,
+                broker_assigns=self.transactions,
+            )
         )
         self.errors: list[str] = []
         self.ends: dict[tuple[str, int], dict[str, int]] = {}
         self.pending: list[TopicPartition] | None = None
         self.count = 0
+        self.aborted = 0
         self.first = 0.0
 
     def _on_error(self, error: KafkaError | None, message: Message) -> None:
@@ -210,6 +203,8 @@ class Passthrough:
         return on_delivery
 
     def _produce(self, batch: list[Message]) -> None:
+        """As the worker: in a transaction no callback at all (the commit acknowledges
+        the batch); else one tracking callback per output partition's last record."""
         outputs = []
         for message in batch:
             topic, partition, offset = message.topic(), message.partition(), message.offset()
@@ -222,21 +217,25 @@ class Passthrough:
             ]
             for sink in self.sinks:
                 outputs.append((sink, partition, message.key(), message.value(), headers, source))
-        final = {(sink, partition): index for index, (sink, partition, *_) in enumerate(outputs)}
-        final_indexes = set(final.values())
+        final: set[int] = set()
+        if not self.transactions:
+            last = {(sink, partition): i for i, (sink, partition, *_) in enumerate(outputs)}
+            final = set(last.values())
         produce = self.producer.produce
         for index, (sink, partition, key, value, headers, source) in enumerate(outputs):
-            callback = self._tracker(source) if index in final_indexes else self._on_error
             while True:
                 try:
-                    produce(
-                        sink,
-                        value=value,
-                        key=key,
-                        partition=partition,
-                        headers=headers,
-                        on_delivery=callback,
-                    )
+                    if index in final:
+                        produce(
+                            sink,
+                            value=value,
+                            key=key,
+                            partition=partition,
+                            headers=headers,
+                            on_delivery=self._tracker(source),
+                        )
+                    else:
+                        produce(sink, value=value, key=key, partition=partition, headers=headers)
                     break
                 except BufferError:
                     self.producer.poll(0.01)
@@ -259,13 +258,42 @@ class Passthrough:
         self.consumer.commit(offsets=self.pending, asynchronous=True)
         self.pending = None
 
-    def _transaction(self, batch: list[Message]) -> None:
-        self.producer.begin_transaction()
-        self._produce(batch)
-        self.producer.send_offsets_to_transaction(
-            self._positions(batch), self.consumer.consumer_group_metadata(), 30.0
+    def _transaction(self, batch: list[Message]) -> bool:
+        """One transaction per batch; False when it was aborted (as a worker, on a
+        rebalance that fenced this member's generation) and the batch is to be re-read."""
+        producer = self.producer
+        try:
+            producer.begin_transaction()
+            self._produce(batch)
+            producer.send_offsets_to_transaction(
+                self._positions(batch), self.consumer.consumer_group_metadata(), 30.0
+            )
+            producer.commit_transaction(30.0)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not isinstance(error, KafkaError) or not error.txn_requires_abort():
+                raise
+            producer.abort_transaction(30.0)
+            self.aborted += 1
+            self._rewind()
+            return False
+        return True
+
+    def _rewind(self) -> None:
+        """Resume every partition still owned at its committed offset."""
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return
+        for position in self.consumer.committed(assignment, 30.0):
+            with contextlib.suppress(KafkaException):  # revoked meanwhile
+                offset = position.offset if position.offset >= 0 else OFFSET_BEGINNING
+                self.consumer.seek(TopicPartition(position.topic, position.partition, offset))
+
+    def _status(self) -> None:
+        _write_json(
+            self.spec["result_file"],
+            {"count": self.count, "first": self.first, "aborted": self.aborted},
         )
-        self.producer.commit_transaction(30.0)
 
     def run(self) -> None:
         spec = self.spec
@@ -280,19 +308,20 @@ class Passthrough:
                 if not self.first:
                     self.first = time.time()
                 if self.transactions:
-                    self._transaction(batch)
+                    if self._transaction(batch):
+                        self.count += len(batch)
                 else:
                     self._complete_pending()
                     self._produce(batch)
                     self.pending = self._positions(batch)
-                self.count += len(batch)
+                    self.count += len(batch)
             else:
                 self._complete_pending()
             if time.monotonic() >= next_status:
-                _write_json(spec["result_file"], {"count": self.count, "first": self.first})
+                self._status()
                 next_status = time.monotonic() + 0.1
         self._complete_pending()
-        _write_json(spec["result_file"], {"count": self.count, "first": self.first})
+        self._status()
         self.consumer.close()
 
 
