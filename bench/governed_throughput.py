@@ -483,7 +483,9 @@ class BrokerRun:
         cpu = _wait_exit_cpu(generator, 300, "the load generator")
         self.cpu[f"{phase}_preload"] = {**meter.stop(), "generator": cpu}
 
-    def start_workers(self, names: TopicNames, phase: str) -> list[WorkerProcess]:
+    def start_workers(
+        self, names: TopicNames, phase: str, exactly_once: str = "auto"
+    ) -> list[WorkerProcess]:
         """Started together, so that the group's first assignment spreads the partitions."""
         workers = [
             WorkerProcess(
@@ -494,12 +496,24 @@ class BrokerRun:
                 topic_prefix=names.prefix,
                 ingress_partitions=PARTITIONS,
                 log_path=self.state_dir / f"{phase}-worker-{i}.log",
+                extra_env={"ECOSHARE_EXACTLY_ONCE": exactly_once},
             ).start(wait=False)
             for i in range(WORKERS)
         ]
         for worker in workers:
             worker.wait_until_serving()
-        return workers
+        # Serving is not governing: wait for the group to hand out every ingress
+        # partition, so that no measured event waits for a join (a KIP-848 join took
+        # about 6 s here, longer than any warm-up).
+        expected = len(EVENT_TYPES) * PARTITIONS
+        deadline = time.monotonic() + 60
+        owned = 0.0
+        while time.monotonic() < deadline:
+            owned = sum(w.metric("ecoshare_ingress_partitions_owned") for w in workers)
+            if owned >= expected:
+                return workers
+            time.sleep(0.2)
+        raise RuntimeError(f"{phase}: the workers own {owned:.0f} of {expected} partitions")
 
     def drain(
         self, phase: str, count: Callable[[], float], pids: dict[str, int | None], total: int
@@ -608,7 +622,7 @@ class BrokerRun:
             for worker in workers:
                 worker.stop()
 
-    def latency(self, phase: str, rate: float) -> dict[str, Any]:
+    def latency(self, phase: str, rate: float, exactly_once: str = "auto") -> dict[str, Any]:
         """Publish on a schedule at ``rate`` for LATENCY_SECONDS; schedule → receipt at
         carrier-north. The first LATENCY_WARMUP_SECONDS are sent but not counted; an
         event counted and not received by the end is a miss."""
@@ -618,7 +632,7 @@ class BrokerRun:
         events_file = self.events_file(schema_id, 0, count)
         topic = names.delivery("carrier-north", TYPE)
         ensure_topics(self.bootstrap, [TopicSpec(topic, PARTITIONS)])
-        workers = self.start_workers(names, phase)
+        workers = self.start_workers(names, phase, exactly_once)
         reader_result = self._file("reader.json")
         publish_result = self._file("publish-result.json")
         try:

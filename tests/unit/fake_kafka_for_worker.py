@@ -248,6 +248,10 @@ class FakeConsumer:
             self._on_idle()
         return batch
 
+    def poll(self, timeout: float) -> FakeMessage | None:
+        batch = self.consume(1, timeout)
+        return batch[0] if batch else None
+
     def incremental_assign(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._positions[(tp.topic, tp.partition)] = max(0, tp.offset)

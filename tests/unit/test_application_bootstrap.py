@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from ecoshare.application.bootstrap import (
 from ecoshare.config.settings import Settings
 from ecoshare.config.topics import TopicNames, TopicPolicy
 from ecoshare.errors import ConfigurationError
+from ecoshare.governance.worker import client_configs
 from tests.strategies import CATALOG
 
 
@@ -82,3 +84,15 @@ def test_a_bad_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("ECOSHARE_BATCH_SIZE", "many")
     with pytest.raises(ConfigurationError, match="batch_size"):
         load_settings()
+
+
+def test_the_broker_assigns_partitions_whatever_the_exactly_once_mode() -> None:
+    with_transactions = worker_config(_settings(exactly_once="transactions"), CATALOG)
+    assert with_transactions.broker_assigns is True
+    # Checkpoints: the worker asks the broker when it connects (Apache Kafka assigns).
+    checkpoints = worker_config(_settings(), CATALOG)
+    assert checkpoints.broker_assigns is None
+    _, consumer = client_configs(replace(checkpoints, broker_assigns=True), "w")
+    assert consumer["group.protocol"] == "consumer"
+    _, classic = client_configs(replace(checkpoints, broker_assigns=False), "w")
+    assert classic["partition.assignment.strategy"] == "cooperative-sticky"

@@ -145,6 +145,7 @@ def test_requested_metric_names_are_present(metrics: list[MetricWrapperBase]) ->
         "ecoshare_consent_enforcement_delay_seconds": set(),
         "ecoshare_last_event_timestamp_seconds": {"publisher", "event_type"},
         "ecoshare_ingress_consumer_lag_messages": {"topic", "partition"},
+        "ecoshare_ingress_partitions_owned": {"topic"},
         "ecoshare_governance_state_version": set(),
         "ecoshare_governance_state_updated_timestamp_seconds": set(),
         "ecoshare_active_agreements": set(),
@@ -261,6 +262,23 @@ def test_forget_partition_drops_the_lag_series() -> None:
     governance.forget_partition("ingress.StoreStatusChanged", 3)
     governance.forget_partition("ingress.StoreStatusChanged", 3)  # idempotent
     assert b"ecoshare_ingress_consumer_lag_messages{" not in generate_latest(registry)
+
+
+def test_owned_partitions_follow_assignment_and_revocation() -> None:
+    registry = CollectorRegistry()
+    observer = WorkerObserver(
+        GovernanceMetrics(registry),
+        names=TopicNames(),
+        event_types=("StoreStatusChanged",),
+        ingress_partitions=3,
+    )
+    topic = "ingress.StoreStatusChanged"
+    for partition in (0, 1, 2):
+        observer.partition_assigned(topic, partition)
+    observer.partition_revoked(topic, 1)
+    assert registry.get_sample_value(
+        "ecoshare_ingress_partitions_owned", {"topic": topic}
+    ) == pytest.approx(2)
 
 
 def test_metrics_server_picks_a_free_port_and_serves_the_registry() -> None:

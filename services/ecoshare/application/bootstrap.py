@@ -99,6 +99,9 @@ def worker_config(settings: Settings, catalog: Catalog) -> WorkerConfig:
         engine=settings.engine,
         topic_policy=settings.topic_policy,
         transactions=transactions,
+        # With transactions the broker is Apache Kafka, which assigns partitions itself;
+        # without, the worker asks the broker when it connects.
+        broker_assigns=True if transactions else None,
         worker_id=settings.worker_id,
     )
 

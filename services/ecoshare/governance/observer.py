@@ -179,10 +179,15 @@ class WorkerObserver:
 
     def partition_assigned(self, topic: str, partition: int) -> None:
         self._owned.add((topic, partition))
+        self._report_owned(topic)
 
     def partition_revoked(self, topic: str, partition: int) -> None:
         self._owned.discard((topic, partition))
         self.metrics.forget_partition(topic, partition)
+        self._report_owned(topic)
+
+    def _report_owned(self, topic: str) -> None:
+        self.metrics.set_partitions_owned(topic, sum(1 for t, _ in self._owned if t == topic))
 
     def report_lag(self, topic: str, partition: int, lag_messages: int) -> None:
         self.metrics.set_consumer_lag(topic, partition, lag_messages)

@@ -17,14 +17,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from ecoshare.adapters.kafka.admin import TopicSpec, ensure_topics
+from ecoshare.adapters.kafka.admin import TopicSpec, broker_has_transactions, ensure_topics
 from ecoshare.adapters.kafka.config import worker_consumer_config, worker_producer_config
 from ecoshare.catalog.event_catalog import Catalog
 from ecoshare.config.topics import TopicNames, TopicPolicy, value_subject
@@ -68,6 +68,9 @@ class WorkerConfig:
     # Kafka transactions (outputs, checkpoint and offsets commit atomically) where the
     # broker has them; the checkpoint-and-tail recovery of `progress` where it has not.
     transactions: bool = False
+    # The broker assigns partitions (KIP-848 consumer protocol, Apache Kafka 4) whatever
+    # the exactly-once mode; None: follow `transactions`, or ask the broker on connect.
+    broker_assigns: bool | None = None
     # A stable name for this worker's slot (e.g. "worker-0" under `ecoshare up`): with
     # transactions, its transactional id, so a worker restarted in the slot fences its
     # predecessor and aborts what it left open. Group membership does not use it (the
@@ -100,7 +103,9 @@ def client_configs(config: WorkerConfig, identity: str) -> tuple[dict[str, Any],
         config.bootstrap_servers,
         config.group_id,
         session_timeout_ms=config.session_timeout_ms,
-        broker_assigns=config.transactions,
+        broker_assigns=(
+            config.transactions if config.broker_assigns is None else config.broker_assigns
+        ),
     )
     return producer, consumer
 
@@ -118,6 +123,10 @@ class WorkerPorts:
 
 def connect(config: WorkerConfig, registry: SchemaRegistryClient) -> WorkerPorts:
     """The Kafka clients of one worker process."""
+    if config.broker_assigns is None and not config.transactions:
+        # Checkpoints on Apache Kafka still want the broker's assignor (see
+        # worker_consumer_config); the embedded broker has only the classic protocol.
+        config = replace(config, broker_assigns=broker_has_transactions(config.bootstrap_servers))
     producer_config, consumer_config = client_configs(
         config, f"{config.group_id}-{config.worker_id or uuid.uuid4().hex}"
     )
@@ -325,7 +334,6 @@ class GovernanceWorker:
         )
         observer = self._observer
         next_gauges = 0.0
-        timeout = self.config.batch_timeout_seconds
         try:
             while not self._stop.is_set():
                 if observer is not None:
@@ -334,17 +342,9 @@ class GovernanceWorker:
                     if time.monotonic() >= next_gauges:
                         self._report_gauges(observer)
                         next_gauges = time.monotonic() + 1.0
-                messages = self._consumer.consume(self.config.batch_size, timeout)
-                batch = [m for m in messages if m.error() is None]
-                for message in messages:
-                    error = message.error()
-                    if error is not None and error.code() != KafkaError._PARTITION_EOF:
-                        log.warning("consumer error: %s", error)
+                batch = self._next_batch()
                 if not batch:
-                    self._acknowledged(self.ledger.drain().acknowledged)
-                    timeout = max(self.config.batch_timeout_seconds, IDLE_CONSUME_TIMEOUT_SECONDS)
                     continue
-                timeout = self.config.batch_timeout_seconds
                 self._step("consumed")
                 started = time.perf_counter()
                 state = self._state_source()
@@ -360,6 +360,31 @@ class GovernanceWorker:
                 self._acknowledged(outcome.acknowledged)
         finally:
             self.ledger.close()
+
+    def _next_batch(self) -> list[Any]:
+        """Up to a batch of fetched records: what arrives within the batch timeout.
+
+        When nothing came, the previous batches are seen through (acknowledged) and the
+        worker waits for the *first* record only: a ``consume`` with the idle timeout
+        would hold that record back until a whole batch or the timeout, which at a
+        light rate is the timeout on every event.
+        """
+        consumer, config = self._consumer, self.config
+        messages = consumer.consume(config.batch_size, config.batch_timeout_seconds)
+        if not messages:
+            self._acknowledged(self.ledger.drain().acknowledged)
+            first = consumer.poll(IDLE_CONSUME_TIMEOUT_SECONDS)
+            if first is None:
+                return []
+            messages = [first, *consumer.consume(config.batch_size - 1, 0)]
+        batch = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                batch.append(message)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", error)
+        return batch
 
     def _acknowledged(self, batches: tuple[Submitted, ...]) -> None:
         for batch in batches:

@@ -159,6 +159,11 @@ def worker_producer_config(
     if transactional_id is not None:
         config["transactional.id"] = transactional_id
         config["transaction.timeout.ms"] = transaction_timeout_ms
+        # The broker finishes a commit (its markers) after answering it, and refuses
+        # the next transaction's first request until then (CONCURRENT_TRANSACTIONS);
+        # the default 100 ms retry backoff then made every batch wait ~100 ms. The
+        # backoff still grows exponentially to retry.backoff.max.ms on real errors.
+        config["retry.backoff.ms"] = 5
     return config
 
 

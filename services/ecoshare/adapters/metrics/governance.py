@@ -250,6 +250,12 @@ class GovernanceMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.ingress_partitions_owned = Gauge(
+            f"{PREFIX}_ingress_partitions_owned",
+            "Ingress partitions this worker owns now (its share of the group's assignment).",
+            ["topic"],
+            registry=registry,
+        )
         self.ingress_partition_stalled_seconds = Gauge(
             f"{PREFIX}_ingress_partition_stalled_seconds",
             "Seconds an owned ingress partition with lag has made no progress; 0 while it "
@@ -319,6 +325,10 @@ class GovernanceMetrics:
     def set_consumer_lag(self, topic: str, partition: int, lag_messages: int) -> None:
         """Report the lag of an ingress partition this worker owns."""
         self.ingress_consumer_lag_messages.labels(topic, str(partition)).set(lag_messages)
+
+    def set_partitions_owned(self, topic: str, count: int) -> None:
+        """Report how many partitions of ingress ``topic`` this worker owns."""
+        self.ingress_partitions_owned.labels(topic).set(count)
 
     def forget_partition(self, topic: str, partition: int) -> None:
         """Drop the lag series of a partition this worker no longer owns (after a rebalance),
