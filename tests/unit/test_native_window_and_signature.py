@@ -43,6 +43,98 @@ def test_the_windows_agree_on_every_sequence_of_operations(
     assert (42 in compiled) is False  # only strings are event ids
 
 
+# The compiled window keeps canonical lowercase UUIDs as numbers and any other id as a
+# string: a pool where both kinds look alike (same UUID in upper case, without hyphens,
+# one digit off) proves the two stores never confuse ids.
+_UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+_MIXED_IDS = (
+    _UUID,
+    _UUID.upper(),
+    _UUID.replace("-", ""),
+    "0f8fad5b-d9cb-469f-a165-70867728950f",
+    "00000000-0000-0000-0000-000000000000",
+    "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    "{" + _UUID + "}",
+    "0f8fad5b-d9cb-469f-a165-70867728950g",
+    "a",
+    "order-1",
+    "",
+)
+_mixed_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.sampled_from(_MIXED_IDS), st.integers(0, 50)),
+        st.tuples(st.just("add_all"), st.sampled_from(_MIXED_IDS), st.integers(0, 50)),
+        st.tuples(st.just("expire"), st.just(""), st.integers(0, 80)),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=400)
+@given(_mixed_operations, st.integers(1, 8), st.integers(0, 40))
+def test_the_windows_agree_on_uuid_and_other_ids_alike(
+    operations: list[tuple[str, str, int]], capacity: int, window_ms: int
+) -> None:
+    reference = DedupWindow(window_ms, capacity)
+    compiled = native.DedupWindow(window_ms, capacity)
+    clock = 0
+    for operation, event_id, step in operations:
+        clock += step
+        if operation == "add":
+            assert compiled.add(event_id, clock) == reference.add(event_id, clock)
+        elif operation == "add_all":
+            batch = [event_id, _MIXED_IDS[len(reference) % len(_MIXED_IDS)], event_id]
+            compiled.add_all(batch, clock)
+            reference.add_all(batch, clock)
+        else:
+            compiled.expire(clock)
+            reference.expire(clock)
+        assert len(compiled) == len(reference)
+        assert [name in compiled for name in _MIXED_IDS] == [
+            name in reference for name in _MIXED_IDS
+        ]
+    assert (compiled.capacity, compiled.window_ms) == (capacity, window_ms)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 300), st.integers(0, 2000), st.randoms(use_true_random=False))
+def test_a_full_window_evicts_the_oldest_id_of_either_kind(
+    capacity: int, count: int, random: object
+) -> None:
+    import uuid
+
+    rng = random  # hypothesis' seeded Random: uuids reproducible from the example
+    ids = [
+        str(uuid.UUID(int=rng.getrandbits(128))) if rng.random() < 0.7 else f"id-{index}"  # type: ignore[attr-defined]
+        for index in range(count)
+    ]
+    reference = DedupWindow(10_000, capacity)
+    compiled = native.DedupWindow(10_000, capacity)
+    for index, event_id in enumerate(ids):
+        assert compiled.add(event_id, index // 7) == reference.add(event_id, index // 7)
+    assert len(compiled) == len(reference) == min(capacity, len(set(ids)))
+    assert [event_id in compiled for event_id in ids] == [event_id in reference for event_id in ids]
+    compiled.expire(10_000 + count // 14)
+    reference.expire(10_000 + count // 14)
+    assert len(compiled) == len(reference)
+    assert [event_id in compiled for event_id in ids] == [event_id in reference for event_id in ids]
+
+
+def test_a_window_that_empties_after_a_burst_takes_ids_again() -> None:
+    """Expiring a large window gives back its spare room and keeps every answer."""
+    import uuid
+
+    compiled = native.DedupWindow(100, 50_000)
+    burst = [str(uuid.uuid4()) for _ in range(20_000)]
+    compiled.add_all(burst, 0)
+    compiled.expire(1_000)
+    assert len(compiled) == 0
+    assert all(event_id not in compiled for event_id in burst[:100])
+    assert compiled.add(burst[0], 1_000)
+    assert not compiled.add(burst[0], 1_001)
+    assert len(compiled) == 1
+
+
 def test_add_all_remembers_every_id() -> None:
     compiled = native.DedupWindow(1000, 10)
     compiled.add_all(["a", "b", "c"], 5)
