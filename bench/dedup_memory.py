@@ -14,6 +14,7 @@ import json
 import uuid
 from pathlib import Path
 
+from ecoshare.governance.cores import select_core
 from ecoshare.governance.dedup import DedupWindow
 
 CHUNK = 10_000
@@ -29,9 +30,10 @@ def rss_bytes() -> int:
 def new_window(core: str, capacity: int) -> DedupWindow:
     if core == "python":
         return DedupWindow(86_400_000, capacity)
-    from ecoshare import _native
-
-    window: DedupWindow = _native.DedupWindow(86_400_000, capacity)
+    native = select_core("native")
+    if native is None:
+        raise SystemExit("the compiled core is not built (cd native && cargo build --release)")
+    window: DedupWindow = native.DedupWindow(86_400_000, capacity)
     return window
 
 

@@ -3,6 +3,9 @@ Python references."""
 
 from __future__ import annotations
 
+import random
+import uuid
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -99,13 +102,10 @@ def test_the_windows_agree_on_uuid_and_other_ids_alike(
 @settings(max_examples=50, deadline=None)
 @given(st.integers(1, 300), st.integers(0, 2000), st.randoms(use_true_random=False))
 def test_a_full_window_evicts_the_oldest_id_of_either_kind(
-    capacity: int, count: int, random: object
+    capacity: int, count: int, rng: random.Random
 ) -> None:
-    import uuid
-
-    rng = random  # hypothesis' seeded Random: uuids reproducible from the example
     ids = [
-        str(uuid.UUID(int=rng.getrandbits(128))) if rng.random() < 0.7 else f"id-{index}"  # type: ignore[attr-defined]
+        str(uuid.UUID(int=rng.getrandbits(128))) if rng.random() < 0.7 else f"id-{index}"
         for index in range(count)
     ]
     reference = DedupWindow(10_000, capacity)
@@ -122,8 +122,6 @@ def test_a_full_window_evicts_the_oldest_id_of_either_kind(
 
 def test_a_window_that_empties_after_a_burst_takes_ids_again() -> None:
     """Expiring a large window gives back its spare room and keeps every answer."""
-    import uuid
-
     compiled = native.DedupWindow(100, 50_000)
     burst = [str(uuid.uuid4()) for _ in range(20_000)]
     compiled.add_all(burst, 0)

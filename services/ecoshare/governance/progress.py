@@ -32,6 +32,7 @@ embedded broker, which does not compact.
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -296,17 +297,54 @@ class SnapshotPolicy:
         )
 
 
+# A run of SDK ids (canonical lowercase hyphenated UUIDs) is kept as their 16-byte
+# values: a day's window of ids costs 16 bytes each instead of a string object and a
+# tuple slot (about 90 bytes). Only the exact canonical form is packed, so unpacking
+# gives back the same strings; a run with any other id stays a tuple.
+_CANONICAL_UUIDS = re.compile(
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})+", re.ASCII
+)
+_UUID_LENGTH = 36
+
+
+def _packed(ids: tuple[str, ...]) -> tuple[str, ...] | bytes:
+    joined = "".join(ids)
+    if (
+        len(joined) == _UUID_LENGTH * len(ids)
+        and set(map(len, ids)) == {_UUID_LENGTH}
+        and _CANONICAL_UUIDS.fullmatch(joined)
+    ):
+        return bytes.fromhex(joined.replace("-", ""))
+    return ids
+
+
+def _unpacked(ids: tuple[str, ...] | bytes) -> tuple[str, ...]:
+    if not isinstance(ids, bytes):
+        return ids
+    digits = ids.hex()
+    return tuple(
+        f"{digits[i : i + 8]}-{digits[i + 8 : i + 12]}-{digits[i + 12 : i + 16]}-"
+        f"{digits[i + 16 : i + 20]}-{digits[i + 20 : i + 32]}"
+        for i in range(0, len(digits), 32)
+    )
+
+
+def _run_length(ids: tuple[str, ...] | bytes) -> int:
+    return len(ids) // 16 if isinstance(ids, bytes) else len(ids)
+
+
 class AcknowledgedIds:
     """The event ids of one ingress partition's acknowledged batches within the window
     (what a snapshot carries): the engine's own window may already hold the ids of a
-    batch still in flight, which a snapshot must not promise."""
+    batch still in flight, which a snapshot must not promise. Runs of canonical UUIDs
+    are kept packed (16 bytes an id) and unpacked one run at a time when iterated."""
 
     __slots__ = ("_count", "_runs", "capacity", "window_ms")
 
     def __init__(self, window_ms: int, capacity: int, runs: Iterable[IdRun] = ()) -> None:
         self.window_ms = window_ms
         self.capacity = capacity
-        self._runs: deque[IdRun] = deque()
+        self._runs: deque[tuple[int, tuple[str, ...] | bytes]] = deque()
         self._count = 0
         for at_ms, ids in runs:
             self.add(at_ms, ids)
@@ -315,11 +353,11 @@ class AcknowledgedIds:
         return self._count
 
     def __iter__(self) -> Iterator[IdRun]:
-        return iter(self._runs)
+        return ((at_ms, _unpacked(ids)) for at_ms, ids in self._runs)
 
     def add(self, at_ms: int, ids: tuple[str, ...]) -> None:
         if ids:
-            self._runs.append((at_ms, ids))
+            self._runs.append((at_ms, _packed(ids)))
             self._count += len(ids)
         self.expire(at_ms)
 
@@ -327,10 +365,12 @@ class AcknowledgedIds:
         """Drop runs older than the window, and the oldest ids beyond the capacity."""
         runs = self._runs
         horizon = now_ms - self.window_ms
-        while runs and (runs[0][0] < horizon or self._count - len(runs[0][1]) >= self.capacity):
-            self._count -= len(runs.popleft()[1])
+        while runs and (
+            runs[0][0] < horizon or self._count - _run_length(runs[0][1]) >= self.capacity
+        ):
+            self._count -= _run_length(runs.popleft()[1])
         if runs and self._count > self.capacity:
             at_ms, ids = runs[0]
             excess = self._count - self.capacity
-            runs[0] = (at_ms, ids[excess:])
+            runs[0] = (at_ms, ids[excess * 16 :] if isinstance(ids, bytes) else ids[excess:])
             self._count -= excess
