@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import uuid
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -131,6 +132,42 @@ def test_a_window_that_empties_after_a_burst_takes_ids_again() -> None:
     assert compiled.add(burst[0], 1_000)
     assert not compiled.add(burst[0], 1_001)
     assert len(compiled) == 1
+
+
+def test_a_long_run_of_ids_agrees_with_the_reference_through_growth_and_deletion() -> None:
+    """Tens of thousands of ids through a small window: the compiled index grows, wraps,
+    shifts entries back as the oldest leave and shrinks after an expiry, and every
+    answer stays the reference's (re-sent ids included, old and recent)."""
+    rng = random.Random(20261201)
+    reference = DedupWindow(5_000, 3_000)
+    compiled = native.DedupWindow(5_000, 3_000)
+    sent: list[str] = []
+    clock = 0
+    for step in range(40_000):
+        clock += rng.choice((0, 0, 0, 1, 2))
+        if step % 9_000 == 8_999:
+            clock += 6_000  # everything expires
+        if rng.random() < 0.2 and sent:
+            event_id = sent[-rng.randrange(1, min(len(sent), 5_000) + 1)]
+        elif rng.random() < 0.1:
+            event_id = f"order-{step}"
+        else:
+            event_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        sent.append(event_id)
+        assert compiled.add(event_id, clock) == reference.add(event_id, clock), step
+        if step % 500 == 0:
+            compiled.expire(clock)
+            reference.expire(clock)
+            assert len(compiled) == len(reference)
+    probe = sent[-6_000:]
+    assert [event_id in compiled for event_id in probe] == [
+        event_id in reference for event_id in probe
+    ]
+
+
+def test_a_window_beyond_what_positions_can_count_is_refused() -> None:
+    with pytest.raises(ValueError, match="dedup capacity"):
+        native.DedupWindow(1000, 2**32)
 
 
 def test_add_all_remembers_every_id() -> None:
