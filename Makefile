@@ -43,9 +43,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Both brokers, about 15 minutes on 2 shared cores (BENCH_BROKERS=tansu for one).
+# Both brokers, about 15 minutes on 2 shared cores (BENCH_BROKERS=tansu for one), then
+# the workers' memory over 1,000,000 events on Kafka (bench-rss, about 4 minutes more).
 bench: $(STAMP) kafka-jars
 	$(BIN)/python -m bench.governed_throughput
+	$(BIN)/python -m bench.worker_rss
 
 # The engine alone, in-process: native core against the Python reference, µs per event.
 bench-engine: $(STAMP)
@@ -70,8 +72,8 @@ bench-worker-profile: $(STAMP)
 	$(BIN)/python -m bench.worker_profile
 
 # A worker's memory over 1,000,000 events on Apache Kafka, with the default duplicate
-# windows and with windows full (~10 min on 2 cores, so not part of `make bench`;
-# BENCH_RSS_EVENTS=100000 to shorten). Merges its curve into bench/results.json.
+# windows and with windows full (about 4 minutes on 2 cores; BENCH_RSS_EVENTS=100000 to
+# shorten). Writes bench/rss-results.json and merges its curve into bench/results.json.
 bench-rss: $(STAMP) kafka-jars
 	$(BIN)/python -m bench.worker_rss
 
