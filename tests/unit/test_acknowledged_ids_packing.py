@@ -91,7 +91,8 @@ def test_packed_runs_equal_plain_runs(
 def test_a_snapshot_of_packed_runs_carries_the_original_strings() -> None:
     ids = tuple(str(uuid.uuid4()) for _ in range(7))
     window = AcknowledgedIds(1000, 100, [(5, ids), (6, ("order-1", ids[0].upper()))])
-    chunks = snapshot_chunks(Checkpoint(1, {}, (), 6, 0), window, 0, 4)
+    chunks = list(snapshot_chunks(Checkpoint(1, {}, (), 6, 0), window, 0, 4))
+    assert [chunk.chunks for chunk in chunks] == [3, 3, 3]  # 9 ids, 4 a chunk
     flat = [event_id for chunk in chunks for _, run in chunk.runs for event_id in run]
     assert flat == [*ids, "order-1", ids[0].upper()]
     assert all(isinstance(event_id, str) for event_id in flat)

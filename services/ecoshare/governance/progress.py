@@ -155,34 +155,45 @@ class SnapshotChunk:
 
 def snapshot_chunks(
     checkpoint: Checkpoint, runs: Iterable[IdRun], bank: int, ids_per_chunk: int
-) -> list[SnapshotChunk]:
+) -> Iterator[SnapshotChunk]:
     """``checkpoint``'s position and the window ``runs`` as chunks of at most
-    ``ids_per_chunk`` ids (at least one chunk, so an empty window is a snapshot too)."""
-    pieces: list[list[IdRun]] = [[]]
-    room = ids_per_chunk
-    for at_ms, ids in runs:
-        start = 0
-        while start < len(ids):
-            if room == 0:
-                pieces.append([])
-                room = ids_per_chunk
-            taken = ids[start : start + room]
-            pieces[-1].append((at_ms, taken))
-            room -= len(taken)
-            start += len(taken)
-    return [
-        SnapshotChunk(
+    ``ids_per_chunk`` ids (at least one chunk, so an empty window is a snapshot too).
+
+    Chunks are made one at a time as they are taken: a window keeps its UUIDs packed, so
+    only the ids of the chunk being written exist as strings, not the whole window's.
+    """
+    if isinstance(runs, AcknowledgedIds):
+        total = len(runs)
+    else:
+        runs = list(runs)
+        total = sum(len(ids) for _, ids in runs)
+    chunks = max(1, -(-total // ids_per_chunk))
+
+    def chunk(index: int, piece: list[IdRun]) -> SnapshotChunk:
+        return SnapshotChunk(
             checkpoint.seq,
             bank,
             index,
-            len(pieces),
+            chunks,
             checkpoint.next_offset,
             dict(checkpoint.outputs),
             tuple(piece),
             checkpoint.at_ms,
         )
-        for index, piece in enumerate(pieces)
-    ]
+
+    piece: list[IdRun] = []
+    index, room = 0, ids_per_chunk
+    for at_ms, ids in runs:
+        start = 0
+        while start < len(ids):
+            if room == 0:
+                yield chunk(index, piece)
+                index, piece, room = index + 1, [], ids_per_chunk
+            taken = ids[start : start + room]
+            piece.append((at_ms, taken))
+            room -= len(taken)
+            start += len(taken)
+    yield chunk(index, piece)
 
 
 @dataclass
