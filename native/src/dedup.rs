@@ -3,7 +3,7 @@
 //! The window holds up to `capacity` ids per partition for a day by default, so its
 //! cost per id is the worker's memory bound. The SDK's ids are canonical UUIDs
 //! (lowercase, hyphenated): those are kept as their 128-bit value in a ring indexed by
-//! an open-addressing table, about 26 bytes an id instead of about 117 as a shared
+//! an open-addressing table, about 27 bytes an id instead of about 117 as a shared
 //! string in a set and a deque; any other id is kept as a string, as before. Only the
 //! exact canonical form is converted, so the conversion is lossless and two ids are the
 //! same entry exactly when they are the same string ("ABC…" and "abc…" stay different).
@@ -44,8 +44,9 @@ const SEQ_MODULUS: u64 = u32::MAX as u64;
 pub const MAX_CAPACITY: usize = (u32::MAX - 1) as usize;
 
 /// Canonical UUIDs in arrival order (16 bytes each) and an open-addressing index of
-/// their sequence numbers (4 bytes a slot, linear probing, at most 7/8 full): about
-/// 26 bytes an id, where a set entry plus a deque slot of `u128` would take about 54.
+/// their sequence numbers (4 bytes a slot, linear probing, at most half full, so that
+/// a new id, which is a search that fails, probes about two slots): 25 to 33 bytes an
+/// id, where a set entry plus a deque slot of `u128` would take about 54.
 struct UuidRing {
     values: VecDeque<u128>,
     /// Sequence number (mod [`SEQ_MODULUS`]) of `values[0]`.
@@ -94,7 +95,7 @@ impl UuidRing {
         if self.find(value).is_some() {
             return false;
         }
-        if (self.values.len() + 1) * 8 > self.slots.len() * 7 {
+        if (self.values.len() + 1) * 2 > self.slots.len() {
             self.reindex((self.slots.len() * 2).max(16));
         }
         let seq = (u64::from(self.head) + self.values.len() as u64) % SEQ_MODULUS;
@@ -139,7 +140,7 @@ impl UuidRing {
         if self.slots.len() > 64 && self.values.len() * 8 < self.slots.len() {
             // Mostly expired after a burst: give the room back.
             self.values.shrink_to(self.values.len() * 2);
-            self.reindex((self.values.len() * 2).next_power_of_two().max(16));
+            self.reindex((self.values.len() * 4).next_power_of_two().max(16));
         }
     }
 
@@ -292,7 +293,27 @@ impl DedupWindow {
 
 #[cfg(test)]
 mod tests {
-    use super::canonical_uuid;
+    use super::{canonical_uuid, UuidRing, SEQ_MODULUS};
+
+    #[test]
+    fn the_ring_answers_the_same_across_the_wrap_of_its_sequence_numbers() {
+        let mut ring = UuidRing::new();
+        ring.head = (SEQ_MODULUS - 50) as u32; // a window that has seen ~4 billion ids
+        for value in 0..3000u128 {
+            assert!(ring.push(value * 7919));
+            assert!(!ring.push(value * 7919));
+            if value >= 100 {
+                ring.pop_oldest(); // keep 100: positions wrap while entries shift back
+                assert!(ring.find((value - 100) * 7919).is_none());
+            }
+            let oldest = value.saturating_sub(99);
+            assert!((oldest..=value).all(|kept| ring.find(kept * 7919).is_some()));
+        }
+        for _ in 0..100 {
+            ring.pop_oldest();
+        }
+        assert!(ring.values.is_empty() && ring.slots.len() <= 64);
+    }
 
     #[test]
     fn only_the_canonical_lowercase_form_is_a_uuid() {
