@@ -19,6 +19,10 @@ _LOOK_ALIKES = (
     "{" + _UUID + "}",
     _UUID[:-1] + "g",
     _UUID + "0",
+    "0f8fad5bd-9cb-469f-a165-70867728950e",  # 36 characters, a hyphen moved
+    _UUID[:-1] + " ",
+    _UUID[:-1] + "é",
+    _UUID.replace("-", "0", 1)[:-1] + "-",  # four hyphens, one out of place
     "order-1",
     "",
 )
