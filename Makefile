@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages kafka-jars demo test check lint typecheck bench bench-engine bench-tansu-history bench-worker-profile soak fuzz clean asyncapi-schema
+.PHONY: install system-packages kafka-jars demo test check lint typecheck bench bench-engine bench-tansu-history bench-worker-profile bench-rss soak fuzz clean asyncapi-schema
 
 # The install also builds the compiled governance core (native/, Rust) with cargo;
 # rustup installs cargo in ~/.cargo/bin, which a non-login shell may not have on PATH.
@@ -43,9 +43,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Both brokers, about 15 minutes on 2 shared cores (BENCH_BROKERS=tansu for one).
+# Both brokers, about 15 minutes on 2 shared cores (BENCH_BROKERS=tansu for one), then
+# the workers' memory over 1,000,000 events on Kafka (bench-rss, about 4 minutes more).
 bench: $(STAMP) kafka-jars
 	$(BIN)/python -m bench.governed_throughput
+	$(BIN)/python -m bench.worker_rss
 
 # The engine alone, in-process: native core against the Python reference, µs per event.
 bench-engine: $(STAMP)
@@ -68,6 +70,12 @@ bench-tansu-history: $(STAMP)
 # One worker under cProfile, and what an idle worker costs the broker (~2 min).
 bench-worker-profile: $(STAMP)
 	$(BIN)/python -m bench.worker_profile
+
+# A worker's memory over 1,000,000 events on Apache Kafka, with the default duplicate
+# windows and with windows full (about 4 minutes on 2 cores; BENCH_RSS_EVENTS=100000 to
+# shorten). Writes bench/rss-results.json and merges its curve into bench/results.json.
+bench-rss: $(STAMP) kafka-jars
+	$(BIN)/python -m bench.worker_rss
 
 # Not in CI: 1,000 events/s for 30 minutes on each broker (SOAK_ARGS="--minutes 5" to shorten).
 soak: $(STAMP) kafka-jars

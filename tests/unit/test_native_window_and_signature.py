@@ -3,6 +3,10 @@ Python references."""
 
 from __future__ import annotations
 
+import random
+import uuid
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,6 +45,129 @@ def test_the_windows_agree_on_every_sequence_of_operations(
         assert len(compiled) == len(reference)
         assert all((name in compiled) == (name in reference) for name in "abcdefghij")
     assert (42 in compiled) is False  # only strings are event ids
+
+
+# The compiled window keeps canonical lowercase UUIDs as numbers and any other id as a
+# string: a pool where both kinds look alike (same UUID in upper case, without hyphens,
+# one digit off) proves the two stores never confuse ids.
+_UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+_MIXED_IDS = (
+    _UUID,
+    _UUID.upper(),
+    _UUID.replace("-", ""),
+    "0f8fad5b-d9cb-469f-a165-70867728950f",
+    "00000000-0000-0000-0000-000000000000",
+    "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    "{" + _UUID + "}",
+    "0f8fad5b-d9cb-469f-a165-70867728950g",
+    "a",
+    "order-1",
+    "",
+)
+_mixed_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.sampled_from(_MIXED_IDS), st.integers(0, 50)),
+        st.tuples(st.just("add_all"), st.sampled_from(_MIXED_IDS), st.integers(0, 50)),
+        st.tuples(st.just("expire"), st.just(""), st.integers(0, 80)),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=400)
+@given(_mixed_operations, st.integers(1, 8), st.integers(0, 40))
+def test_the_windows_agree_on_uuid_and_other_ids_alike(
+    operations: list[tuple[str, str, int]], capacity: int, window_ms: int
+) -> None:
+    reference = DedupWindow(window_ms, capacity)
+    compiled = native.DedupWindow(window_ms, capacity)
+    clock = 0
+    for operation, event_id, step in operations:
+        clock += step
+        if operation == "add":
+            assert compiled.add(event_id, clock) == reference.add(event_id, clock)
+        elif operation == "add_all":
+            batch = [event_id, _MIXED_IDS[len(reference) % len(_MIXED_IDS)], event_id]
+            compiled.add_all(batch, clock)
+            reference.add_all(batch, clock)
+        else:
+            compiled.expire(clock)
+            reference.expire(clock)
+        assert len(compiled) == len(reference)
+        assert [name in compiled for name in _MIXED_IDS] == [
+            name in reference for name in _MIXED_IDS
+        ]
+    assert (compiled.capacity, compiled.window_ms) == (capacity, window_ms)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 300), st.integers(0, 2000), st.randoms(use_true_random=False))
+def test_a_full_window_evicts_the_oldest_id_of_either_kind(
+    capacity: int, count: int, rng: random.Random
+) -> None:
+    ids = [
+        str(uuid.UUID(int=rng.getrandbits(128))) if rng.random() < 0.7 else f"id-{index}"
+        for index in range(count)
+    ]
+    reference = DedupWindow(10_000, capacity)
+    compiled = native.DedupWindow(10_000, capacity)
+    for index, event_id in enumerate(ids):
+        assert compiled.add(event_id, index // 7) == reference.add(event_id, index // 7)
+    assert len(compiled) == len(reference) == min(capacity, len(set(ids)))
+    assert [event_id in compiled for event_id in ids] == [event_id in reference for event_id in ids]
+    compiled.expire(10_000 + count // 14)
+    reference.expire(10_000 + count // 14)
+    assert len(compiled) == len(reference)
+    assert [event_id in compiled for event_id in ids] == [event_id in reference for event_id in ids]
+
+
+def test_a_window_that_empties_after_a_burst_takes_ids_again() -> None:
+    """Expiring a large window gives back its spare room and keeps every answer."""
+    compiled = native.DedupWindow(100, 50_000)
+    burst = [str(uuid.uuid4()) for _ in range(20_000)]
+    compiled.add_all(burst, 0)
+    compiled.expire(1_000)
+    assert len(compiled) == 0
+    assert all(event_id not in compiled for event_id in burst[:100])
+    assert compiled.add(burst[0], 1_000)
+    assert not compiled.add(burst[0], 1_001)
+    assert len(compiled) == 1
+
+
+def test_a_long_run_of_ids_agrees_with_the_reference_through_growth_and_deletion() -> None:
+    """Tens of thousands of ids through a small window: the compiled index grows, wraps,
+    shifts entries back as the oldest leave and shrinks after an expiry, and every
+    answer stays the reference's (re-sent ids included, old and recent)."""
+    rng = random.Random(20261201)
+    reference = DedupWindow(5_000, 3_000)
+    compiled = native.DedupWindow(5_000, 3_000)
+    sent: list[str] = []
+    clock = 0
+    for step in range(40_000):
+        clock += rng.choice((0, 0, 0, 1, 2))
+        if step % 9_000 == 8_999:
+            clock += 6_000  # everything expires
+        if rng.random() < 0.2 and sent:
+            event_id = sent[-rng.randrange(1, min(len(sent), 5_000) + 1)]
+        elif rng.random() < 0.1:
+            event_id = f"order-{step}"
+        else:
+            event_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        sent.append(event_id)
+        assert compiled.add(event_id, clock) == reference.add(event_id, clock), step
+        if step % 500 == 0:
+            compiled.expire(clock)
+            reference.expire(clock)
+            assert len(compiled) == len(reference)
+    probe = sent[-6_000:]
+    assert [event_id in compiled for event_id in probe] == [
+        event_id in reference for event_id in probe
+    ]
+
+
+def test_a_window_beyond_what_positions_can_count_is_refused() -> None:
+    with pytest.raises(ValueError, match="dedup capacity"):
+        native.DedupWindow(1000, 2**32)
 
 
 def test_add_all_remembers_every_id() -> None:

@@ -81,7 +81,7 @@ def test_snapshot_chunks_hold_every_id_once_in_order_within_the_chunk_size(
     runs: list[tuple[int, list[str]]], per_chunk: int
 ) -> None:
     window = [(at_ms, tuple(ids)) for at_ms, ids in runs]
-    chunks = snapshot_chunks(Checkpoint(1, {}, (), 0, 4), window, 1, per_chunk)
+    chunks = list(snapshot_chunks(Checkpoint(1, {}, (), 0, 4), window, 1, per_chunk))
     assert [chunk.chunk for chunk in chunks] == list(range(len(chunks)))
     assert all(chunk.chunks == len(chunks) for chunk in chunks)
     assert all(sum(len(ids) for _, ids in chunk.runs) <= per_chunk for chunk in chunks)

@@ -31,6 +31,7 @@ embedded broker, which does not compact.
 
 from __future__ import annotations
 
+import binascii
 import json
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -154,34 +155,45 @@ class SnapshotChunk:
 
 def snapshot_chunks(
     checkpoint: Checkpoint, runs: Iterable[IdRun], bank: int, ids_per_chunk: int
-) -> list[SnapshotChunk]:
+) -> Iterator[SnapshotChunk]:
     """``checkpoint``'s position and the window ``runs`` as chunks of at most
-    ``ids_per_chunk`` ids (at least one chunk, so an empty window is a snapshot too)."""
-    pieces: list[list[IdRun]] = [[]]
-    room = ids_per_chunk
-    for at_ms, ids in runs:
-        start = 0
-        while start < len(ids):
-            if room == 0:
-                pieces.append([])
-                room = ids_per_chunk
-            taken = ids[start : start + room]
-            pieces[-1].append((at_ms, taken))
-            room -= len(taken)
-            start += len(taken)
-    return [
-        SnapshotChunk(
+    ``ids_per_chunk`` ids (at least one chunk, so an empty window is a snapshot too).
+
+    Chunks are made one at a time as they are taken: a window keeps its UUIDs packed, so
+    only the ids of the chunk being written exist as strings, not the whole window's.
+    """
+    if isinstance(runs, AcknowledgedIds):
+        total = len(runs)
+    else:
+        runs = list(runs)
+        total = sum(len(ids) for _, ids in runs)
+    chunks = max(1, -(-total // ids_per_chunk))
+
+    def chunk(index: int, piece: list[IdRun]) -> SnapshotChunk:
+        return SnapshotChunk(
             checkpoint.seq,
             bank,
             index,
-            len(pieces),
+            chunks,
             checkpoint.next_offset,
             dict(checkpoint.outputs),
             tuple(piece),
             checkpoint.at_ms,
         )
-        for index, piece in enumerate(pieces)
-    ]
+
+    piece: list[IdRun] = []
+    index, room = 0, ids_per_chunk
+    for at_ms, ids in runs:
+        start = 0
+        while start < len(ids):
+            if room == 0:
+                yield chunk(index, piece)
+                index, piece, room = index + 1, [], ids_per_chunk
+            taken = ids[start : start + room]
+            piece.append((at_ms, taken))
+            room -= len(taken)
+            start += len(taken)
+    yield chunk(index, piece)
 
 
 @dataclass
@@ -296,17 +308,67 @@ class SnapshotPolicy:
         )
 
 
+# A run of SDK ids (canonical lowercase hyphenated UUIDs) is kept as their 16-byte
+# values: a day's window of ids costs 16 bytes each instead of a string object and a
+# tuple slot (about 90 bytes). Only the exact canonical form is packed, so unpacking
+# gives back the same strings; a run with any other id stays a tuple. Both ways work on
+# the whole run with C-level string and slice operations (tens of ns an id).
+_UUID_LENGTH = 36
+_HYPHENS = (8, 13, 18, 23)
+_HEX_DIGITS = b"0123456789abcdef"
+# (position in the canonical text, position in the 32 hex digits) of every digit
+_DIGIT_PLACES = tuple(
+    (text, text - sum(1 for hyphen in _HYPHENS if hyphen < text))
+    for text in range(_UUID_LENGTH)
+    if text not in _HYPHENS
+)
+
+
+def _packed(ids: tuple[str, ...]) -> tuple[str, ...] | bytes:
+    count = len(ids)
+    joined = "".join(ids)
+    if len(joined) != _UUID_LENGTH * count or set(map(len, ids)) != {_UUID_LENGTH}:
+        return ids
+    hyphens = "-" * count
+    if any(joined[at::_UUID_LENGTH] != hyphens for at in _HYPHENS):
+        return ids
+    digits = joined.replace("-", "")
+    if len(digits) != 32 * count or not digits.isascii():
+        return ids
+    encoded = digits.encode("ascii")
+    if encoded.translate(None, _HEX_DIGITS):  # anything but lowercase hex digits
+        return ids
+    return binascii.unhexlify(encoded)
+
+
+def _unpacked(ids: tuple[str, ...] | bytes) -> tuple[str, ...]:
+    if not isinstance(ids, bytes):
+        return ids
+    count = len(ids) // 16
+    digits = ids.hex().encode("ascii")
+    text = bytearray(b"-" * (_UUID_LENGTH * count))
+    for at, digit in _DIGIT_PLACES:
+        text[at::_UUID_LENGTH] = digits[digit::32]
+    joined = text.decode("ascii")
+    return tuple(joined[at : at + _UUID_LENGTH] for at in range(0, len(joined), _UUID_LENGTH))
+
+
+def _run_length(ids: tuple[str, ...] | bytes) -> int:
+    return len(ids) // 16 if isinstance(ids, bytes) else len(ids)
+
+
 class AcknowledgedIds:
     """The event ids of one ingress partition's acknowledged batches within the window
     (what a snapshot carries): the engine's own window may already hold the ids of a
-    batch still in flight, which a snapshot must not promise."""
+    batch still in flight, which a snapshot must not promise. Runs of canonical UUIDs
+    are kept packed (16 bytes an id) and unpacked one run at a time when iterated."""
 
     __slots__ = ("_count", "_runs", "capacity", "window_ms")
 
     def __init__(self, window_ms: int, capacity: int, runs: Iterable[IdRun] = ()) -> None:
         self.window_ms = window_ms
         self.capacity = capacity
-        self._runs: deque[IdRun] = deque()
+        self._runs: deque[tuple[int, tuple[str, ...] | bytes]] = deque()
         self._count = 0
         for at_ms, ids in runs:
             self.add(at_ms, ids)
@@ -315,11 +377,11 @@ class AcknowledgedIds:
         return self._count
 
     def __iter__(self) -> Iterator[IdRun]:
-        return iter(self._runs)
+        return ((at_ms, _unpacked(ids)) for at_ms, ids in self._runs)
 
     def add(self, at_ms: int, ids: tuple[str, ...]) -> None:
         if ids:
-            self._runs.append((at_ms, ids))
+            self._runs.append((at_ms, _packed(ids)))
             self._count += len(ids)
         self.expire(at_ms)
 
@@ -327,10 +389,12 @@ class AcknowledgedIds:
         """Drop runs older than the window, and the oldest ids beyond the capacity."""
         runs = self._runs
         horizon = now_ms - self.window_ms
-        while runs and (runs[0][0] < horizon or self._count - len(runs[0][1]) >= self.capacity):
-            self._count -= len(runs.popleft()[1])
+        while runs and (
+            runs[0][0] < horizon or self._count - _run_length(runs[0][1]) >= self.capacity
+        ):
+            self._count -= _run_length(runs.popleft()[1])
         if runs and self._count > self.capacity:
             at_ms, ids = runs[0]
             excess = self._count - self.capacity
-            runs[0] = (at_ms, ids[excess:])
+            runs[0] = (at_ms, ids[excess * 16 :] if isinstance(ids, bytes) else ids[excess:])
             self._count -= excess
