@@ -890,7 +890,13 @@ def run_broker(kind: BrokerKind, scene: Scene) -> dict[str, Any]:
 
 
 # Figures other benchmarks write into the same file (each with its own command).
-OTHER_BENCH_KEYS = ("worker_rss_mb_by_events",)
+OTHER_BENCH_KEYS = (  # bench/worker_rss.py
+    "worker_rss_mb_by_events",
+    "worker_rss_slope_mb_per_100k_events",
+    "worker_rss_full_windows_mb_by_events",
+    "worker_rss_full_windows_slope_mb_per_100k_events",
+    "worker_rss_measured_at",
+)
 
 
 def _keep_other_benches(results: dict[str, Any]) -> None:
