@@ -98,6 +98,23 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The rendered record appended to `out`; `positions` are the scanner's offsets.
+    pub(crate) fn render_into(
+        &self,
+        py: Python<'_>,
+        body: &Bound<'_, PyBytes>,
+        positions: &[usize],
+        allowed: &Bound<'_, PyAny>,
+        out: &mut Vec<u8>,
+    ) -> PyResult<()> {
+        for op in &self.ops {
+            self.apply(py, op, body, positions, allowed, out)?;
+        }
+        Ok(())
+    }
+}
+
 fn highest(op: &Op) -> usize {
     match op {
         Op::Copy(_, stop) => *stop,
@@ -139,9 +156,7 @@ impl Plan {
         }
         let mut out = Vec::with_capacity(prefix.len() + body.as_bytes().len());
         out.extend_from_slice(prefix);
-        for op in &self.ops {
-            self.apply(py, op, body, &positions, allowed, &mut out)?;
-        }
+        self.render_into(py, body, &positions, allowed, &mut out)?;
         Ok(PyBytes::new(py, &out))
     }
 }
