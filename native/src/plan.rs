@@ -15,6 +15,7 @@ enum Op {
     Const(Vec<u8>),
     Branch2(usize),
     Call(usize, Py<PyAny>),
+    RoundDouble(usize, i64, Py<PyAny>),
     Personal(Py<PyString>, Box<Op>),
 }
 
@@ -28,6 +29,11 @@ fn parse(op: &Bound<'_, PyAny>) -> PyResult<Op> {
         "const" => Op::Const(op.get_item(1)?.extract()?),
         "branch2" => Op::Branch2(op.get_item(1)?.extract()?),
         "call" => Op::Call(op.get_item(1)?.extract()?, op.get_item(2)?.unbind()),
+        "round_double" => Op::RoundDouble(
+            op.get_item(1)?.extract()?,
+            op.get_item(2)?.extract()?,
+            op.get_item(3)?.unbind(),
+        ),
         "personal" => Op::Personal(
             op.get_item(1)?.cast_into::<PyString>()?.unbind(),
             Box::new(parse(&op.get_item(2)?)?),
@@ -86,6 +92,16 @@ impl Plan {
                 let value = function.bind(py).call1((body, start, end))?;
                 out.extend_from_slice(value.cast::<PyBytes>()?.as_bytes());
             }
+            Op::RoundDouble(field, decimals, function) => {
+                let (start, end) = span(raw, offsets, *field, field + 1)?;
+                match rounded_double(&raw[start..end], *decimals) {
+                    Some(bytes) => out.extend_from_slice(&bytes),
+                    None => {
+                        let value = function.bind(py).call1((body, start, end))?;
+                        out.extend_from_slice(value.cast::<PyBytes>()?.as_bytes());
+                    }
+                }
+            }
             Op::Personal(name, inner) => {
                 if allowed.contains(name.bind(py))? {
                     self.apply(py, inner, body, offsets, allowed, out)?;
@@ -115,11 +131,25 @@ impl Plan {
     }
 }
 
+/// `round(value, decimals)` of the little-endian double `bytes`, as Python rounds
+/// (correctly rounded decimal digits, ties to even on the binary value, read back
+/// correctly rounded), where no saturation can apply: a finite value below 1e300 and
+/// 0 to 15 decimals. None otherwise (the Python transform decides).
+fn rounded_double(bytes: &[u8], decimals: i64) -> Option<[u8; 8]> {
+    let value = f64::from_le_bytes(bytes.try_into().ok()?);
+    if !(0..=15).contains(&decimals) || !value.is_finite() || value.abs() >= 1e300 {
+        return None;
+    }
+    let text = format!("{value:.prec$}", prec = decimals as usize);
+    let rounded: f64 = text.parse().ok()?;
+    Some(rounded.to_le_bytes())
+}
+
 fn highest(op: &Op) -> usize {
     match op {
         Op::Copy(_, stop) => *stop,
         Op::Const(_) => 0,
-        Op::Branch2(field) | Op::Call(field, _) => field + 1,
+        Op::Branch2(field) | Op::Call(field, _) | Op::RoundDouble(field, _, _) => field + 1,
         Op::Personal(_, inner) => highest(inner),
     }
 }
