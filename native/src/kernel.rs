@@ -116,7 +116,13 @@ impl Kernel {
         })
     }
 
-    fn partition(&mut self, run: &Bound<'_, PyAny>, topic: &str, partition: i64, offset: i64) -> PyResult<usize> {
+    fn partition(
+        &mut self,
+        run: &Bound<'_, PyAny>,
+        topic: &str,
+        partition: i64,
+        offset: i64,
+    ) -> PyResult<usize> {
         if let Some(found) = self
             .partitions
             .iter()
@@ -262,9 +268,11 @@ impl Kernel {
         {
             return Ok(None);
         }
-        let (Captured::Str(event_id), Captured::Str(location_id), Captured::Str(payload_publisher)) =
-            (&envelope[EVENT_ID], &envelope[LOCATION_ID], &envelope[PUBLISHER_ID])
-        else {
+        let (Captured::Str(event_id), Captured::Str(location_id), Captured::Str(payload_publisher)) = (
+            &envelope[EVENT_ID],
+            &envelope[LOCATION_ID],
+            &envelope[PUBLISHER_ID],
+        ) else {
             return Ok(None);
         };
         let published_ms = match envelope[PUBLISHED_AT] {
@@ -289,7 +297,9 @@ impl Kernel {
         }
         let key = (schema_id, publisher);
         if !self.programs.contains_key(&key) {
-            let writer = self.writers[&(part, schema_id)].as_ref().map(|found| found.writer.bind(py).clone());
+            let writer = self.writers[&(part, schema_id)]
+                .as_ref()
+                .map(|found| found.writer.bind(py).clone());
             let spec = run.call_method1(
                 intern!(py, "kernel_program"),
                 (writer, self.publishers[publisher].partner.bind(py)),
@@ -300,7 +310,10 @@ impl Kernel {
         let Some(program) = self.programs.get_mut(&key).and_then(Option::as_mut) else {
             return Ok(None);
         };
-        let ingested_ms: i64 = message.call_method0(intern!(py, "timestamp"))?.get_item(1)?.extract()?;
+        let ingested_ms: i64 = message
+            .call_method0(intern!(py, "timestamp"))?
+            .get_item(1)?
+            .extract()?;
         let Some(decisions) = program.decide(run, value, offsets, subject, self.no_consent.bind(py))? else {
             return Ok(None);
         };
@@ -318,21 +331,32 @@ impl Kernel {
     }
 
     /// Govern `message` natively if it is the common case (false: left to Python).
-    fn take(&mut self, run: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>, offsets: &mut Vec<usize>) -> PyResult<bool> {
+    fn take(
+        &mut self,
+        run: &Bound<'_, PyAny>,
+        message: &Bound<'_, PyAny>,
+        offsets: &mut Vec<usize>,
+    ) -> PyResult<bool> {
         let py = run.py();
         let topic = message.call_method0(intern!(py, "topic"))?;
         let partition = message.call_method0(intern!(py, "partition"))?;
         let offset = message.call_method0(intern!(py, "offset"))?;
-        let (Ok(topic), Ok(partition_number), Ok(offset_number)) =
-            (topic.cast::<PyString>(), partition.extract::<i64>(), offset.extract::<i64>())
-        else {
+        let (Ok(topic), Ok(partition_number), Ok(offset_number)) = (
+            topic.cast::<PyString>(),
+            partition.extract::<i64>(),
+            offset.extract::<i64>(),
+        ) else {
             return Ok(false);
         };
         let Ok(topic) = topic.to_str() else {
             return Ok(false);
         };
         let part = self.partition(run, topic, partition_number, offset_number)?;
-        let Some(window) = self.partitions[part].window.as_ref().map(|found| found.clone_ref(py)) else {
+        let Some(window) = self.partitions[part]
+            .window
+            .as_ref()
+            .map(|found| found.clone_ref(py))
+        else {
             return Ok(false);
         };
         let value = message.call_method0(intern!(py, "value"))?;
@@ -448,7 +472,10 @@ impl Kernel {
         let py = run.py();
         for partition in &mut self.partitions {
             if let Some(next) = partition.next_offset.take() {
-                partition.batch.bind(py).setattr(intern!(py, "next_offset"), next)?;
+                partition
+                    .batch
+                    .bind(py)
+                    .setattr(intern!(py, "next_offset"), next)?;
             }
         }
         for program in self.programs.values_mut().flatten() {

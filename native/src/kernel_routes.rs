@@ -205,8 +205,10 @@ impl RouteProgram {
             match decision {
                 Decision::Withheld => {
                     if route.withheld_template.is_none() {
-                        let answer =
-                            run.call_method1(intern!(py, "kernel_withheld"), (route.runtime.bind(py), route.is_static))?;
+                        let answer = run.call_method1(
+                            intern!(py, "kernel_withheld"),
+                            (route.runtime.bind(py), route.is_static),
+                        )?;
                         route.withheld_template = Some((
                             answer.get_item(0)?.extract()?,
                             answer.get_item(1)?.cast_into::<PyString>()?.unbind(),
@@ -277,7 +279,10 @@ impl RouteProgram {
             if route.received == 0 {
                 continue;
             }
-            let reason = route.withheld_template.as_ref().map(|found| found.1.bind(py).clone());
+            let reason = route
+                .withheld_template
+                .as_ref()
+                .map(|found| found.1.bind(py).clone());
             run.call_method1(
                 intern!(py, "kernel_route_counts"),
                 (
@@ -297,7 +302,12 @@ impl RouteProgram {
         if self.admitted > 0 {
             run.call_method1(
                 intern!(py, "kernel_admitted"),
-                (self.publisher_id.bind(py), self.event_type.bind(py), self.admitted, self.latest),
+                (
+                    self.publisher_id.bind(py),
+                    self.event_type.bind(py),
+                    self.admitted,
+                    self.latest,
+                ),
             )?;
             self.admitted = 0;
             self.latest = 0;

@@ -41,6 +41,7 @@ from ecoshare.governance.batch import BatchCounts, BatchResult, PartitionBatch
 from ecoshare.governance.batch_run import BatchRun, event_type_of
 from ecoshare.governance.cores import select_core
 from ecoshare.governance.dedup import DedupWindow
+from ecoshare.governance.kernel import KernelRun
 from ecoshare.governance.rendering import (
     AGREEMENT_HEADER,
     DETAIL_HEADER,
@@ -52,7 +53,6 @@ from ecoshare.governance.rendering import (
     DeliveryPlans,
     Produce,
 )
-from ecoshare.governance.kernel import KernelRun
 from ecoshare.governance.routing import RouteTable
 
 __all__ = [
@@ -222,5 +222,3 @@ class GovernanceEngine:
         for message in messages:
             govern_event(message)
         return run.finish()
-
-

@@ -151,7 +151,8 @@ class KernelRun(BatchRun):
         """The consented personal fields of ``subject`` under ``candidate``'s plan, the
         consents' ids and the personal fields left without consent (for this batch)."""
         plan = candidate.plan
-        allowed, consent_ids = NO_CONSENT, []
+        allowed: frozenset[str] = NO_CONSENT
+        consent_ids: list[str] = []
         if subject:
             allowed, consent_ids = consented_fields(
                 self.state, plan, subject, publisher_id, runtime.subscriber_id, self.now
