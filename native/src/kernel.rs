@@ -70,6 +70,7 @@ struct Decided<'b> {
     published_ms: i64,
     subject: &'b str,
     ingested_ms: i64,
+    record_key: Py<PyBytes>,
     decisions: Vec<Decision>,
 }
 
@@ -326,6 +327,7 @@ impl Kernel {
             published_ms,
             subject,
             ingested_ms,
+            record_key: record_key.clone().unbind(),
             decisions,
         }))
     }
@@ -416,7 +418,8 @@ impl Kernel {
             &row,
         )?;
         let mut headers: Option<[Bound<'_, PyAny>; 3]> = None;
-        let record_key = PyBytes::new(py, decided.location_id.as_bytes());
+        // The record key: admission held it equal to the location id's bytes.
+        let record_key = decided.record_key.bind(py);
         for (route, decision) in program.routes.iter().zip(&decided.decisions) {
             let Decision::Delivered { candidate, rendered } = decision else {
                 continue;
@@ -455,7 +458,7 @@ impl Kernel {
             let produced = self.produce.bind(py).call1((
                 route.topic.bind(py),
                 partition_number,
-                &record_key,
+                record_key,
                 PyBytes::new(py, rendered),
                 record_headers,
                 partition.source.bind(py),

@@ -28,7 +28,8 @@ pub struct Candidate {
     pub agreement_header: Py<PyAny>,
     limited: bool,
     personal: bool,
-    plain_template: Option<usize>,
+    /// The audit entry of a delivery without personal fields (shared by the rows).
+    plain_entry: Option<Py<PyList>>,
     consents: HashMap<String, Consent>,
 }
 
@@ -39,7 +40,8 @@ pub struct Route {
     is_static: bool,
     pub topic: Py<PyString>,
     pub candidates: Vec<Candidate>,
-    withheld_template: Option<(usize, Py<PyString>)>,
+    /// The audit entry (`[template]`, shared by the batch's rows) and the reason.
+    withheld_template: Option<(Py<PyList>, Py<PyString>)>,
     received: u64,
     delivered: u64,
     withheld: u64,
@@ -87,7 +89,7 @@ impl RouteProgram {
                     agreement_header: candidate.get_item(4)?.unbind(),
                     limited: candidate.get_item(5)?.extract()?,
                     personal: candidate.get_item(6)?.extract()?,
-                    plain_template: None,
+                    plain_entry: None,
                     consents: HashMap::new(),
                 });
             }
@@ -209,13 +211,15 @@ impl RouteProgram {
                             intern!(py, "kernel_withheld"),
                             (route.runtime.bind(py), route.is_static),
                         )?;
+                        let template: usize = answer.get_item(0)?.extract()?;
                         route.withheld_template = Some((
-                            answer.get_item(0)?.extract()?,
+                            PyList::new(py, [template])?.unbind(),
                             answer.get_item(1)?.cast_into::<PyString>()?.unbind(),
                         ));
                     }
-                    let template = route.withheld_template.as_ref().map_or(0, |found| found.0);
-                    row.append(PyList::new(py, [template])?)?;
+                    if let Some((entry, _)) = &route.withheld_template {
+                        row.append(entry.bind(py))?;
+                    }
                     route.withheld += 1;
                 }
                 Decision::Delivered { candidate, .. } => {
@@ -246,20 +250,19 @@ impl RouteProgram {
                         }
                         entry
                     } else {
-                        let template = match candidate.plain_template {
-                            Some(found) => found,
-                            None => {
-                                let found: usize = run
-                                    .call_method1(
-                                        intern!(py, "kernel_delivered"),
-                                        (runtime, candidate.candidate.bind(py), PyTuple::empty(py)),
-                                    )?
-                                    .extract()?;
-                                candidate.plain_template = Some(found);
-                                found
-                            }
-                        };
-                        PyList::new(py, [template])?
+                        if candidate.plain_entry.is_none() {
+                            let template: usize = run
+                                .call_method1(
+                                    intern!(py, "kernel_delivered"),
+                                    (runtime, candidate.candidate.bind(py), PyTuple::empty(py)),
+                                )?
+                                .extract()?;
+                            candidate.plain_entry = Some(PyList::new(py, [template])?.unbind());
+                        }
+                        candidate
+                            .plain_entry
+                            .as_ref()
+                            .map_or_else(|| PyList::empty(py), |entry| entry.bind(py).clone())
                     };
                     row.append(entry)?;
                     route.delivered += 1;

@@ -143,10 +143,10 @@ def test_the_kernel_governs_exactly_as_the_python_path(
     batch, batches, scan_refused = case
     state, now = batch.base.state, batch.base.now
     kernel = make_engine(RecordingRegistry(), "native")
-    assert kernel._kernel, "the native core governs batches with its kernel"
+    assert kernel.batch_kernel, "the native core governs batches with its kernel"
     # The native core event by event (its scanner's refusal details), and the Python core.
     per_event = make_engine(RecordingRegistry(), "native")
-    per_event._kernel = False
+    per_event.batch_kernel = False
     python = make_engine(RecordingRegistry(), "python")
     now_ms = to_epoch_millis(now)
     ids: set[str] = set()

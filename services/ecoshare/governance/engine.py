@@ -114,8 +114,9 @@ class GovernanceEngine:
         self.max_event_bytes = max_event_bytes
         self.native_layouts = native_layouts
         # The compiled batch kernel (native core only): the common case of every event
-        # natively, anything else through the Python path, in place.
-        self._kernel = self._native is not None and hasattr(self._native, "govern_batch")
+        # natively, anything else through the Python path, in place. Turned off, the
+        # native core governs event by event (tests and the bench compare the two).
+        self.batch_kernel = self._native is not None and hasattr(self._native, "govern_batch")
         self.admission_checks = Admission(
             schemas=schemas,
             master_secret=master_secret,
@@ -213,7 +214,7 @@ class GovernanceEngine:
         does not take itself to the Python path in place (see
         :mod:`ecoshare.governance.kernel`); both write identical results.
         """
-        if self._kernel:
+        if self.batch_kernel:
             run: BatchRun = KernelRun(self, state, now, now_ms)
             self._native.govern_batch(run, messages)  # type: ignore[union-attr]
             return run.finish()
