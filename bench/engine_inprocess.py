@@ -103,7 +103,8 @@ def main() -> int:
         rounds = _per_event_us(govern_all, EVENTS)
         results[f"{core}_engine_us_per_event"] = round(statistics.median(rounds), 2)
         results[f"{core}_engine_us_per_event_best"] = round(min(rounds), 2)
-        log(f"{core:>16} engine: {statistics.median(rounds):6.2f} µs/event (best {min(rounds):.2f})")
+        median = statistics.median(rounds)
+        log(f"{core:>16} engine: {median:6.2f} µs/event (best {min(rounds):.2f})")
 
     # The pieces, each over every event.
     values = [value for _, value, _ in encoded]
