@@ -24,10 +24,13 @@ from ecoshare.domain.identity import PUBLISHER_HEADER, SIGNATURE_HEADER, partner
 from ecoshare.domain.identity import sign_event as sign
 from ecoshare.domain.state import GovernanceState
 from ecoshare.domain.timestamps import to_epoch_millis
+from ecoshare.governance.admission import WriterSchema
 from ecoshare.governance.engine import GovernanceEngine
-from ecoshare.governance.kernel import KernelRun
+from ecoshare.governance.kernel import ConsentMemo, KernelRun
 from ecoshare.governance.partitioning import key_partition
-from tests.strategies import PLATFORM_SECRET
+from ecoshare.governance.plan import compile_plan
+from ecoshare.governance.routing import consented_fields
+from tests.strategies import DAY_MILLIS, PLATFORM_SECRET, Scenario, governance_scenarios
 from tests.unit.governed import (
     INGRESS_PARTITIONS,
     IngressRecord,
@@ -221,3 +224,39 @@ def _record() -> dict[str, Any]:
 
     record: dict[str, Any] = _event(1)
     return record
+
+
+@settings(max_examples=200, deadline=None)
+@given(governance_scenarios(), st.lists(st.integers(-3 * DAY_MILLIS, 3 * DAY_MILLIS), max_size=8))
+def test_remembered_consent_answers_equal_fresh_ones(
+    scenario: Scenario, moments: list[int]
+) -> None:
+    """Across moments on either side of consent boundaries, and a changed state, the
+    memo answers exactly what :func:`consented_fields` computes afresh."""
+    memo = ConsentMemo()
+    subject = scenario.record["contact_subject_id"] or "subject-none"
+    plans = [
+        compile_plan(
+            WriterSchema.compile(1, scenario.event_type, scenario.event_schema).layout,
+            scenario.event_schema,
+            agreement,
+            scenario.classification,
+            b"k" * 32,
+        )
+        for agreement in scenario.state.agreements.values()
+        if scenario.event_type in agreement.event_types
+    ]
+    boundaries = [
+        moment
+        for consent in scenario.state.consents
+        for moment in (consent.given_at, consent.expires_at, consent.withdrawn_at)
+        if moment is not None
+    ]
+    instants = [scenario.now + timedelta(milliseconds=ms) for ms in moments] + boundaries
+    for state in (scenario.state, GovernanceState([], [], [])):
+        for at in instants:
+            for plan in plans:
+                if not plan.personal_fields:
+                    continue
+                args = (state, plan, subject, scenario.publisher_id, plan.agreement.subscriber)
+                assert memo.consented_fields(*args, at) == consented_fields(*args, at)

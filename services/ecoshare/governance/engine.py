@@ -41,7 +41,7 @@ from ecoshare.governance.batch import BatchCounts, BatchResult, PartitionBatch
 from ecoshare.governance.batch_run import BatchRun, event_type_of
 from ecoshare.governance.cores import select_core
 from ecoshare.governance.dedup import DedupWindow
-from ecoshare.governance.kernel import KernelRun
+from ecoshare.governance.kernel import ConsentMemo, KernelRun
 from ecoshare.governance.rendering import (
     AGREEMENT_HEADER,
     DETAIL_HEADER,
@@ -117,6 +117,7 @@ class GovernanceEngine:
         # natively, anything else through the Python path, in place. Turned off, the
         # native core governs event by event (tests and the bench compare the two).
         self.batch_kernel = self._native is not None and hasattr(self._native, "govern_batch")
+        self.consent_memo = ConsentMemo()
         self.admission_checks = Admission(
             schemas=schemas,
             master_secret=master_secret,

@@ -19,13 +19,16 @@ and at the end.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ecoshare.domain.identity import PUBLISHER_HEADER, SIGNATURE_HEADER
 from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.policy import WithholdReason
+from ecoshare.domain.state import GovernanceState
 from ecoshare.governance.admission import WriterSchema
 from ecoshare.governance.batch_run import BatchRun
+from ecoshare.governance.plan import DeliveryPlan
 from ecoshare.governance.progress import EVENT_ID_HEADER, SOURCE_OFFSETS_HEADER
 from ecoshare.governance.rendering import Produce
 from ecoshare.governance.routing import NO_CONSENT, Candidate, RouteRuntime, consented_fields
@@ -154,7 +157,7 @@ class KernelRun(BatchRun):
         allowed: frozenset[str] = NO_CONSENT
         consent_ids: list[str] = []
         if subject:
-            allowed, consent_ids = consented_fields(
+            allowed, consent_ids = self.engine.consent_memo.consented_fields(
                 self.state, plan, subject, publisher_id, runtime.subscriber_id, self.now
             )
         missing = tuple(name for name in plan.personal_fields if name not in allowed)
@@ -183,3 +186,54 @@ class KernelRun(BatchRun):
         counts.admitted[key] = counts.admitted.get(key, 0) + count
         if latest > counts.latest_published_ms.get(key, 0):
             counts.latest_published_ms[key] = latest
+
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+class ConsentMemo:
+    """:func:`consented_fields` answers kept across batches.
+
+    An answer depends on the state snapshot, the subject, publisher and subscriber, the
+    plan's purpose and personal fields, and the moment only through which consents of
+    (subject, publisher) are active: it holds from the latest of their boundaries
+    (given, expiry, withdrawal) at or before the moment asked until the next one after
+    it. A new state snapshot empties the memo; so does reaching ``limit`` answers.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._limit = limit
+        self._state: GovernanceState | None = None
+        self._answers: dict[tuple[Any, ...], tuple[datetime, datetime, Any]] = {}
+
+    def consented_fields(
+        self,
+        state: GovernanceState,
+        plan: DeliveryPlan,
+        subject: str,
+        publisher_id: str,
+        subscriber_id: str,
+        now: datetime,
+    ) -> tuple[frozenset[str], list[str]]:
+        if state is not self._state or len(self._answers) >= self._limit:
+            self._answers.clear()
+            self._state = state
+        purpose = plan.agreement.effective_consent_purpose
+        key = (subject, publisher_id, subscriber_id, purpose, plan.personal_fields)
+        found = self._answers.get(key)
+        if found is not None and found[0] <= now < found[1]:
+            answer: tuple[frozenset[str], list[str]] = found[2]
+            return answer
+        answer = consented_fields(state, plan, subject, publisher_id, subscriber_id, now)
+        earliest, latest = _EARLIEST, _LATEST
+        for consent in state.consents.consents_of(subject, publisher_id):
+            for boundary in (consent.given_at, consent.expires_at, consent.withdrawn_at):
+                if boundary is None:
+                    continue
+                if boundary <= now:
+                    earliest = max(earliest, boundary)
+                else:
+                    latest = min(latest, boundary)
+        self._answers[key] = (earliest, latest, answer)
+        return answer
