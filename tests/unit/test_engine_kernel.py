@@ -13,6 +13,7 @@ core's, and so must the duplicate windows afterwards.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -20,8 +21,10 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from ecoshare.domain.agreements import Limits, RowFilter
 from ecoshare.domain.identity import PUBLISHER_HEADER, SIGNATURE_HEADER, partner_signing_key
 from ecoshare.domain.identity import sign_event as sign
+from ecoshare.domain.partners import Partner, Role
 from ecoshare.domain.state import GovernanceState
 from ecoshare.domain.timestamps import to_epoch_millis
 from ecoshare.governance.admission import WriterSchema
@@ -30,7 +33,14 @@ from ecoshare.governance.kernel import ConsentMemo, KernelRun
 from ecoshare.governance.partitioning import key_partition
 from ecoshare.governance.plan import compile_plan
 from ecoshare.governance.routing import consented_fields
-from tests.strategies import DAY_MILLIS, PLATFORM_SECRET, Scenario, governance_scenarios
+from tests.strategies import (
+    DAY_MILLIS,
+    EVENT_TYPES,
+    PLATFORM_SECRET,
+    Scenario,
+    event_records,
+    governance_scenarios,
+)
 from tests.unit.governed import (
     INGRESS_PARTITIONS,
     IngressRecord,
@@ -39,7 +49,7 @@ from tests.unit.governed import (
     make_engine,
     signed_message,
 )
-from tests.unit.test_engine_admission import NOW, NOW_MS, TYPE
+from tests.unit.test_engine_admission import NOW, NOW_MS, TYPE, _event
 from tests.unit.test_engine_admission import _state as _admission_state
 from tests.unit.test_engine_equivalence import BatchScenario, _messages, governed_batches
 
@@ -104,11 +114,31 @@ def _offsets_renumbered(messages: list[IngressRecord], first: dict[tuple[str, in
 
 
 @st.composite
+def limited_batches(draw: st.DrawFn) -> BatchScenario:
+    """As :func:`governed_batches`, the state's agreements rate-limited."""
+    base = draw(governance_scenarios(with_limits=True))
+    events = [(base.event_type, base.record)]
+    for _ in range(draw(st.integers(0, 5))):
+        event_type = draw(st.sampled_from(EVENT_TYPES))
+        events.append((event_type, draw(event_records(event_type))))
+    return BatchScenario(base, tuple(events))
+
+
+@st.composite
 def spoilt_batches(draw: st.DrawFn) -> tuple[BatchScenario, list[list[IngressRecord]], bool]:
     """A governed batch (duplicates, rate limits, consents, row filters), some of its
     messages spoilt, split into one to three consecutive batches; and whether a body
     fails its scan (whose refusal detail each scanner words its own way)."""
-    batch = draw(governed_batches())
+    # Rate limits in every other state: with few events they bite only when drawn.
+    batch = draw(governed_batches() | limited_batches())
+    # More events of the same publishers and locations under new ids: rate limits bite.
+    again = [
+        (event_type, {**record, "event_id": f"00000000-0000-4000-8000-{number:012d}"})
+        for number, (event_type, record) in enumerate(
+            draw(st.lists(st.sampled_from(batch.events), max_size=10))
+        )
+    ]
+    batch = replace(batch, events=(*batch.events, *again))
     messages = _messages(batch)
     scan_refused = False
     for message in messages:
@@ -165,6 +195,17 @@ def test_the_kernel_governs_exactly_as_the_python_path(
         if not scan_refused:
             assert result == python.govern(messages, state, at, now_ms + number)
         ids.update(i for b in result.partitions.values() for i in b.new_event_ids)
+        for (_, _, reason), _count in result.counts.withheld.items():
+            event(f"withheld: {reason}")
+        if result.counts.delivered:
+            event("delivered")
+        if any(
+            len(entry) > 1
+            for b in result.partitions.values()
+            for row in b.audit_events
+            for entry in row[5:]
+        ):
+            event("delivered with consent ids")
     _windows_equal(kernel, per_event, ids)
     if not scan_refused:
         _windows_equal(kernel, python, ids)
@@ -220,10 +261,7 @@ def test_a_partition_under_recovery_goes_the_python_way(monkeypatch: pytest.Monk
 
 
 def _record() -> dict[str, Any]:
-    from tests.unit.test_admission_verdicts import _event
-
-    record: dict[str, Any] = _event(1)
-    return record
+    return _event(1)
 
 
 @settings(max_examples=200, deadline=None)
@@ -260,3 +298,47 @@ def test_remembered_consent_answers_equal_fresh_ones(
                     continue
                 args = (state, plan, subject, scenario.publisher_id, plan.agreement.subscriber)
                 assert memo.consented_fields(*args, at) == consented_fields(*args, at)
+
+
+def test_rate_limits_consent_and_row_filters_mixed_in_one_batch() -> None:
+    """Rate-limited agreements go the Python way (their tokens are Python's), consented
+    deliveries and row-filtered events the kernel's; the batch equals the Python one."""
+    state = _admission_state()
+    limited = state.agreements["agr-1"].model_copy(
+        update={"limits": Limits(max_events_per_minute=2)}
+    )
+    filtered = limited.model_copy(
+        update={
+            "agreement_id": "agr-filtered",
+            "subscriber": "filtered",
+            "limits": None,
+            "row_filters": (RowFilter(field="status", op="in", values=["CLOSED"]),),
+        }
+    )
+    state = (
+        state.with_agreement(limited)
+        .with_partner(
+            Partner(partner_id="filtered", name="Filtered", roles=frozenset({Role.SUBSCRIBER}))
+        )
+        .with_agreement(filtered)
+    )
+    records = [
+        _event(
+            n,
+            contact_subject_id="owner-1" if n % 2 else None,
+            status="OPEN" if n % 3 == 0 else "CLOSED",
+        )
+        for n in range(1, 7)
+    ]
+    messages = [signed_message(TYPE, encode_event(TYPE, r), "postnl") for r in records]
+    _offsets_renumbered(messages, {})
+    kernel = make_engine(RecordingRegistry(), "native")
+    python = make_engine(RecordingRegistry(), "python")
+    result = kernel.govern(messages, state, NOW, NOW_MS)
+    assert result == python.govern(messages, state, NOW, NOW_MS)
+    withheld = result.counts.withheld
+    assert withheld[("carrier", TYPE, "rate_limited")] == 4
+    assert withheld[("filtered", TYPE, "row_filter")] == 2
+    assert result.counts.delivered == {("carrier", TYPE): 2, ("filtered", TYPE): 4}
+    rows = [row for b in result.partitions.values() for row in b.audit_events]
+    assert any(len(entry) == 2 and entry[1] == ["c-1"] for row in rows for entry in row[5:])
