@@ -12,7 +12,10 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 fn escape_into(text: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     // Most audit text (ids, names, reasons) needs no escape: copied in one go.
-    if text.bytes().all(|byte| (b' '..=b'~').contains(&byte) && byte != b'"' && byte != b'\\') {
+    if text
+        .bytes()
+        .all(|byte| (b' '..=b'~').contains(&byte) && byte != b'"' && byte != b'\\')
+    {
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');
         return;
