@@ -131,6 +131,12 @@ impl Plan {
     }
 }
 
+const POWERS_OF_TEN: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+const TWO_TO_40: f64 = 1_099_511_627_776.0;
+const TWO_TO_MINUS_12: f64 = 1.0 / 4096.0;
+
 /// `round(value, decimals)` of the little-endian double `bytes`, as Python rounds
 /// (correctly rounded decimal digits, ties to even on the binary value, read back
 /// correctly rounded), where no saturation can apply: a finite value below 1e300 and
@@ -139,6 +145,15 @@ fn rounded_double(bytes: &[u8], decimals: i64) -> Option<[u8; 8]> {
     let value = f64::from_le_bytes(bytes.try_into().ok()?);
     if !(0..=15).contains(&decimals) || !value.is_finite() || value.abs() >= 1e300 {
         return None;
+    }
+    // Fast path: value * 10^d is one correctly rounded product, off by at most
+    // |product| * 2^-53 < 2^-13 below 2^40; unless it lies that close to a half, its
+    // nearest integer N is the correctly rounded decimal's, and N / 10^d (N and 10^d
+    // exact) is the double nearest that decimal, which is what parsing it gives.
+    let scale = POWERS_OF_TEN[decimals as usize];
+    let scaled = value * scale;
+    if scaled.abs() < TWO_TO_40 && (scaled - scaled.floor() - 0.5).abs() > TWO_TO_MINUS_12 {
+        return Some((scaled.round() / scale).to_le_bytes());
     }
     let text = format!("{value:.prec$}", prec = decimals as usize);
     let rounded: f64 = text.parse().ok()?;

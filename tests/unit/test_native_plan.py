@@ -64,12 +64,14 @@ def test_native_rendering_equals_python_rendering(scenario: Scenario) -> None:
     event(f"rendered: {min(rendered, 3)}")
 
 
-@settings(max_examples=500)
+@settings(max_examples=3000)
 @given(
     st.one_of(
         st.floats(),
         st.floats(-180, 180),
         st.integers(-(10**6), 10**6).map(lambda n: n / 1000),  # ties at the last digit
+        # Short decimals at every scale: ties and near-ties for most roundings.
+        st.builds(lambda n, k: n / 10**k, st.integers(-(10**13), 10**13), st.integers(0, 17)),
     ),
     st.integers(-3, 18),
 )
