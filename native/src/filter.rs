@@ -88,13 +88,8 @@ impl RowFilter {
     }
 }
 
-fn text_at<'b>(
-    body: &'b [u8],
-    offsets: &Bound<'_, PyTuple>,
-    position: usize,
-    text: Text,
-) -> PyResult<Option<&'b str>> {
-    let mut pos: usize = offsets.get_item(position)?.extract()?;
+fn text_at(body: &[u8], start: usize, text: Text) -> PyResult<Option<&str>> {
+    let mut pos = start;
     let unreadable = |_| PyValueError::new_err("row filter field does not decode (body not scanned?)");
     if let Text::Nullable {
         string_branch,
@@ -112,19 +107,48 @@ fn text_at<'b>(
     read_str(body, &mut pos).map(Some).map_err(unreadable)
 }
 
-#[pymethods]
+/// Where a filtered field starts: from the scanner's offsets, a tuple or a slice.
+trait Offsets {
+    fn at(&self, position: usize) -> PyResult<usize>;
+    fn as_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>>;
+}
+
+impl Offsets for Bound<'_, PyTuple> {
+    fn at(&self, position: usize) -> PyResult<usize> {
+        self.get_item(position)?.extract()
+    }
+
+    fn as_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        Ok(self.clone().unbind().into_bound(py))
+    }
+}
+
+impl Offsets for [usize] {
+    fn at(&self, position: usize) -> PyResult<usize> {
+        self.get(position)
+            .copied()
+            .ok_or_else(|| PyValueError::new_err("offsets do not cover the filtered field"))
+    }
+
+    fn as_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self)
+    }
+}
+
 impl RowFilter {
-    /// True when the event passes every filter.
-    fn __call__(&self, body: &Bound<'_, PyBytes>, offsets: &Bound<'_, PyTuple>) -> PyResult<bool> {
+    fn check<O: Offsets + ?Sized>(&self, body: &Bound<'_, PyBytes>, offsets: &O) -> PyResult<bool> {
         let raw = body.as_bytes();
         for test in &self.tests {
             let passed = match test {
                 Test::Never => false,
-                Test::Call(predicate) => predicate.bind(body.py()).call1((body, offsets))?.is_truthy()?,
-                Test::Prefix(position, text, prefixes) => text_at(raw, offsets, *position, *text)?
+                Test::Call(predicate) => predicate
+                    .bind(body.py())
+                    .call1((body, offsets.as_tuple(body.py())?))?
+                    .is_truthy()?,
+                Test::Prefix(position, text, prefixes) => text_at(raw, offsets.at(*position)?, *text)?
                     .is_some_and(|value| prefixes.iter().any(|prefix| value.starts_with(prefix.as_str()))),
                 Test::OneOf(position, text, options) => {
-                    text_at(raw, offsets, *position, *text)?.is_some_and(|value| options.contains(value))
+                    text_at(raw, offsets.at(*position)?, *text)?.is_some_and(|value| options.contains(value))
                 }
             };
             if !passed {
@@ -132,5 +156,18 @@ impl RowFilter {
             }
         }
         Ok(true)
+    }
+
+    /// True when the event passes every filter; `offsets` are the scanner's.
+    pub(crate) fn passes(&self, body: &Bound<'_, PyBytes>, offsets: &[usize]) -> PyResult<bool> {
+        self.check(body, offsets)
+    }
+}
+
+#[pymethods]
+impl RowFilter {
+    /// True when the event passes every filter.
+    fn __call__(&self, body: &Bound<'_, PyBytes>, offsets: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.check(body, offsets)
     }
 }

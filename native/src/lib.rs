@@ -7,6 +7,8 @@
 mod audit;
 mod dedup;
 mod filter;
+mod kernel;
+mod kernel_routes;
 mod partition;
 mod plan;
 mod scan;
@@ -172,6 +174,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<plan::Plan>()?;
     module.add_class::<filter::RowFilter>()?;
     module.add_function(wrap_pyfunction!(event_signature, module)?)?;
+    module.add_function(wrap_pyfunction!(kernel::govern_batch, module)?)?;
     module.add_function(wrap_pyfunction!(audit::audit_json, module)?)?;
     module.add_function(wrap_pyfunction!(partition::murmur2_py, module)?)?;
     module.add_function(wrap_pyfunction!(partition::key_partition, module)?)?;

@@ -10,13 +10,15 @@ agreement with the reference projection over to the native ones.
 
 from __future__ import annotations
 
+import struct
 from itertools import combinations
 
 from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from ecoshare.governance.cores import select_core
 from ecoshare.governance.engine import ADMISSION_FIELDS, WriterSchema
-from ecoshare.governance.plan import compile_plan, row_filter_ops
+from ecoshare.governance.plan import _rounded_double, compile_plan, row_filter_ops
 from tests.strategies import Scenario, governance_scenarios
 from tests.unit.governed import WRITER_IDS, encode_event
 
@@ -60,3 +62,23 @@ def test_native_rendering_equals_python_rendering(scenario: Scenario) -> None:
                 rendered += 1
         event(f"transformed fields: {len(plan.fields_transformed) > 0}")
     event(f"rendered: {min(rendered, 3)}")
+
+
+@settings(max_examples=3000)
+@given(
+    st.one_of(
+        st.floats(),
+        st.floats(-180, 180),
+        st.integers(-(10**6), 10**6).map(lambda n: n / 1000),  # ties at the last digit
+        # Short decimals at every scale: ties and near-ties for most roundings.
+        st.builds(lambda n, k: n / 10**k, st.integers(-(10**13), 10**13), st.integers(0, 17)),
+    ),
+    st.integers(-3, 18),
+)
+def test_native_double_rounding_equals_python_rounding(value: float, decimals: int) -> None:
+    """Generalising a double natively writes exactly what Python's rounding writes
+    (ties to even, signed zeros, saturation and non-finite values included)."""
+    body = struct.pack("<d", value)
+    python = _rounded_double(decimals)
+    compiled = native.Plan((("round_double", 0, decimals, python),))
+    assert compiled.render(b"", body, (0, 8), frozenset()) == python(body, 0, 8)

@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ecoshare.codec.audit_blocks import AuditBlock
 from ecoshare.domain.classification import Classification
 from ecoshare.domain.policy import AgreementRateLimiter
 from ecoshare.domain.state import GovernanceState
@@ -38,9 +37,11 @@ from ecoshare.governance.admission import (
     WriterSchema,
     ungovernable,
 )
-from ecoshare.governance.batch import BatchCounts, BatchResult, PartitionBatch, bump
+from ecoshare.governance.batch import BatchCounts, BatchResult, PartitionBatch
+from ecoshare.governance.batch_run import BatchRun, event_type_of
 from ecoshare.governance.cores import select_core
 from ecoshare.governance.dedup import DedupWindow
+from ecoshare.governance.kernel import ConsentMemo, KernelRun
 from ecoshare.governance.rendering import (
     AGREEMENT_HEADER,
     DETAIL_HEADER,
@@ -51,12 +52,8 @@ from ecoshare.governance.rendering import (
     REDACTION_HEADER,
     DeliveryPlans,
     Produce,
-    audit_output,
-    quarantine_output,
-    render_deliveries,
-    source_header,
 )
-from ecoshare.governance.routing import BatchRouting, RouteRuntime, RouteTable
+from ecoshare.governance.routing import RouteTable
 
 __all__ = [
     "ADMISSION_FIELDS",
@@ -108,10 +105,19 @@ class GovernanceEngine:
         self._native = select_core(engine)
         self.core = "native" if self._native is not None else "python"
         native_layouts = NativeLayouts(self._native) if self._native is not None else None
-        self._schemas = schemas
-        self._delivery_topic = delivery_topic
-        self._audit_topic = audit_topic
-        self._quarantine_topic = quarantine_topic
+        self.native = self._native
+        self.schemas = schemas
+        self.delivery_topic = delivery_topic
+        self.audit_topic = audit_topic
+        self.quarantine_topic = quarantine_topic
+        self.ingress_partitions = ingress_partitions
+        self.max_event_bytes = max_event_bytes
+        self.native_layouts = native_layouts
+        # The compiled batch kernel (native core only): the common case of every event
+        # natively, anything else through the Python path, in place. Turned off, the
+        # native core governs event by event (tests and the bench compare the two).
+        self.batch_kernel = self._native is not None and hasattr(self._native, "govern_batch")
+        self.consent_memo = ConsentMemo()
         self.admission_checks = Admission(
             schemas=schemas,
             master_secret=master_secret,
@@ -178,7 +184,7 @@ class GovernanceEngine:
         topic = message.topic() or ""
         try:
             return self.admission_checks.admit(
-                message, state, topic, message.partition() or 0, _event_type_of(topic), now_ms
+                message, state, topic, message.partition() or 0, event_type_of(topic), now_ms
             )
         except Exception as exc:  # as in govern: whatever cannot be admitted is refused
             return ungovernable(exc)
@@ -192,6 +198,10 @@ class GovernanceEngine:
 
     # -- the batch -----------------------------------------------------------------
 
+    def skip_of(self, source: tuple[str, int]) -> dict[str, set[int]] | None:
+        """The outputs of ``source`` already written after its checkpoint (recovery)."""
+        return self._skip.get(source)
+
     def govern(
         self,
         messages: Sequence[IngressMessage],
@@ -199,152 +209,18 @@ class GovernanceEngine:
         now: datetime,
         now_ms: int,
     ) -> BatchResult:
-        """Every output of ``messages`` under ``state`` at ``now`` (one clock per batch)."""
-        table = self.route_table(state)
-        routing = BatchRouting(table, self.plans, self._delivery_topic, self.limiter, now)
-        admit = self.admission_checks.admit
-        outputs: list[Produce] = []
-        append_output = outputs.append
-        partitions: dict[tuple[str, int], PartitionBatch] = {}
-        counts = BatchCounts()
-        admitted = counts.admitted
-        latest = counts.latest_published_ms
+        """Every output of ``messages`` under ``state`` at ``now`` (one clock per batch).
+
+        With the native core the compiled kernel walks the batch, handing each event it
+        does not take itself to the Python path in place (see
+        :mod:`ecoshare.governance.kernel`); both write identical results.
+        """
+        if self.batch_kernel:
+            run: BatchRun = KernelRun(self, state, now, now_ms)
+            self._native.govern_batch(run, messages)  # type: ignore[union-attr]
+            return run.finish()
+        run = BatchRun(self, state, now, now_ms)
+        govern_event = run.govern_event
         for message in messages:
-            topic = message.topic() or ""
-            partition = message.partition() or 0
-            offset = message.offset() or 0
-            source = (topic, partition)
-            batch = partitions.get(source)
-            if batch is None:
-                batch = partitions[source] = PartitionBatch(
-                    topic, partition, _event_type_of(topic), offset, offset + 1
-                )
-                batch.source_header = source_header(source)
-                batch.skip = self._skip.get(source)
-            batch.next_offset = offset + 1
-            try:
-                verdict = admit(message, state, topic, partition, batch.event_type, now_ms)
-            except Exception as exc:  # no input may stop a partition: refuse it, move on
-                log.exception("admission failed at %s:%s@%s", topic, partition, offset)
-                verdict = ungovernable(exc)
-            if isinstance(verdict, Refused):
-                self._refuse(batch, counts, table, message, offset, verdict, outputs)
-                continue
-            event_id = verdict.event_id
-            publisher_id = verdict.publisher_id
-            # The broker's timestamp of the ingress record: the platform's own ingest
-            # time (LogAppendTime on the ingress topics), unlike the publisher's clock.
-            ingested_ms = message.timestamp()[1]
-            batch.new_event_ids.append(event_id)
-            row: list[Any] = [
-                offset,
-                event_id,
-                publisher_id,
-                verdict.location_id,
-                verdict.published_ms,
-            ]
-            mark = len(outputs)
-            runtimes: tuple[RouteRuntime, ...] | None = None
-            try:
-                runtimes = routing.runtimes(verdict.writer, verdict.publisher)
-                deliveries = routing.decide(runtimes, verdict, row, ingested_ms)
-                if deliveries:
-                    render_deliveries(batch, offset, verdict, deliveries, append_output)
-            except Exception as exc:  # no input may stop a partition: refuse it, move on
-                log.exception("governing failed at %s:%s@%s", topic, partition, offset)
-                del outputs[mark:]
-                # The id stays in the duplicate window (and the checkpoint): a copy is a
-                # duplicate, and would fail the same way.
-                routing.undo(runtimes, row)
-                refused = ungovernable(
-                    exc,
-                    event_id=event_id,
-                    publisher_id=publisher_id,
-                    writer=verdict.writer,
-                    offsets=verdict.offsets,
-                )
-                self._refuse(batch, counts, table, message, offset, refused, outputs)
-                continue
-            admitted_key = (publisher_id, verdict.writer.event_type)
-            admitted[admitted_key] = admitted.get(admitted_key, 0) + 1
-            if verdict.published_ms > latest.get(admitted_key, 0):
-                latest[admitted_key] = verdict.published_ms
-            batch.audit_events.append(row)
-        routing.add_counts(counts)
-        for batch in partitions.values():
-            audit = self._audit(batch, routing.templates, state, now_ms)
-            if audit is not None:
-                outputs.append(audit)
-        return BatchResult(outputs, partitions, counts, routing.templates)
-
-    def _refuse(
-        self,
-        batch: PartitionBatch,
-        counts: BatchCounts,
-        table: RouteTable,
-        message: IngressMessage,
-        offset: int,
-        refused: Refused,
-        outputs: list[Produce],
-    ) -> None:
-        """Quarantine a refused event: its copy, audit row and the counts of every
-        candidate subscriber."""
-        publisher_id = refused.publisher_id
-        batch.audit_quarantined.append(
-            [offset, refused.event_id, refused.reason.value, refused.detail, publisher_id]
-        )
-        bump(counts.quarantined, (batch.event_type, refused.reason.value))
-        bump(counts.quarantined_publishers, (publisher_id or UNKNOWN_PUBLISHER, batch.event_type))
-        for route in table.routes(batch.event_type, publisher_id or ""):
-            bump(counts.subscriber_quarantined, (route.subscriber_id, batch.event_type))
-            bump(counts.subscriber_received, (route.subscriber_id, batch.event_type))
-        if not batch.written(self._quarantine_topic, offset):
-            outputs.append(
-                quarantine_output(
-                    self._quarantine_topic,
-                    message.key(),
-                    message.value(),
-                    batch.source,
-                    offset,
-                    refused,
-                    self._schemas,
-                )
-            )
-
-    def _audit(
-        self,
-        batch: PartitionBatch,
-        templates: list[dict[str, Any]],
-        state: GovernanceState,
-        now_ms: int,
-    ) -> Produce | None:
-        """The audit block of one partition's batch (None: nothing left to audit)."""
-        events, quarantined = batch.audit_events, batch.audit_quarantined
-        audited = batch.skip.get(self._audit_topic) if batch.skip else None
-        if audited:
-            # A worker that died after writing these rows' block already audited them.
-            events = [row for row in events if row[0] not in audited]
-            quarantined = [row for row in quarantined if row[0] not in audited]
-        if not events and not quarantined:
-            return None
-        block = AuditBlock(
-            source=f"{batch.topic}:{batch.partition}",
-            event_type=batch.event_type,
-            state_version=state.version,
-            at_ms=now_ms,
-            candidates=tuple(state.candidate_subscribers(batch.event_type)),
-            templates=templates,
-            events=events,
-            quarantined=quarantined,
-        )
-        return audit_output(
-            self._audit_topic,
-            block,
-            batch.source,
-            (batch.first_offset, batch.next_offset - 1),
-            self._native,
-        )
-
-
-def _event_type_of(topic: str) -> str:
-    return topic.rsplit(".", 1)[-1]
+            govern_event(message)
+        return run.finish()

@@ -104,8 +104,9 @@ class DeliveryPlan:
     """The same rendering as data, for the compiled core (``ecoshare._native.Plan``):
     ``("copy", first, stop)`` copies fields first..stop-1, ``("const", bytes)``,
     ``("branch2", field)`` puts union branch 1 before a field's bytes, ``("call",
-    field, fn)`` appends ``fn(body, start, end)``, ``("personal", name, op)`` is op when
-    ``name`` is consented and null otherwise."""
+    field, fn)`` appends ``fn(body, start, end)``, ``("round_double", field, decimals,
+    fn)`` rounds a double as ``fn`` does (natively where that is exact, else by ``fn``),
+    ``("personal", name, op)`` is op when ``name`` is consented and null otherwise."""
 
 
 def compile_plan(
@@ -184,7 +185,7 @@ def compile_plan(
                 f"_pack_double(_round_double(_unpack_double(body, o[{position}])[0], "
                 f"{rule.decimals}, 'double'))"
             )
-            op = ("call", position, _rounded_double(rule.decimals))
+            op = ("round_double", position, rule.decimals, _rounded_double(rule.decimals))
         else:
             transformed.append((name, rule.action.value))
             reader = layout.readers[name]

@@ -121,6 +121,13 @@ class RouteRuntime:
         """Count a withheld decision; its audit entry."""
         value = reason.value
         self.withheld[value] = self.withheld.get(value, 0) + 1
+        return [self.withheld_template(template, reason, agreement)]
+
+    def withheld_template(
+        self, template: TemplateOf, reason: WithholdReason, agreement: Agreement | None = None
+    ) -> int:
+        """The template index of a withheld decision (counted by the caller)."""
+        value = reason.value
         closest = agreement or self._closest(reason)
         key = (value, closest.agreement_id if closest else None)
         found = self._withheld_templates.get(key)
@@ -135,7 +142,7 @@ class RouteRuntime:
                     "agreement_version": closest.version if closest else None,
                 },
             )
-        return [found]
+        return found
 
     def _closest(self, reason: WithholdReason) -> Agreement | None:
         if reason is WithholdReason.DELIVERY_SCHEMA_REFUSED:
