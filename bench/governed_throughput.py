@@ -83,7 +83,7 @@ LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "15"))
 LATENCY_WARMUP_SECONDS = 3.0
 LATENCY_GRACE_SECONDS = 10.0  # after the last scheduled send; later is a miss
 LIGHT_RATE = 2000.0
-MAX_LATENCY_RATE = 8000.0  # the half-load phase is capped at this many distinct events/s
+MAX_LATENCY_RATE = 16000.0  # the half-load phase is capped at this many distinct events/s
 WORKERS = 2  # governance workers, and passthrough processes: one per core
 BATCH_SIZE = 2000  # the workers' default (ECOSHARE_BATCH_SIZE)
 SECRET = b"bench-secret"
@@ -977,7 +977,7 @@ def main() -> int:
         "worker_peak_rss_mb",
     ):
         cells = (results[kind].get(key) for kind in brokers)
-        print(f"{key:<34}" + "".join(f"{'-' if c is None else c:>14,}" for c in cells))
+        print(f"{key:<34}" + "".join(f"{'-':>14}" if c is None else f"{c:>14,}" for c in cells))
     for kind in brokers:
         print(f"\nCPU seconds per process and phase, {kind}:")
         for phase, cpu in results[kind]["cpu_seconds"].items():
