@@ -18,6 +18,7 @@ acknowledged by the call. ``step`` (tests) is told each step between produce and
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,9 @@ from ecoshare.governance.recovery import LogReader, read_output_tails, read_prog
 
 log = logging.getLogger(__name__)
 MARKER_HEADER = "ecoshare-marker"
+# A commit retried this long (its coordinator unreachable) is aborted and its batch
+# re-read: longer than a coordinator's failover, shorter than a reader's patience.
+COMMIT_GIVE_UP_SECONDS = 30.0
 StepHook = Callable[[str], None]
 
 
@@ -427,7 +431,12 @@ class TransactionalLedger(CheckpointLedger):
                 offsets, self._consumer.consumer_group_metadata(), 30.0
             )
             self._step("offsets-sent")
-            self._commit_with_retries()
+            if not self._commit_with_retries():
+                # Not committed within the give-up time (a coordinator that stays
+                # unreachable): abort and re-read rather than wait without end.
+                producer.abort_transaction(30.0)
+                self._delivery_errors.clear()
+                return Outcome(rewind=True)
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             if not isinstance(error, KafkaError) or not error.txn_requires_abort():
@@ -444,16 +453,24 @@ class TransactionalLedger(CheckpointLedger):
         self._raise_delivery_errors()
         return Outcome((batch,))
 
-    def _commit_with_retries(self) -> None:
+    def _commit_with_retries(self) -> bool:
+        """Commit, retrying retriable errors for up to COMMIT_GIVE_UP_SECONDS; False if
+        it was not committed by then."""
+        deadline = time.monotonic() + COMMIT_GIVE_UP_SECONDS
         while True:
             try:
-                self._producer.commit_transaction(30.0)
-                return
+                self._producer.commit_transaction(10.0)
+                return True
             except KafkaException as exc:
                 error = exc.args[0] if exc.args else None
-                if isinstance(error, KafkaError) and error.retriable():
-                    continue
-                raise
+                if not isinstance(error, KafkaError) or not error.retriable():
+                    raise
+                if time.monotonic() >= deadline:
+                    log.warning(
+                        "transaction not committed after %.0f s: %s", COMMIT_GIVE_UP_SECONDS, error
+                    )
+                    return False
+                log.warning("transaction commit retried: %s", error)
 
     def _first_position(self, source: Source, now_ms: int) -> int:
         # The committed offset joined the same transaction as the last checkpoint.
