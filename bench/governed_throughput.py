@@ -484,9 +484,10 @@ class BrokerRun:
         self.cpu[f"{phase}_preload"] = {**meter.stop(), "generator": cpu}
 
     def start_workers(
-        self, names: TopicNames, phase: str, exactly_once: str = "auto"
+        self, names: TopicNames, phase: str, extra_env: dict[str, str] | None = None
     ) -> list[WorkerProcess]:
-        """Started together, so that the group's first assignment spreads the partitions."""
+        """Started together, so that the group's first assignment spreads the partitions;
+        ``extra_env`` adds settings (ECOSHARE_*) to the workers'."""
         workers = [
             WorkerProcess(
                 bootstrap_servers=self.bootstrap,
@@ -496,7 +497,7 @@ class BrokerRun:
                 topic_prefix=names.prefix,
                 ingress_partitions=PARTITIONS,
                 log_path=self.state_dir / f"{phase}-worker-{i}.log",
-                extra_env={"ECOSHARE_EXACTLY_ONCE": exactly_once},
+                extra_env=extra_env,
             ).start(wait=False)
             for i in range(WORKERS)
         ]
@@ -633,7 +634,7 @@ class BrokerRun:
         events_file = self.events_file(schema_id, 0, count)
         topic = names.delivery("carrier-north", TYPE)
         ensure_topics(self.bootstrap, [TopicSpec(topic, PARTITIONS)])
-        workers = self.start_workers(names, phase, exactly_once)
+        workers = self.start_workers(names, phase, {"ECOSHARE_EXACTLY_ONCE": exactly_once})
         reader_result = self._file("reader.json")
         publish_result = self._file("publish-result.json")
         try:

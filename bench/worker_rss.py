@@ -56,14 +56,12 @@ from bench.governed_throughput import (
 from bench.roles import Encoded
 from ecoshare.adapters.brokers import local_broker
 from ecoshare.codec.wire import frame
-from ecoshare.config.topics import TopicNames
 from ecoshare.domain.identity import (
     PUBLISHER_HEADER,
     SIGNATURE_HEADER,
     partner_signing_key,
     sign_event,
 )
-from ecoshare.governance.supervisor import WorkerProcess
 from ecoshare.registry.process import RegistryProcess
 
 EVENTS = int(os.environ.get("BENCH_RSS_EVENTS", "1000000"))
@@ -170,33 +168,10 @@ class Publisher(threading.Thread):
             self.error = error
 
 
-def start_workers(
-    run: BrokerRun, names: TopicNames, phase: str, extra_env: dict[str, str]
-) -> list[WorkerProcess]:
-    """As ``make bench`` starts them (together, so the first assignment spreads the
-    partitions), with ``extra_env`` added to their settings."""
-    workers = [
-        WorkerProcess(
-            bootstrap_servers=run.bootstrap,
-            schema_registry_url=run.registry.url,
-            signing_secret=SECRET.decode(),
-            state_dir=run.state_dir / phase,
-            topic_prefix=names.prefix,
-            ingress_partitions=PARTITIONS,
-            log_path=run.state_dir / f"{phase}-worker-{i}.log",
-            extra_env=extra_env,
-        ).start(wait=False)
-        for i in range(WORKERS)
-    ]
-    for worker in workers:
-        worker.wait_until_serving()
-    return workers
-
-
 def sample_run(run: BrokerRun, phase: str, total: int, extra_env: dict[str, str]) -> dict[str, Any]:
     """Publish ``total`` events through fresh workers; their RSS every SAMPLE_EVERY."""
     names, schema_id = run.governed_setup()
-    workers = start_workers(run, names, phase, extra_env)
+    workers = run.start_workers(names, phase, extra_env)
     scraper = httpx.Client(timeout=10.0)
     publisher = Publisher(
         run.bootstrap, names.ingress(TYPE), ChunkedEvents(run.scene, schema_id), total

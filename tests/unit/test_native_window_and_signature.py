@@ -32,6 +32,15 @@ _operations = st.lists(
 def test_the_windows_agree_on_every_sequence_of_operations(
     operations: list[tuple[str, str, int]], capacity: int, window_ms: int
 ) -> None:
+    compiled = _replay_on_both(operations, capacity, window_ms, tuple("abcdefghij"))
+    assert (42 in compiled) is False  # only strings are event ids
+
+
+def _replay_on_both(
+    operations: list[tuple[str, str, int]], capacity: int, window_ms: int, ids: tuple[str, ...]
+) -> native.DedupWindow:
+    """Apply ``operations`` to a reference and a compiled window, asserting after each
+    that they agree on size and on which of ``ids`` they hold; the compiled window."""
     reference = DedupWindow(window_ms, capacity)
     compiled = native.DedupWindow(window_ms, capacity)
     clock = 0
@@ -39,12 +48,16 @@ def test_the_windows_agree_on_every_sequence_of_operations(
         clock += step
         if operation == "add":
             assert compiled.add(event_id, clock) == reference.add(event_id, clock)
+        elif operation == "add_all":
+            batch = [event_id, ids[len(reference) % len(ids)], event_id]
+            compiled.add_all(batch, clock)
+            reference.add_all(batch, clock)
         else:
             compiled.expire(clock)
             reference.expire(clock)
         assert len(compiled) == len(reference)
-        assert all((name in compiled) == (name in reference) for name in "abcdefghij")
-    assert (42 in compiled) is False  # only strings are event ids
+        assert [name in compiled for name in ids] == [name in reference for name in ids]
+    return compiled
 
 
 # The compiled window keeps canonical lowercase UUIDs as numbers and any other id as a
@@ -79,24 +92,7 @@ _mixed_operations = st.lists(
 def test_the_windows_agree_on_uuid_and_other_ids_alike(
     operations: list[tuple[str, str, int]], capacity: int, window_ms: int
 ) -> None:
-    reference = DedupWindow(window_ms, capacity)
-    compiled = native.DedupWindow(window_ms, capacity)
-    clock = 0
-    for operation, event_id, step in operations:
-        clock += step
-        if operation == "add":
-            assert compiled.add(event_id, clock) == reference.add(event_id, clock)
-        elif operation == "add_all":
-            batch = [event_id, _MIXED_IDS[len(reference) % len(_MIXED_IDS)], event_id]
-            compiled.add_all(batch, clock)
-            reference.add_all(batch, clock)
-        else:
-            compiled.expire(clock)
-            reference.expire(clock)
-        assert len(compiled) == len(reference)
-        assert [name in compiled for name in _MIXED_IDS] == [
-            name in reference for name in _MIXED_IDS
-        ]
+    compiled = _replay_on_both(operations, capacity, window_ms, _MIXED_IDS)
     assert (compiled.capacity, compiled.window_ms) == (capacity, window_ms)
 
 
