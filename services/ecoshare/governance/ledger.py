@@ -434,24 +434,24 @@ class TransactionalLedger(CheckpointLedger):
             if not self._commit_with_retries():
                 # Not committed within the give-up time (a coordinator that stays
                 # unreachable): abort and re-read rather than wait without end.
-                producer.abort_transaction(30.0)
-                self._delivery_errors.clear()
-                return Outcome(rewind=True)
+                return self._abort(batch, "commit not acknowledged in time")
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             if not isinstance(error, KafkaError) or not error.txn_requires_abort():
                 raise
-            log.warning(
-                "transaction of %d events aborted (%s); re-reading from the commit",
-                batch.events,
-                error,
-            )
-            producer.abort_transaction(30.0)
-            self._delivery_errors.clear()
-            return Outcome(rewind=True)
+            return self._abort(batch, error)
         self._step("committed")
         self._raise_delivery_errors()
         return Outcome((batch,))
+
+    def _abort(self, batch: Submitted, why: object) -> Outcome:
+        """Abort the open transaction; the worker re-reads the batch from the commit."""
+        log.warning(
+            "transaction of %d events aborted (%s); re-reading from the commit", batch.events, why
+        )
+        self._producer.abort_transaction(30.0)
+        self._delivery_errors.clear()
+        return Outcome(rewind=True)
 
     def _commit_with_retries(self) -> bool:
         """Commit, retrying retriable errors for up to COMMIT_GIVE_UP_SECONDS; False if
