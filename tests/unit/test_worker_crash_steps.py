@@ -37,11 +37,37 @@ from tests.unit.test_codec_layout import _valid_store_status
 
 TYPE = "StoreStatusChanged"
 SUBSCRIBERS = ("carrier", "city")
-# Each mechanism's steps between consume and commit, in order.
-STEPS = {
-    False: ("consumed", "governed", "produced", "acknowledged", "checkpointed", "committed"),
-    True: ("consumed", "governed", "produced", "checkpointed", "offsets-sent", "committed"),
+# Each mechanism: (transactions, audit_checkpoint_interval_ms), and its steps between
+# consume and commit, in order. "checkpoints" writes each batch's audit blocks and
+# checkpoint after it; "combined" holds every batch's until the worker drains.
+MECHANISMS = {
+    "checkpoints": (False, 0),
+    "combined": (False, 3_600_000),
+    "transactions": (True, 0),
 }
+PIPELINED_STEPS = (
+    "consumed",
+    "governed",
+    "produced",
+    "acknowledged",
+    "audited",
+    "checkpointed",
+    "committed",
+)
+STEPS = {
+    "checkpoints": PIPELINED_STEPS,
+    "combined": PIPELINED_STEPS,
+    "transactions": (
+        "consumed",
+        "governed",
+        "produced",
+        "checkpointed",
+        "offsets-sent",
+        "committed",
+    ),
+}
+# Held until the drain, the combined mechanism writes audit and checkpoint once.
+ONCE_WHEN_COMBINED = {"audited", "checkpointed", "committed"}
 EVENTS = 90
 BATCH = 7
 
@@ -88,8 +114,14 @@ class Platform:
     """The fake log plus what every worker on it shares (state, delivery schemas)."""
 
     def __init__(
-        self, *, transactions: bool, snapshots: SnapshotPolicy, batch_size: int = BATCH
+        self,
+        *,
+        transactions: bool,
+        snapshots: SnapshotPolicy,
+        batch_size: int = BATCH,
+        combine_ms: int = 0,
     ) -> None:
+        self.combine_ms = combine_ms
         self.batch_size = batch_size
         self.log = FakeLog(INGRESS_PARTITIONS)
         self.registry = RecordingRegistry()
@@ -112,6 +144,7 @@ class Platform:
             dedup_window_ms=3_600_000,
             dedup_capacity=10_000,
             transactions=self.transactions,
+            audit_checkpoint_interval_ms=self.combine_ms,
         )
         worker = GovernanceWorker(
             config,
@@ -156,7 +189,7 @@ def _crash_at(step: str, occurrence: int, die: Any) -> Any:
     return hook
 
 
-def _run_with_crash(platform: Platform, step: str, landed: float) -> None:
+def _run_with_crash(platform: Platform, step: str, landed: float, occurrence: int = 3) -> None:
     clients: list[Any] = []
 
     def die() -> None:
@@ -164,7 +197,7 @@ def _run_with_crash(platform: Platform, step: str, landed: float) -> None:
         producer.die(landed)
         consumer.dead = True
 
-    crashing = platform.worker(_crash_at(step, 3, die))
+    crashing = platform.worker(_crash_at(step, occurrence, die))
     clients.extend(crashing)
     with pytest.raises(Crash):
         crashing[0].run()
@@ -185,18 +218,20 @@ def _assert_exactly_once(platform: Platform, expected: set[str]) -> None:
 
 @pytest.mark.parametrize("landed", [0.0, 0.5, 1.0], ids=["none-landed", "half", "all"])
 @pytest.mark.parametrize(
-    ("transactions", "step"),
-    [(transactions, step) for transactions, steps in STEPS.items() for step in steps],
-    ids=[
-        f"{'transactions' if t else 'checkpoints'}-{s}" for t, steps in STEPS.items() for s in steps
-    ],
+    ("mechanism", "step"),
+    [(mechanism, step) for mechanism, steps in STEPS.items() for step in steps],
+    ids=[f"{mechanism}-{step}" for mechanism, steps in STEPS.items() for step in steps],
 )
 def test_a_worker_killed_at_any_step_is_replaced_without_loss_or_repeat(
-    step: str, landed: float, transactions: bool
+    step: str, landed: float, mechanism: str
 ) -> None:
-    platform = Platform(transactions=transactions, snapshots=SnapshotPolicy(every_batches=4))
+    transactions, combine_ms = MECHANISMS[mechanism]
+    platform = Platform(
+        transactions=transactions, snapshots=SnapshotPolicy(every_batches=4), combine_ms=combine_ms
+    )
     _publish(platform.log, range(EVENTS))
-    _run_with_crash(platform, step, landed)
+    once = mechanism == "combined" and step in ONCE_WHEN_COMBINED
+    _run_with_crash(platform, step, landed, occurrence=1 if once else 3)
     _assert_exactly_once(platform, {_event_id(n) for n in range(EVENTS)})
 
 
@@ -227,7 +262,7 @@ def test_a_takeover_after_many_batches_reads_a_bounded_number_of_progress_record
     without them (a log of the format before snapshots) it reads them all."""
     policy = SnapshotPolicy(every_batches=8)
     platform = Platform(transactions=transactions, snapshots=policy, batch_size=1)
-    rounds = 25
+    rounds = 40
     for round_ in range(rounds):  # many owners, many batches
         _publish(platform.log, range(round_ * 30, round_ * 30 + 30))
         platform.run_to_end()
@@ -249,7 +284,7 @@ def test_compaction_keeps_what_a_takeover_needs(transactions: bool) -> None:
     """After the progress topic is compacted, the next owner still resumes where the
     last one stopped and still refuses duplicates of events from before compaction."""
     platform = Platform(
-        transactions=transactions, snapshots=SnapshotPolicy(every_batches=5), batch_size=2
+        transactions=transactions, snapshots=SnapshotPolicy(every_batches=5), batch_size=1
     )
     for round_ in range(6):
         _publish(platform.log, range(round_ * 40, round_ * 40 + 40))
@@ -266,3 +301,31 @@ def test_compaction_keeps_what_a_takeover_needs(transactions: bool) -> None:
         and record.reason == QuarantineReason.DUPLICATE_EVENT_ID
     ]
     assert sorted(refused) == sorted(_event_id(n) for n in range(0, 240, 7))
+
+
+def test_combined_audit_and_checkpoints_write_one_progress_record_per_partition_per_write() -> None:
+    """Held until the drain, a run's audit blocks go out in one write and each ingress
+    partition gets one checkpoint for all its batches; written after every batch, each
+    batch adds its own. Either way every event is delivered and audited exactly once."""
+    progress_written = {}
+    for combine_ms in (0, 3_600_000):
+        platform = Platform(
+            transactions=False,
+            snapshots=SnapshotPolicy(every_batches=1000),
+            batch_size=3,
+            combine_ms=combine_ms,
+        )
+        _publish(platform.log, range(EVENTS))
+        worker = platform.run_to_end()
+        _assert_exactly_once(platform, {_event_id(n) for n in range(EVENTS)})
+        progress_written[combine_ms] = sum(
+            len(log)
+            for (topic, _), log in platform.log.partitions.items()
+            if topic == NAMES.progress
+        )
+        if combine_ms:
+            assert worker.ledger.combined_writes == 1  # type: ignore[attr-defined]
+    # Each partition: its first checkpoint (a snapshot, at the markers), then one
+    # checkpoint per write.
+    assert progress_written[3_600_000] == 2 * INGRESS_PARTITIONS
+    assert progress_written[0] > 2 * progress_written[3_600_000]

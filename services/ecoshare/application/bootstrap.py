@@ -93,6 +93,7 @@ def worker_config(settings: Settings, catalog: Catalog) -> WorkerConfig:
         ingress_partitions=settings.ingress_partitions,
         group_id=worker_group(settings),
         batch_size=settings.batch_size,
+        audit_checkpoint_interval_ms=settings.audit_checkpoint_interval_ms,
         max_event_bytes=settings.max_event_bytes,
         dedup_window_ms=settings.dedup_window_seconds * 1000,
         dedup_capacity=settings.dedup_capacity,

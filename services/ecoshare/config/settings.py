@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         "or auto (native when the extension is built).",
     )
     batch_size: int = Field(default=2000, ge=1, description="Events per governance batch.")
+    audit_checkpoint_interval_ms: int = Field(
+        default=1000,
+        ge=0,
+        description="Checkpoints mode: how often, at most, the audit blocks and checkpoints "
+        "of acknowledged batches are written together (0: after every batch).",
+    )
     log_level: str = Field(default="INFO", description="Log level of the services.")
 
     @property

@@ -6,9 +6,10 @@ One interface, two mechanisms (see :mod:`ecoshare.governance.progress` for the r
 - :class:`TransactionalLedger` (Apache Kafka): outputs, the batch's checkpoint and the
   consumed offsets in one transaction per batch (``send_offsets_to_transaction`` with
   the group's metadata), so a zombie's batch is aborted and never seen;
-- :class:`PipelinedLedger` (brokers without transactions): a batch's outputs are
-  produced while the next batch is governed; once they are acknowledged the ledger
-  appends the checkpoint and commits the offsets.
+- :class:`~ecoshare.governance.pipelined_ledger.PipelinedLedger` (brokers without
+  transactions): a batch's outputs are produced while the next batch is governed; the
+  audit blocks and checkpoints of the acknowledged batches are written together, at
+  most once per interval.
 
 The worker calls :meth:`CheckpointLedger.submit` with each governed batch and
 :meth:`CheckpointLedger.drain` when it has nothing to govern; both return the batches
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,6 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from ecoshare.config.topics import TopicNames
 from ecoshare.governance.engine import BatchResult, Produce
 from ecoshare.governance.progress import (
-    SOURCE_HEADER,
     AcknowledgedIds,
     Checkpoint,
     IdRun,
@@ -105,6 +105,10 @@ class LedgerSettings:
     dedup_window_ms: int
     dedup_capacity: int
     snapshots: SnapshotPolicy = field(default_factory=SnapshotPolicy)
+    # Without transactions: how often, at most, the audit blocks and checkpoints of
+    # acknowledged batches are written together (a takeover re-reads at most this much
+    # more, and the audit trail lags by it); 0 writes them after every batch.
+    combine_ms: int = 1000
 
 
 class CheckpointLedger:
@@ -138,8 +142,9 @@ class CheckpointLedger:
     def submit(self, batch: Submitted) -> Outcome:
         raise NotImplementedError
 
-    def drain(self) -> Outcome:
-        """Acknowledge whatever is in flight (nothing to govern, revoke, close)."""
+    def drain(self, *, final: bool = True) -> Outcome:
+        """Acknowledge whatever is in flight: nothing to govern (not ``final``), or a
+        revoke or close (``final``: nothing may stay held)."""
         return Outcome()
 
     def close(self) -> None:
@@ -151,12 +156,11 @@ class CheckpointLedger:
 
     # -- outputs ----------------------------------------------------------------------
 
-    def _produce(self, result: BatchResult, *, track: bool) -> _BatchAcks:
-        """Queue every output of a batch. With ``track``, the last output of each output
-        partition carries a callback recording its end for the batch's checkpoint (the
-        others, acknowledged in order before it, only report errors); without, no
-        callback at all (a transaction's commit fails if any output did)."""
-        outputs = result.outputs
+    def _produce(self, outputs: Sequence[Produce], *, track: bool) -> _BatchAcks:
+        """Queue outputs (of a batch, or held audit blocks). With ``track``, the last
+        output of each output partition carries a callback recording its end for the
+        checkpoint (the others, acknowledged in order before it, only report errors);
+        without, no callback at all (a transaction's commit fails if any output did)."""
         last_index: dict[tuple[str, int], int] = {}
         for index, output in enumerate(outputs):
             last_index[(output.topic, output.partition)] = index
@@ -333,81 +337,6 @@ class CheckpointLedger:
         raise AssertionError("unreachable")
 
 
-class PipelinedLedger(CheckpointLedger):
-    """Checkpoints for brokers without transactions: a batch's outputs are produced,
-    then the previous batch's acknowledgements are awaited and it is checkpointed and
-    committed, so outputs are always on their way while the worker waits or governs."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._pending: tuple[Submitted, _BatchAcks] | None = None
-
-    def submit(self, batch: Submitted) -> Outcome:
-        acks = self._produce(batch.result, track=True)
-        self._step("produced")
-        previous, self._pending = self._pending, (batch, acks)
-        if previous is None:
-            return Outcome()
-        waited = 0.0
-        while previous[1].outstanding > 0:
-            self._producer.poll(0.05)
-            waited += 0.05
-            if waited >= 30.0:
-                log.warning("outputs still unacknowledged after 30 s; waiting")
-                waited = 0.0
-        return self._checkpoint_and_commit(*previous)
-
-    def drain(self) -> Outcome:
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return Outcome()
-        self._flush()
-        return self._checkpoint_and_commit(*pending)
-
-    def _checkpoint_and_commit(self, batch: Submitted, acks: _BatchAcks) -> Outcome:
-        self._raise_delivery_errors()
-        self._step("acknowledged")
-        for source, ends in acks.ends.items():
-            self._output_ends.setdefault(source, {}).update(ends)
-        # The checkpoint is not waited for: the next batch's wait (or the final flush)
-        # acknowledges it. Losing it in a crash is safe: recovery falls back to the
-        # previous checkpoint and finds this batch's outputs in the output tails.
-        offsets = self._write_checkpoints(batch.result, batch.now_ms)
-        self._producer.poll(0)
-        self._step("checkpointed")
-        try:
-            self._consumer.commit(offsets=offsets, asynchronous=True)
-        except KafkaException as exc:  # the checkpoint is the truth; a lost commit is harmless
-            log.warning("offset commit failed: %s", exc)
-        self._step("committed")
-        return Outcome((batch,))
-
-    def _first_position(self, source: Source, now_ms: int) -> int:
-        """No checkpoint yet: mark the shared outputs so the first one knows their ends."""
-        names = self._settings.names
-        topic, partition = source
-        ends: dict[str, int] = {}
-
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            if error is None:
-                ends[message.topic() or ""] = (message.offset() or 0) + 1
-
-        for shared in (names.audit, names.quarantine):
-            self._producer.produce(
-                shared,
-                value=b"",
-                partition=partition,
-                headers=[(MARKER_HEADER, b"1"), (SOURCE_HEADER, f"{topic}:{partition}".encode())],
-                on_delivery=on_delivery,
-            )
-        self._flush()
-        start = self.committed_offset(source)
-        self._output_ends[source] = dict(ends)
-        self._append(source, Checkpoint(start, dict(ends), (), now_ms))
-        self._flush()
-        return start
-
-
 class TransactionalLedger(CheckpointLedger):
     """Kafka transactions: outputs, checkpoint and consumed offsets commit together."""
 
@@ -423,7 +352,7 @@ class TransactionalLedger(CheckpointLedger):
         producer = self._producer
         try:
             producer.begin_transaction()
-            self._produce(batch.result, track=False)
+            self._produce(batch.result.outputs, track=False)
             self._step("produced")
             offsets = self._write_checkpoints(batch.result, batch.now_ms)
             self._step("checkpointed")

@@ -34,12 +34,12 @@ from ecoshare.governance.ledger import (
     CheckpointLedger,
     LedgerSettings,
     OutputsNotAcknowledgedError,
-    PipelinedLedger,
     StepHook,
     Submitted,
     TransactionalLedger,
 )
 from ecoshare.governance.observer import PartitionStallWatch, WorkerObserver
+from ecoshare.governance.pipelined_ledger import PipelinedLedger
 from ecoshare.governance.progress import SnapshotPolicy
 from ecoshare.governance.recovery import KafkaLogReader, LogReader
 from ecoshare.governance.schemas import RegistrySchemaLookup, register_schema
@@ -60,6 +60,8 @@ class WorkerConfig:
     group_id: str = "ecoshare-governance"
     batch_size: int = 2000
     batch_timeout_seconds: float = 0.005
+    # Checkpoints mode: see LedgerSettings.combine_ms.
+    audit_checkpoint_interval_ms: int = 1000
     max_event_bytes: int = 65536
     dedup_window_ms: int = 86_400_000
     dedup_capacity: int = 500_000
@@ -208,7 +210,11 @@ class GovernanceWorker:
         ledger_type = TransactionalLedger if config.transactions else PipelinedLedger
         self.ledger: CheckpointLedger = ledger_type(
             LedgerSettings(
-                names, config.dedup_window_ms, config.dedup_capacity, snapshots or SnapshotPolicy()
+                names,
+                config.dedup_window_ms,
+                config.dedup_capacity,
+                snapshots or SnapshotPolicy(),
+                config.audit_checkpoint_interval_ms,
             ),
             ports.producer,
             ports.consumer,
@@ -372,7 +378,7 @@ class GovernanceWorker:
         consumer, config = self._consumer, self.config
         messages = consumer.consume(config.batch_size, config.batch_timeout_seconds)
         if not messages:
-            self._acknowledged(self.ledger.drain().acknowledged)
+            self._acknowledged(self.ledger.drain(final=False).acknowledged)
             first = consumer.poll(IDLE_CONSUME_TIMEOUT_SECONDS)
             if first is None:
                 return []

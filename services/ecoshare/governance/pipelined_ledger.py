@@ -1,0 +1,210 @@
+"""The checkpoint ledger of brokers without transactions: pipelined outputs, and the
+audit blocks and checkpoints of acknowledged batches written together.
+
+A batch's deliveries (and quarantine copies) are produced at once, while the next batch
+is governed; when they are acknowledged the batch is *held*. Its audit blocks and its
+checkpoint are written later, together with those of every batch held since the last
+such write, at most once per ``LedgerSettings.combine_ms`` (and whenever the worker
+drains: idle after the interval, a revoke, a close):
+
+1. the held audit blocks are produced, back to back, so each audit partition gets one
+   produce batch for them all;
+2. once those are acknowledged, one checkpoint per ingress partition covers every held
+   batch (their event ids combined), and the offsets are committed.
+
+Why: the embedded broker walks every stored batch of a partition on each fetch, so a
+batch per governed batch on the audit and progress partitions (a hundred a second at a
+light rate) put a takeover's read of the progress topic, and the audit trail's readers,
+into its slow regime within minutes. Written together, they grow by one batch per
+interval.
+
+Why it is safe: a checkpoint is written only once everything it covers is acknowledged,
+audit included. A crash before it resumes at the previous checkpoint, and recovery finds
+the deliveries and audit blocks already written after it in the output tails (each
+carries its source partition and offsets), so they are neither repeated nor lost; the
+re-read events enter the duplicate window again as they are re-governed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+
+from ecoshare.governance.ledger import (
+    MARKER_HEADER,
+    CheckpointLedger,
+    Outcome,
+    Submitted,
+    _BatchAcks,
+)
+from ecoshare.governance.progress import SOURCE_HEADER, Checkpoint, Source
+from ecoshare.governance.rendering import Produce
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Held:
+    """An acknowledged batch whose audit blocks and checkpoint are not written yet, and
+    the output ends of its partitions as of its acknowledgement."""
+
+    batch: Submitted
+    audit: list[Produce]
+    ends: dict[Source, dict[str, int]]
+
+
+class PipelinedLedger(CheckpointLedger):
+    """Checkpoints for brokers without transactions: a batch's outputs are produced,
+    then the previous batch's acknowledgements are awaited and it is held; the held
+    batches' audit blocks, then their checkpoints, are written together."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._combine_seconds = self._settings.combine_ms / 1000
+        self._pending: tuple[Submitted, list[Produce], _BatchAcks] | None = None
+        self._held: list[_Held] = []
+        # Held batches whose audit blocks are produced and awaited, then checkpointed.
+        self._auditing: tuple[list[_Held], _BatchAcks] | None = None
+        self._acked_ends: dict[Source, dict[str, int]] = {}
+        self._last_written = time.monotonic()
+        self.combined_writes = 0
+
+    def submit(self, batch: Submitted) -> Outcome:
+        audit_topic = self._settings.names.audit
+        outputs: list[Produce] = []
+        audit: list[Produce] = []
+        for output in batch.result.outputs:
+            (audit if output.topic == audit_topic else outputs).append(output)
+        acks = self._produce(outputs, track=True)
+        self._step("produced")
+        previous, self._pending = self._pending, (batch, audit, acks)
+        if previous is None:
+            return Outcome()
+        waited = 0.0
+        while previous[2].outstanding > 0:
+            self._producer.poll(0.05)
+            waited += 0.05
+            if waited >= 30.0:
+                log.warning("outputs still unacknowledged after 30 s; waiting")
+                waited = 0.0
+        self._hold(*previous)
+        self._write_together(final=False)
+        return Outcome((previous[0],))
+
+    def drain(self, *, final: bool = True) -> Outcome:
+        """Acknowledge what is in flight; write the held audit blocks and checkpoints if
+        ``final`` (revoke, close) or if the interval has passed (idle)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._flush()
+            self._hold(*pending)
+        self._write_together(final=final)
+        return Outcome((pending[0],) if pending is not None else ())
+
+    def _hold(self, batch: Submitted, audit: list[Produce], acks: _BatchAcks) -> None:
+        """An acknowledged batch: its output ends noted, its audit and checkpoint held."""
+        self._raise_delivery_errors()
+        self._step("acknowledged")
+        ends: dict[Source, dict[str, int]] = {}
+        for source in batch.result.partitions:
+            if source not in self._sources:  # lost: its next owner recovers it
+                continue
+            known = self._acked_ends.setdefault(source, dict(self._output_ends.get(source, {})))
+            known.update(acks.ends.get(source, {}))
+            ends[source] = dict(known)
+        self._held.append(_Held(batch, audit, ends))
+
+    def _write_together(self, *, final: bool) -> None:
+        """Checkpoint the batches whose audit blocks are acknowledged; then, when due,
+        produce the held batches' audit blocks (``final``: and see both through)."""
+        if self._auditing is not None and (final or self._auditing[1].outstanding == 0):
+            if final:
+                self._flush()
+            self._checkpoint(*self._auditing)
+            self._auditing = None
+        due = final or time.monotonic() - self._last_written >= self._combine_seconds
+        if self._auditing is not None or not self._held or not due:
+            return
+        held, self._held = self._held, []
+        self._last_written = time.monotonic()
+        acks = self._produce([block for entry in held for block in entry.audit], track=True)
+        self._auditing = (held, acks)
+        self.combined_writes += 1
+        self._step("audited")
+        if final:
+            self._flush()
+            self._checkpoint(held, acks)
+            self._auditing = None
+
+    def _checkpoint(self, held: list[_Held], audit_acks: _BatchAcks) -> None:
+        """One checkpoint per ingress partition for every batch in ``held``, whose
+        outputs and audit blocks are all acknowledged; then the offsets are committed."""
+        self._raise_delivery_errors()
+        covered: dict[Source, Checkpoint] = {}
+        for entry in held:
+            for source, partition in entry.batch.result.partitions.items():
+                if source not in entry.ends or source not in self._sources:
+                    continue  # lost: its next owner recovers it
+                ends = dict(self._output_ends.get(source, {}))
+                for topic, end in entry.ends[source].items():
+                    ends[topic] = max(ends.get(topic, 0), end)
+                earlier = covered.get(source)
+                covered[source] = Checkpoint(
+                    partition.next_offset,
+                    ends,
+                    (*earlier.event_ids, *partition.new_event_ids)
+                    if earlier is not None
+                    else tuple(partition.new_event_ids),
+                    entry.batch.now_ms,
+                )
+        offsets = []
+        for source, checkpoint in covered.items():
+            audited = audit_acks.ends.get(source, {})
+            checkpoint.outputs.update(audited)
+            self._acked_ends.setdefault(source, {}).update(audited)
+            self._output_ends[source] = dict(checkpoint.outputs)
+            # Not waited for: the next wait (or the final flush) acknowledges it. Losing
+            # it in a crash is safe: recovery falls back to the previous checkpoint and
+            # finds these batches' outputs in the output tails.
+            self._append(source, checkpoint)
+            offsets.append(TopicPartition(source[0], source[1], checkpoint.next_offset))
+        self._producer.poll(0)
+        self._step("checkpointed")
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:  # the checkpoint is the truth; a lost commit is harmless
+            log.warning("offset commit failed: %s", exc)
+        self._step("committed")
+
+    def release(self, source: Source) -> None:
+        super().release(source)
+        self._acked_ends.pop(source, None)
+
+    def _first_position(self, source: Source, now_ms: int) -> int:
+        """No checkpoint yet: mark the shared outputs so the first one knows their ends."""
+        names = self._settings.names
+        topic, partition = source
+        ends: dict[str, int] = {}
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is None:
+                ends[message.topic() or ""] = (message.offset() or 0) + 1
+
+        for shared in (names.audit, names.quarantine):
+            self._producer.produce(
+                shared,
+                value=b"",
+                partition=partition,
+                headers=[(MARKER_HEADER, b"1"), (SOURCE_HEADER, f"{topic}:{partition}".encode())],
+                on_delivery=on_delivery,
+            )
+        self._flush()
+        start = self.committed_offset(source)
+        self._output_ends[source] = dict(ends)
+        self._append(source, Checkpoint(start, dict(ends), (), now_ms))
+        self._flush()
+        return start
