@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import pickle
 import sys
 import time
@@ -124,7 +123,7 @@ def read(spec: dict[str, Any]) -> None:
             "bootstrap.servers": spec["bootstrap"],
             "group.id": f"bench-reader-{uuid.uuid4().hex[:6]}",
             "enable.auto.commit": False,
-            "fetch.wait.max.ms": int(os.environ.get("RFW", "5")),
+            "fetch.wait.max.ms": 5,
             "fetch.min.bytes": 1,
             "isolation.level": "read_committed",
             "log_level": 3,
