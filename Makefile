@@ -44,7 +44,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Both brokers, about 15 minutes on 2 shared cores (BENCH_BROKERS=tansu for one), then
-# the workers' memory over 1,000,000 events on Kafka (bench-rss, about 4 minutes more).
+# the workers' memory over 1,000,000 events on each (bench-rss, about 8 minutes more).
 bench: $(STAMP) kafka-jars
 	$(BIN)/python -m bench.governed_throughput
 	$(BIN)/python -m bench.worker_rss
@@ -71,9 +71,10 @@ bench-tansu-history: $(STAMP)
 bench-worker-profile: $(STAMP)
 	$(BIN)/python -m bench.worker_profile
 
-# A worker's memory over 1,000,000 events on Apache Kafka, with the default duplicate
-# windows and with windows full (about 4 minutes on 2 cores; BENCH_RSS_EVENTS=100000 to
-# shorten). Writes bench/rss-results.json and merges its curve into bench/results.json.
+# A worker's memory over 1,000,000 events on Apache Kafka and on Tansu, with the default
+# duplicate windows and with windows full (about 4 minutes a broker on 2 cores;
+# BENCH_RSS_EVENTS=100000 to shorten, BENCH_BROKERS=kafka for one). Writes
+# bench/rss-results.json and merges its curves into bench/results.json.
 bench-rss: $(STAMP) kafka-jars
 	$(BIN)/python -m bench.worker_rss
 

@@ -1,6 +1,6 @@
 """``make bench-rss``: does a governance worker's memory stay flat over 1,000,000 events?
 
-On Apache Kafka, with the platform's real pieces as ``make bench`` runs them (the
+With the platform's real pieces as ``make bench`` runs them (the
 registry, governed topics, the bench scenario's partners, agreements and consents, two
 ``ecoshare`` worker processes): publishes BENCH_RSS_EVENTS (1,000,000) distinct signed
 events, generated and encoded in chunks while the workers govern them, and reads each
@@ -18,8 +18,9 @@ Two runs, on fresh topics and fresh workers each:
 
 The slope is a least-squares fit of each worker's RSS after the warm-up (the first
 quarter of the events) in MB per 100,000 events governed by the two workers together.
-Writes bench/rss-results.json, and ``worker_rss_mb_by_events`` (with the slopes) into
-the "kafka" object of bench/results.json, keeping every other key.
+On each broker of BENCH_BROKERS (default ``kafka,tansu``, each started for it). Writes
+bench/rss-results.json (one object per broker), and ``worker_rss_mb_by_events`` (with
+the slopes) into that broker's object of bench/results.json, keeping every other key.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from bench.governed_throughput import (
     log,
 )
 from bench.roles import Encoded
-from ecoshare.adapters.brokers import local_broker
+from ecoshare.adapters.brokers import BrokerKind, broker_kind, local_broker
 from ecoshare.codec.wire import frame
 from ecoshare.domain.identity import (
     PUBLISHER_HEADER,
@@ -254,36 +255,41 @@ def slopes(samples: list[dict[str, Any]], total: int) -> list[float]:
 
 
 def save(results: dict[str, Any]) -> None:
+    """Write bench/rss-results.json (one object per broker) and merge each broker's
+    curves into its object of bench/results.json, which belongs to `make bench`."""
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    # bench/results.json belongs to `make bench`: merge into its "kafka" object.
     shared_path = OUT / "results.json"
     shared: dict[str, Any] = {}
     with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
         shared = json.loads(shared_path.read_text())
-    kafka = shared.setdefault("kafka", {})
-    default = results["default_capacity"]
-    kafka["worker_rss_mb_by_events"] = default["worker_rss_mb_by_events"]
-    kafka["worker_rss_slope_mb_per_100k_events"] = default["slope_mb_per_100k_events_after_warm_up"]
-    full = results.get("full_windows")
-    if full:
-        kafka["worker_rss_full_windows_mb_by_events"] = full["worker_rss_mb_by_events"]
-        kafka["worker_rss_full_windows_slope_mb_per_100k_events"] = full[
+    for kind, measured in results.items():
+        figures = shared.setdefault(kind, {})
+        default = measured["default_capacity"]
+        figures["worker_rss_mb_by_events"] = default["worker_rss_mb_by_events"]
+        figures["worker_rss_slope_mb_per_100k_events"] = default[
             "slope_mb_per_100k_events_after_warm_up"
         ]
-    kafka["worker_rss_measured_at"] = results["measured_at"]
+        full = measured.get("full_windows")
+        if full:
+            figures["worker_rss_full_windows_mb_by_events"] = full["worker_rss_mb_by_events"]
+            figures["worker_rss_full_windows_slope_mb_per_100k_events"] = full[
+                "slope_mb_per_100k_events_after_warm_up"
+            ]
+        figures["worker_rss_measured_at"] = measured["measured_at"]
     shared_path.write_text(json.dumps(shared, indent=2) + "\n")
 
 
-def main() -> int:
+def measure(kind: BrokerKind, scene: Scene) -> dict[str, Any]:
+    """Both runs on one broker of ``kind``, started for them and stopped after."""
     started = time.monotonic()
-    log(f"load average {load_average()} on {os.cpu_count()} cores")
-    scene = Scene(TEMPLATES)
-    state_dir = Path(f"/tmp/ecoshare-bench-rss-{uuid.uuid4().hex[:6]}")
+    state_dir = Path(f"/tmp/ecoshare-bench-rss-{kind}-{uuid.uuid4().hex[:6]}")
     state_dir.mkdir(parents=True)
-    broker = local_broker("kafka", logs_dir=state_dir, data_dir=state_dir / "kafka-data")
+    broker = local_broker(
+        kind, logs_dir=state_dir, data_dir=state_dir / "kafka-data" if kind == "kafka" else None
+    )
     broker.start()
     results: dict[str, Any] = {
-        "broker": "kafka",
+        "broker": kind,
         "workers": WORKERS,
         "ingress_partitions": PARTITIONS,
         "sample_every": SAMPLE_EVERY,
@@ -299,12 +305,12 @@ def main() -> int:
         ) as registry,
     ):
         stack.callback(broker.stop)
-        run = BrokerRun("kafka", broker, registry, state_dir, scene)
-        log(f"[kafka] default capacity: {EVENTS:,} events through {WORKERS} workers")
+        run = BrokerRun(kind, broker, registry, state_dir, scene)
+        log(f"[{kind}] default capacity: {EVENTS:,} events through {WORKERS} workers")
         results["default_capacity"] = sample_run(run, "rss_default", EVENTS, {})
         if FULL_EVENTS:
             log(
-                f"[kafka] windows full: capacity {FULL_CAPACITY:,} per partition, "
+                f"[{kind}] windows full: capacity {FULL_CAPACITY:,} per partition, "
                 f"{FULL_EVENTS:,} events"
             )
             results["full_windows"] = sample_run(
@@ -313,18 +319,27 @@ def main() -> int:
     results["load_average_end"] = load_average()
     results["wall_seconds"] = round(time.monotonic() - started)
     results["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return results
+
+
+def main() -> int:
+    log(f"load average {load_average()} on {os.cpu_count()} cores")
+    scene = Scene(TEMPLATES)
+    kinds = [broker_kind(b) for b in os.environ.get("BENCH_BROKERS", "kafka,tansu").split(",")]
+    results = {kind: measure(kind, scene) for kind in kinds}
     save(results)
     print()
-    for name in ("default_capacity", "full_windows"):
-        if name in results:
-            run_result = results[name]
-            print(f"{name} ({run_result['worker_env'] or 'worker defaults'}):")
-            for events, rss in run_result["worker_rss_mb_by_events"].items():
-                print(f"  {int(events):>9,} events  RSS MB {rss}")
-            print(
-                "  slope after warm-up, MB per 100k events: "
-                f"{run_result['slope_mb_per_100k_events_after_warm_up']}"
-            )
+    for kind, measured in results.items():
+        for name in ("default_capacity", "full_windows"):
+            if name in measured:
+                run_result = measured[name]
+                print(f"[{kind}] {name} ({run_result['worker_env'] or 'worker defaults'}):")
+                for events, rss in run_result["worker_rss_mb_by_events"].items():
+                    print(f"  {int(events):>9,} events  RSS MB {rss}")
+                print(
+                    "  slope after warm-up, MB per 100k events: "
+                    f"{run_result['slope_mb_per_100k_events_after_warm_up']}"
+                )
     print(f"\nwritten to {RESULTS.relative_to(OUT.parent)} and bench/results.json")
     return 0
 
