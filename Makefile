@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages kafka-jars demo test check lint typecheck bench bench-engine bench-tansu-history bench-worker-profile bench-rss soak fuzz clean asyncapi-schema
+.PHONY: install system-packages kafka-jars demo test check lint typecheck bench bench-engine bench-tansu-history bench-broker-profile bench-worker-profile bench-rss soak fuzz clean asyncapi-schema
 
 # The install also builds the compiled governance core (native/, Rust) with cargo;
 # rustup installs cargo in ~/.cargo/bin, which a non-login shell may not have on PATH.
@@ -66,6 +66,11 @@ fuzz: $(STAMP)
 # The embedded broker's fetch latency at 1k..10k stored batches per partition (~3 min).
 bench-tansu-history: $(STAMP)
 	$(BIN)/python -m bench.tansu_history
+
+# The Apache Kafka broker under Java Flight Recorder during the 2,000 events/s latency
+# phase: where its CPU goes (~1 min; BENCH_PROFILE_MODE=checkpoints for that mode).
+bench-broker-profile: $(STAMP) kafka-jars
+	$(BIN)/python -m bench.broker_profile
 
 # One worker under cProfile, and what an idle worker costs the broker (~2 min).
 bench-worker-profile: $(STAMP)

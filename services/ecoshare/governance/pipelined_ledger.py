@@ -49,12 +49,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class _Held:
-    """An acknowledged batch whose audit blocks and checkpoint are not written yet, and
-    the output ends of its partitions as of its acknowledgement."""
+    """What the checkpoint needs of an acknowledged batch whose audit blocks and
+    checkpoint are not written yet (not its deliveries: a second of them at full speed
+    is tens of megabytes): per ingress partition, its next offset, new event ids and
+    output ends as of its acknowledgement."""
 
-    batch: Submitted
-    audit: list[Produce]
+    now_ms: int
+    positions: dict[Source, tuple[int, list[str]]]
     ends: dict[Source, dict[str, int]]
+    audit: list[Produce]
 
 
 class PipelinedLedger(CheckpointLedger):
@@ -109,14 +112,15 @@ class PipelinedLedger(CheckpointLedger):
         """An acknowledged batch: its output ends noted, its audit and checkpoint held."""
         self._raise_delivery_errors()
         self._step("acknowledged")
-        ends: dict[Source, dict[str, int]] = {}
-        for source in batch.result.partitions:
+        held = _Held(batch.now_ms, {}, {}, audit)
+        for source, partition in batch.result.partitions.items():
             if source not in self._sources:  # lost: its next owner recovers it
                 continue
             known = self._acked_ends.setdefault(source, dict(self._output_ends.get(source, {})))
             known.update(acks.ends.get(source, {}))
-            ends[source] = dict(known)
-        self._held.append(_Held(batch, audit, ends))
+            held.ends[source] = dict(known)
+            held.positions[source] = (partition.next_offset, partition.new_event_ids)
+        self._held.append(held)
 
     def _write_together(self, *, final: bool) -> None:
         """Checkpoint the batches whose audit blocks are acknowledged; then, when due,
@@ -144,29 +148,25 @@ class PipelinedLedger(CheckpointLedger):
         """One checkpoint per ingress partition for every batch in ``held``, whose
         outputs and audit blocks are all acknowledged; then the offsets are committed."""
         self._raise_delivery_errors()
-        covered: dict[Source, Checkpoint] = {}
+        latest: dict[Source, tuple[int, dict[str, int], int]] = {}
+        ids: dict[Source, list[str]] = {}
         for entry in held:
-            for source, partition in entry.batch.result.partitions.items():
-                if source not in entry.ends or source not in self._sources:
-                    continue  # lost: its next owner recovers it
-                ends = dict(self._output_ends.get(source, {}))
-                for topic, end in entry.ends[source].items():
-                    ends[topic] = max(ends.get(topic, 0), end)
-                earlier = covered.get(source)
-                covered[source] = Checkpoint(
-                    partition.next_offset,
-                    ends,
-                    (*earlier.event_ids, *partition.new_event_ids)
-                    if earlier is not None
-                    else tuple(partition.new_event_ids),
-                    entry.batch.now_ms,
-                )
+            for source, (next_offset, event_ids) in entry.positions.items():
+                if source in self._sources:  # else lost: its next owner recovers it
+                    ids.setdefault(source, []).extend(event_ids)
+                    latest[source] = (next_offset, entry.ends[source], entry.now_ms)
         offsets = []
-        for source, checkpoint in covered.items():
+        for source, (next_offset, acknowledged, at_ms) in latest.items():
+            # Ends only grow; an entry noted before an earlier write's audit blocks were
+            # acknowledged lacks their end, which the last checkpoint has.
+            outputs = dict(self._output_ends.get(source, {}))
+            for topic, end in acknowledged.items():
+                outputs[topic] = max(outputs.get(topic, 0), end)
             audited = audit_acks.ends.get(source, {})
-            checkpoint.outputs.update(audited)
+            outputs.update(audited)
             self._acked_ends.setdefault(source, {}).update(audited)
-            self._output_ends[source] = dict(checkpoint.outputs)
+            self._output_ends[source] = dict(outputs)
+            checkpoint = Checkpoint(next_offset, outputs, tuple(ids[source]), at_ms)
             # Not waited for: the next wait (or the final flush) acknowledges it. Losing
             # it in a crash is safe: recovery falls back to the previous checkpoint and
             # finds these batches' outputs in the output tails.
