@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages kafka-jars demo test check lint typecheck bench bench-engine bench-tansu-history bench-broker-profile bench-worker-profile bench-rss soak fuzz clean asyncapi-schema
+.PHONY: install system-packages kafka-jars demo test check lint typecheck bench bench-engine bench-tansu-history bench-broker-profile bench-combined-writes bench-worker-profile bench-rss soak fuzz clean asyncapi-schema
 
 # The install also builds the compiled governance core (native/, Rust) with cargo;
 # rustup installs cargo in ~/.cargo/bin, which a non-login shell may not have on PATH.
@@ -71,6 +71,11 @@ bench-tansu-history: $(STAMP)
 # phase: where its CPU goes (~1 min; BENCH_PROFILE_MODE=checkpoints for that mode).
 bench-broker-profile: $(STAMP) kafka-jars
 	$(BIN)/python -m bench.broker_profile
+
+# Tansu at 2,000 events/s with the audit blocks and checkpoints written after every
+# batch and together once a second: progress and audit records, latency (~3 min).
+bench-combined-writes: $(STAMP)
+	$(BIN)/python -m bench.combined_writes
 
 # One worker under cProfile, and what an idle worker costs the broker (~2 min).
 bench-worker-profile: $(STAMP)
