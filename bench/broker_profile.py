@@ -22,12 +22,9 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
-from bench.governed_throughput import OUT, BrokerRun, Scene, log
-from ecoshare.adapters.brokers import local_broker
-from ecoshare.registry.process import RegistryProcess
+from bench.governed_throughput import OUT, Scene, log, started_run
 
 RATE = float(os.environ.get("BENCH_PROFILE_RATE", "2000"))
 MODE = os.environ.get("BENCH_PROFILE_MODE", "auto")
@@ -84,21 +81,11 @@ def main() -> int:
     if shutil.which("jcmd") is None or shutil.which("jfr") is None:
         log("jcmd and jfr (from the JDK) are needed")
         return 1
-    state_dir = Path(f"/tmp/ecoshare-bench-broker-profile-{uuid.uuid4().hex[:6]}")
-    state_dir.mkdir(parents=True)
-    broker = local_broker("kafka", logs_dir=state_dir, data_dir=state_dir / "kafka-data")
-    broker.start()
-    jfr_file = state_dir / "broker.jfr"
     with (
         contextlib.ExitStack() as stack,
-        RegistryProcess(
-            bootstrap_servers=broker.bootstrap_servers,
-            topic=f"bench{uuid.uuid4().hex[:6]}._schemas",
-            log_path=state_dir / "registry.log",
-        ) as registry,
+        started_run("kafka", Scene(int(RATE * 20)), "bench-broker-profile") as run,
     ):
-        stack.callback(broker.stop)
-        run = BrokerRun("kafka", broker, registry, state_dir, Scene(int(RATE * 20)))
+        jfr_file = run.state_dir / "broker.jfr"
         broker_pid = run.broker_pid
         assert broker_pid is not None
         start_workers = run.start_workers

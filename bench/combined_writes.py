@@ -12,26 +12,22 @@ bench/combined-writes.json.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-import uuid
-from pathlib import Path
 from typing import Any
 
 from bench.governed_throughput import (
     LIGHT_RATE,
     OUT,
     PARTITIONS,
-    BrokerRun,
     Scene,
     log,
+    started_run,
 )
-from ecoshare.adapters.brokers import broker_kind, local_broker
+from ecoshare.adapters.brokers import broker_kind
 from ecoshare.adapters.kafka.reading import partition_end
 from ecoshare.config.topics import TopicNames
-from ecoshare.registry.process import RegistryProcess
 
 SETTINGS = (0, 1000, 0, 1000)
 INTERVAL_VARIABLE = "ECOSHARE_AUDIT_CHECKPOINT_INTERVAL_MS"
@@ -39,23 +35,8 @@ INTERVAL_VARIABLE = "ECOSHARE_AUDIT_CHECKPOINT_INTERVAL_MS"
 
 def main() -> int:
     kind = broker_kind(os.environ.get("BENCH_BROKERS", "tansu").split(",")[0])
-    state_dir = Path(f"/tmp/ecoshare-bench-combined-{uuid.uuid4().hex[:6]}")
-    state_dir.mkdir(parents=True)
-    broker = local_broker(
-        kind, logs_dir=state_dir, data_dir=state_dir / "kafka-data" if kind == "kafka" else None
-    )
-    broker.start()
     phases: list[dict[str, Any]] = []
-    with (
-        contextlib.ExitStack() as stack,
-        RegistryProcess(
-            bootstrap_servers=broker.bootstrap_servers,
-            topic=f"bench{uuid.uuid4().hex[:6]}._schemas",
-            log_path=state_dir / "registry.log",
-        ) as registry,
-    ):
-        stack.callback(broker.stop)
-        run = BrokerRun(kind, broker, registry, state_dir, Scene(int(LIGHT_RATE * 20)))
+    with started_run(kind, Scene(int(LIGHT_RATE * 20)), "bench-combined") as run:
         governed_setup = run.governed_setup
         names: list[TopicNames] = []
 
@@ -73,9 +54,7 @@ def main() -> int:
             topics = names[-1]
 
             def written(topic: str) -> int:
-                return sum(
-                    partition_end(broker.bootstrap_servers, topic, p) for p in range(PARTITIONS)
-                )
+                return sum(partition_end(run.bootstrap, topic, p) for p in range(PARTITIONS))
 
             phases.append(
                 {

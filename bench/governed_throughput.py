@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -801,25 +801,31 @@ class Scene:
         return out
 
 
-def run_broker(kind: BrokerKind, scene: Scene) -> dict[str, Any]:
-    state_dir = Path(f"/tmp/ecoshare-bench-{kind}-{uuid.uuid4().hex[:6]}")
+@contextlib.contextmanager
+def started_run(kind: BrokerKind, scene: Scene, purpose: str = "bench") -> Iterator[BrokerRun]:
+    """A fresh local broker of ``kind`` with the registry on it (state under /tmp),
+    both stopped on leaving."""
+    state_dir = Path(f"/tmp/ecoshare-{purpose}-{kind}-{uuid.uuid4().hex[:6]}")
     state_dir.mkdir(parents=True)
-    results: dict[str, Any] = {"load_average_start": load_average()}
     broker = local_broker(
         kind, logs_dir=state_dir, data_dir=state_dir / "kafka-data" if kind == "kafka" else None
     )
-    started = time.monotonic()
     broker.start()
-    with (
-        contextlib.ExitStack() as stack,
-        RegistryProcess(
+    try:
+        with RegistryProcess(
             bootstrap_servers=broker.bootstrap_servers,
             topic=f"bench{uuid.uuid4().hex[:6]}._schemas",
             log_path=state_dir / "registry.log",
-        ) as registry,
-    ):
-        stack.callback(broker.stop)
-        run = BrokerRun(kind, broker, registry, state_dir, scene)
+        ) as registry:
+            yield BrokerRun(kind, broker, registry, state_dir, scene)
+    finally:
+        broker.stop()
+
+
+def run_broker(kind: BrokerKind, scene: Scene) -> dict[str, Any]:
+    results: dict[str, Any] = {"load_average_start": load_average()}
+    started = time.monotonic()
+    with started_run(kind, scene) as run:
         results["transactions"] = run.transactions
         log(f"[{kind}] (a) raw confluent-kafka passthrough, fan-out {FANOUT}, {WORKERS} processes")
         passthrough_eps, passthrough_cpu = run.passthrough(transactions=run.transactions)

@@ -53,9 +53,10 @@ from bench.governed_throughput import (
     Scene,
     _events_governed,
     log,
+    started_run,
 )
 from bench.roles import Encoded
-from ecoshare.adapters.brokers import BrokerKind, broker_kind, local_broker
+from ecoshare.adapters.brokers import BrokerKind, broker_kind
 from ecoshare.codec.wire import frame
 from ecoshare.domain.identity import (
     PUBLISHER_HEADER,
@@ -63,7 +64,6 @@ from ecoshare.domain.identity import (
     partner_signing_key,
     sign_event,
 )
-from ecoshare.registry.process import RegistryProcess
 
 EVENTS = int(os.environ.get("BENCH_RSS_EVENTS", "1000000"))
 FULL_EVENTS = int(os.environ.get("BENCH_RSS_FULL_EVENTS", str(EVENTS)))
@@ -282,12 +282,6 @@ def save(results: dict[str, Any]) -> None:
 def measure(kind: BrokerKind, scene: Scene) -> dict[str, Any]:
     """Both runs on one broker of ``kind``, started for them and stopped after."""
     started = time.monotonic()
-    state_dir = Path(f"/tmp/ecoshare-bench-rss-{kind}-{uuid.uuid4().hex[:6]}")
-    state_dir.mkdir(parents=True)
-    broker = local_broker(
-        kind, logs_dir=state_dir, data_dir=state_dir / "kafka-data" if kind == "kafka" else None
-    )
-    broker.start()
     results: dict[str, Any] = {
         "broker": kind,
         "workers": WORKERS,
@@ -296,16 +290,7 @@ def measure(kind: BrokerKind, scene: Scene) -> dict[str, Any]:
         "warm_up_events_fraction": WARM_UP_FRACTION,
         "load_average_start": load_average(),
     }
-    with (
-        contextlib.ExitStack() as stack,
-        RegistryProcess(
-            bootstrap_servers=broker.bootstrap_servers,
-            topic=f"bench{uuid.uuid4().hex[:6]}._schemas",
-            log_path=state_dir / "registry.log",
-        ) as registry,
-    ):
-        stack.callback(broker.stop)
-        run = BrokerRun(kind, broker, registry, state_dir, scene)
+    with started_run(kind, scene, "bench-rss") as run:
         log(f"[{kind}] default capacity: {EVENTS:,} events through {WORKERS} workers")
         results["default_capacity"] = sample_run(run, "rss_default", EVENTS, {})
         if FULL_EVENTS:
