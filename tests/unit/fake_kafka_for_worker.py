@@ -118,6 +118,8 @@ class FakeProducer:
         self._transaction: list[FakeMessage] | None = None
         self._offsets: list[TopicPartition] = []
         self.dead = False
+        # Records to these topics fail: their delivery callback gets an error.
+        self.refused_topics: set[str] = set()
 
     def _alive(self) -> None:
         if self.dead:
@@ -165,6 +167,13 @@ class FakeProducer:
     def _acknowledge(self, count: int) -> int:
         acknowledged, self._in_flight = self._in_flight[:count], self._in_flight[count:]
         for pending in acknowledged:
+            if pending.topic in self.refused_topics:
+                if pending.on_delivery is not None:
+                    refused = SimpleNamespace(
+                        topic=lambda p=pending: p.topic, partition=lambda p=pending: p.partition
+                    )
+                    pending.on_delivery("refused by the broker", refused)
+                continue
             message = self._land(pending)
             if pending.on_delivery is not None:
                 pending.on_delivery(None, message)

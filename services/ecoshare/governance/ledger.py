@@ -62,8 +62,10 @@ class Submitted:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one call did: batches now acknowledged and committed, and whether the
-    worker must resume its partitions at the commit (an aborted transaction)."""
+    """What one call did: batches whose outputs are now acknowledged (with
+    transactions, committed; without, their deliveries acknowledged, their audit and
+    checkpoint following within the ledger's interval), and whether the worker must
+    resume its partitions at the commit (an aborted transaction)."""
 
     acknowledged: tuple[Submitted, ...] = ()
     rewind: bool = False

@@ -218,7 +218,7 @@ class WorkerObserver:
     def batch_completed(
         self, counts: BatchCounts, events: int, seconds: float, acknowledged_at: float
     ) -> None:
-        """A batch's outputs are acknowledged and its offsets committed: count it, as one
+        """A batch's outputs are acknowledged (see ``ledger.Outcome``): count it, as one
         update (a scrape sees all of it or none). ``acknowledged_at`` is Unix seconds."""
         metrics = self.metrics
         with metrics.update():

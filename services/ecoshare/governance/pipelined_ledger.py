@@ -38,6 +38,7 @@ from ecoshare.governance.ledger import (
     MARKER_HEADER,
     CheckpointLedger,
     Outcome,
+    OutputsNotAcknowledgedError,
     Submitted,
     _BatchAcks,
 )
@@ -45,6 +46,11 @@ from ecoshare.governance.progress import SOURCE_HEADER, Checkpoint, Source
 from ecoshare.governance.rendering import Produce
 
 log = logging.getLogger(__name__)
+# Event ids one write may checkpoint: a write is due at this many whatever the interval
+# (a checkpoint record of every id of a second at full speed would pass the client's
+# 1 MB record limit), and a worker whose audit blocks are not acknowledged yet waits
+# for them here rather than hold more.
+MAX_HELD_IDS = 10_000
 
 
 @dataclass(slots=True)
@@ -74,6 +80,9 @@ class PipelinedLedger(CheckpointLedger):
         self._auditing: tuple[list[_Held], _BatchAcks] | None = None
         self._acked_ends: dict[Source, dict[str, int]] = {}
         self._last_written = time.monotonic()
+        self._held_ids = 0
+        # A failed output: nothing held or in flight may be checkpointed any more.
+        self._failed = False
         self.combined_writes = 0
 
     def submit(self, batch: Submitted) -> Outcome:
@@ -87,20 +96,28 @@ class PipelinedLedger(CheckpointLedger):
         previous, self._pending = self._pending, (batch, audit, acks)
         if previous is None:
             return Outcome()
-        waited = 0.0
-        while previous[2].outstanding > 0:
-            self._producer.poll(0.05)
-            waited += 0.05
-            if waited >= 30.0:
-                log.warning("outputs still unacknowledged after 30 s; waiting")
-                waited = 0.0
+        self._await(previous[2], "outputs")
         self._hold(*previous)
+        if self._auditing is not None and self._held_ids >= MAX_HELD_IDS:
+            self._await(self._auditing[1], "audit blocks")
         self._write_together(final=False)
         return Outcome((previous[0],))
 
+    def _await(self, acks: _BatchAcks, what: str) -> None:
+        waited = 0.0
+        while acks.outstanding > 0:
+            self._producer.poll(0.05)
+            waited += 0.05
+            if waited >= 30.0:
+                log.warning("%s still unacknowledged after 30 s; waiting", what)
+                waited = 0.0
+
     def drain(self, *, final: bool = True) -> Outcome:
         """Acknowledge what is in flight; write the held audit blocks and checkpoints if
-        ``final`` (revoke, close) or if the interval has passed (idle)."""
+        ``final`` (revoke, close) or if the interval has passed (idle). "Acknowledged":
+        the batches' deliveries are; their audit and checkpoint follow with a write."""
+        if self._failed:
+            return Outcome()
         pending, self._pending = self._pending, None
         if pending is not None:
             self._flush()
@@ -112,28 +129,38 @@ class PipelinedLedger(CheckpointLedger):
         """An acknowledged batch: its output ends noted, its audit and checkpoint held."""
         self._raise_delivery_errors()
         self._step("acknowledged")
-        held = _Held(batch.now_ms, {}, {}, audit)
+        owned = self._sources
+        held = _Held(batch.now_ms, {}, {}, [block for block in audit if block.source in owned])
         for source, partition in batch.result.partitions.items():
-            if source not in self._sources:  # lost: its next owner recovers it
+            if source not in owned:  # lost: its next owner recovers it
                 continue
             known = self._acked_ends.setdefault(source, dict(self._output_ends.get(source, {})))
             known.update(acks.ends.get(source, {}))
             held.ends[source] = dict(known)
             held.positions[source] = (partition.next_offset, partition.new_event_ids)
+            self._held_ids += len(partition.new_event_ids)
         self._held.append(held)
 
     def _write_together(self, *, final: bool) -> None:
         """Checkpoint the batches whose audit blocks are acknowledged; then, when due,
         produce the held batches' audit blocks (``final``: and see both through)."""
+        if self._failed:
+            return
+        if self._auditing is not None:
+            self._producer.poll(0)  # an idle worker serves the acknowledgements here
         if self._auditing is not None and (final or self._auditing[1].outstanding == 0):
             if final:
                 self._flush()
             self._checkpoint(*self._auditing)
             self._auditing = None
-        due = final or time.monotonic() - self._last_written >= self._combine_seconds
+        due = (
+            final
+            or self._held_ids >= MAX_HELD_IDS
+            or time.monotonic() - self._last_written >= self._combine_seconds
+        )
         if self._auditing is not None or not self._held or not due:
             return
-        held, self._held = self._held, []
+        held, self._held, self._held_ids = self._held, [], 0
         self._last_written = time.monotonic()
         acks = self._produce([block for entry in held for block in entry.audit], track=True)
         self._auditing = (held, acks)
@@ -181,8 +208,26 @@ class PipelinedLedger(CheckpointLedger):
         self._step("committed")
 
     def release(self, source: Source) -> None:
+        """Forget ``source``: what is held of it is dropped, not written (revoked, it
+        was written first; lost, another worker may own it and write it already)."""
         super().release(source)
         self._acked_ends.pop(source, None)
+        for entry in self._held:
+            if entry.positions.pop(source, None) is not None:
+                entry.ends.pop(source, None)
+                entry.audit = [block for block in entry.audit if block.source != source]
+        if self._pending is not None:
+            self._pending[1][:] = [block for block in self._pending[1] if block.source != source]
+
+    def _raise_delivery_errors(self) -> None:
+        try:
+            super()._raise_delivery_errors()
+        except OutputsNotAcknowledgedError:
+            # The worker stops; the next owner re-reads from the last checkpoint. What is
+            # held or in flight must not be checkpointed over the failed outputs.
+            self._failed = True
+            self._pending, self._auditing, self._held = None, None, []
+            raise
 
     def _first_position(self, source: Source, now_ms: int) -> int:
         """No checkpoint yet: mark the shared outputs so the first one knows their ends."""

@@ -308,6 +308,15 @@ class GovernanceWorker:
                 self._observer.partition_revoked(*source)
         consumer.incremental_unassign(partitions)
 
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # Lost, not handed over: another worker may own them already and is writing
+        # their audit and checkpoints. What is held of them is dropped first, so the
+        # drain writes nothing of theirs; their in-flight deliveries may still land,
+        # late, once (checkpoints mode does not fence a worker that lost its group).
+        for tp in partitions:
+            self.ledger.release((tp.topic, tp.partition))
+        self._on_revoke(consumer, partitions)
+
     def _rewind_to_committed(self) -> None:
         """After an aborted batch: forget its duplicate ids and resume at the commit."""
         partitions = [TopicPartition(topic, partition) for topic, partition in self._assigned]
@@ -336,7 +345,7 @@ class GovernanceWorker:
             list(self._ingress),
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            on_lost=self._on_lost,
         )
         observer = self._observer
         next_gauges = 0.0
