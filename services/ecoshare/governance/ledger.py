@@ -81,7 +81,7 @@ class Recovery:
 
 
 @dataclass(slots=True)
-class _BatchAcks:
+class BatchAcks:
     """Acknowledgements still awaited for one batch (one per output partition it
     wrote: its last output there) and the output ends they reported, per source."""
 
@@ -158,7 +158,7 @@ class CheckpointLedger:
 
     # -- outputs ----------------------------------------------------------------------
 
-    def _produce(self, outputs: Sequence[Produce], *, track: bool) -> _BatchAcks:
+    def _produce(self, outputs: Sequence[Produce], *, track: bool) -> BatchAcks:
         """Queue outputs (of a batch, or held audit blocks). With ``track``, the last
         output of each output partition carries a callback recording its end for the
         checkpoint (the others, acknowledged in order before it, only report errors);
@@ -166,7 +166,7 @@ class CheckpointLedger:
         last_index: dict[tuple[str, int], int] = {}
         for index, output in enumerate(outputs):
             last_index[(output.topic, output.partition)] = index
-        acks = _BatchAcks(len(last_index) if track else 0)
+        acks = BatchAcks(len(last_index) if track else 0)
         final = set(last_index.values()) if track else set()
         produce = self._producer.produce
         extra: dict[str, Any] = {"on_delivery": self._on_error} if track else {}
@@ -193,7 +193,7 @@ class CheckpointLedger:
             self._delivery_errors.append(f"{message.topic()}[{message.partition()}]: {error}")
 
     def _tracker(
-        self, output: Produce, acks: _BatchAcks
+        self, output: Produce, acks: BatchAcks
     ) -> Callable[[KafkaError | None, Message], None]:
         source = output.source
 

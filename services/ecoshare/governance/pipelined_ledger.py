@@ -36,11 +36,11 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from ecoshare.governance.ledger import (
     MARKER_HEADER,
+    BatchAcks,
     CheckpointLedger,
     Outcome,
     OutputsNotAcknowledgedError,
     Submitted,
-    _BatchAcks,
 )
 from ecoshare.governance.progress import SOURCE_HEADER, Checkpoint, Source
 from ecoshare.governance.rendering import Produce
@@ -74,10 +74,10 @@ class PipelinedLedger(CheckpointLedger):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._combine_seconds = self._settings.combine_ms / 1000
-        self._pending: tuple[Submitted, list[Produce], _BatchAcks] | None = None
+        self._pending: tuple[Submitted, list[Produce], BatchAcks] | None = None
         self._held: list[_Held] = []
         # Held batches whose audit blocks are produced and awaited, then checkpointed.
-        self._auditing: tuple[list[_Held], _BatchAcks] | None = None
+        self._auditing: tuple[list[_Held], BatchAcks] | None = None
         self._acked_ends: dict[Source, dict[str, int]] = {}
         self._last_written = time.monotonic()
         self._held_ids = 0
@@ -103,7 +103,7 @@ class PipelinedLedger(CheckpointLedger):
         self._write_together(final=False)
         return Outcome((previous[0],))
 
-    def _await(self, acks: _BatchAcks, what: str) -> None:
+    def _await(self, acks: BatchAcks, what: str) -> None:
         waited = 0.0
         while acks.outstanding > 0:
             self._producer.poll(0.05)
@@ -125,7 +125,7 @@ class PipelinedLedger(CheckpointLedger):
         self._write_together(final=final)
         return Outcome((pending[0],) if pending is not None else ())
 
-    def _hold(self, batch: Submitted, audit: list[Produce], acks: _BatchAcks) -> None:
+    def _hold(self, batch: Submitted, audit: list[Produce], acks: BatchAcks) -> None:
         """An acknowledged batch: its output ends noted, its audit and checkpoint held."""
         self._raise_delivery_errors()
         self._step("acknowledged")
@@ -171,7 +171,7 @@ class PipelinedLedger(CheckpointLedger):
             self._checkpoint(held, acks)
             self._auditing = None
 
-    def _checkpoint(self, held: list[_Held], audit_acks: _BatchAcks) -> None:
+    def _checkpoint(self, held: list[_Held], audit_acks: BatchAcks) -> None:
         """One checkpoint per ingress partition for every batch in ``held``, whose
         outputs and audit blocks are all acknowledged; then the offsets are committed."""
         self._raise_delivery_errors()
