@@ -110,7 +110,7 @@ class LedgerSettings:
     # Without transactions: how often, at most, the audit blocks and checkpoints of
     # acknowledged batches are written together (a takeover re-reads at most this much
     # more, and the audit trail lags by it); 0 writes them after every batch.
-    combine_ms: int = 1000
+    audit_checkpoint_interval_ms: int = 1000
 
 
 class CheckpointLedger:

@@ -4,8 +4,8 @@ audit blocks and checkpoints of acknowledged batches written together.
 A batch's deliveries (and quarantine copies) are produced at once, while the next batch
 is governed; when they are acknowledged the batch is *held*. Its audit blocks and its
 checkpoint are written later, together with those of every batch held since the last
-such write, at most once per ``LedgerSettings.combine_ms`` (and whenever the worker
-drains: idle after the interval, a revoke, a close):
+such write, at most once per ``LedgerSettings.audit_checkpoint_interval_ms`` (and
+whenever the worker drains: idle after the interval, a revoke, a close):
 
 1. the held audit blocks are produced, back to back, so each audit partition gets one
    produce batch for them all;
@@ -73,7 +73,7 @@ class PipelinedLedger(CheckpointLedger):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._combine_seconds = self._settings.combine_ms / 1000
+        self._write_interval_seconds = self._settings.audit_checkpoint_interval_ms / 1000
         self._pending: tuple[Submitted, list[Produce], BatchAcks] | None = None
         self._held: list[_Held] = []
         # Held batches whose audit blocks are produced and awaited, then checkpointed.
@@ -156,7 +156,7 @@ class PipelinedLedger(CheckpointLedger):
         due = (
             final
             or self._held_ids >= MAX_HELD_IDS
-            or time.monotonic() - self._last_written >= self._combine_seconds
+            or time.monotonic() - self._last_written >= self._write_interval_seconds
         )
         if self._auditing is not None or not self._held or not due:
             return

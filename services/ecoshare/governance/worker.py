@@ -60,7 +60,7 @@ class WorkerConfig:
     group_id: str = "ecoshare-governance"
     batch_size: int = 2000
     batch_timeout_seconds: float = 0.005
-    # Checkpoints mode: see LedgerSettings.combine_ms.
+    # Checkpoints mode: see LedgerSettings.audit_checkpoint_interval_ms.
     audit_checkpoint_interval_ms: int = 1000
     max_event_bytes: int = 65536
     dedup_window_ms: int = 86_400_000
