@@ -78,7 +78,6 @@ struct Decided<'b> {
 
 struct Kernel {
     outputs: Py<PyList>,
-    produce: Py<PyAny>,
     event_id_header: Py<PyString>,
     offsets_header: Py<PyString>,
     publisher_header: String,
@@ -103,13 +102,12 @@ impl Kernel {
         let settings = run.call_method0(intern!(py, "kernel_settings"))?;
         Ok(Kernel {
             outputs: settings.get_item(0)?.cast_into::<PyList>()?.unbind(),
-            produce: settings.get_item(1)?.unbind(),
-            event_id_header: settings.get_item(2)?.cast_into::<PyString>()?.unbind(),
-            offsets_header: settings.get_item(3)?.cast_into::<PyString>()?.unbind(),
-            publisher_header: settings.get_item(4)?.extract()?,
-            signature_header: settings.get_item(5)?.extract()?,
-            now_ms: settings.get_item(6)?.extract()?,
-            max_event_bytes: settings.get_item(7)?.extract()?,
+            event_id_header: settings.get_item(1)?.cast_into::<PyString>()?.unbind(),
+            offsets_header: settings.get_item(2)?.cast_into::<PyString>()?.unbind(),
+            publisher_header: settings.get_item(3)?.extract()?,
+            signature_header: settings.get_item(4)?.extract()?,
+            now_ms: settings.get_item(5)?.extract()?,
+            max_event_bytes: settings.get_item(6)?.extract()?,
             no_consent: no_consent(py)?.unbind(),
             partitions: Vec::new(),
             publisher_index: HashMap::new(),
@@ -379,7 +377,7 @@ impl Kernel {
             return Ok(false); // a duplicate, which the Python path refuses as such
         }
         drop(window);
-        self.write(run, &decided, &partition, offset_number)?;
+        self.write(run, &decided, &partition, &offset, offset_number)?;
         Ok(true)
     }
 }

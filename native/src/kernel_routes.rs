@@ -16,7 +16,9 @@ pub struct Consent {
     allowed: Py<PyAny>,
     ids: Py<PyList>,
     missing: Py<PyAny>,
-    template: Option<usize>,
+    /// The audit entry of a delivery under this consent, `[template]` or `[template,
+    /// ids]`, shared by the batch's rows (the encoder only reads them).
+    entry: Option<Py<PyList>>,
 }
 
 /// An agreement in force for a route, compiled for the writer schema.
@@ -152,27 +154,31 @@ impl RouteProgram {
                 return Ok(None);
             }
             let allowed = if candidate.personal {
-                if !candidate.consents.contains_key(subject) {
-                    let answer = run.call_method1(
-                        intern!(py, "kernel_consent"),
-                        (
-                            route.runtime.bind(py),
-                            candidate.candidate.bind(py),
-                            if subject.is_empty() { None } else { Some(subject) },
-                            publisher_id,
-                        ),
-                    )?;
-                    candidate.consents.insert(
-                        subject.to_owned(),
-                        Consent {
-                            allowed: answer.get_item(0)?.unbind(),
-                            ids: answer.get_item(1)?.cast_into::<PyList>()?.unbind(),
-                            missing: answer.get_item(2)?.unbind(),
-                            template: None,
-                        },
-                    );
+                match candidate.consents.get(subject) {
+                    Some(consent) => consent.allowed.bind(py).clone(),
+                    None => {
+                        let answer = run.call_method1(
+                            intern!(py, "kernel_consent"),
+                            (
+                                route.runtime.bind(py),
+                                candidate.candidate.bind(py),
+                                if subject.is_empty() { None } else { Some(subject) },
+                                publisher_id,
+                            ),
+                        )?;
+                        let allowed = answer.get_item(0)?;
+                        candidate.consents.insert(
+                            subject.to_owned(),
+                            Consent {
+                                allowed: allowed.clone().unbind(),
+                                ids: answer.get_item(1)?.cast_into::<PyList>()?.unbind(),
+                                missing: answer.get_item(2)?.unbind(),
+                                entry: None,
+                            },
+                        );
+                        allowed
+                    }
                 }
-                candidate.consents[subject].allowed.bind(py).clone()
             } else {
                 no_consent.clone()
             };
@@ -230,25 +236,24 @@ impl RouteProgram {
                             .consents
                             .get_mut(subject)
                             .expect("decided with this subject's consent");
-                        let template = match consent.template {
-                            Some(found) => found,
-                            None => {
-                                let found: usize = run
-                                    .call_method1(
-                                        intern!(py, "kernel_delivered"),
-                                        (runtime, candidate.candidate.bind(py), consent.missing.bind(py)),
-                                    )?
-                                    .extract()?;
-                                consent.template = Some(found);
-                                found
+                        if consent.entry.is_none() {
+                            let template: usize = run
+                                .call_method1(
+                                    intern!(py, "kernel_delivered"),
+                                    (runtime, candidate.candidate.bind(py), consent.missing.bind(py)),
+                                )?
+                                .extract()?;
+                            let entry = PyList::new(py, [template])?;
+                            let ids = consent.ids.bind(py);
+                            if !ids.is_empty() {
+                                entry.append(ids.get_slice(0, ids.len()))?;
                             }
-                        };
-                        let entry = PyList::new(py, [template])?;
-                        let ids = consent.ids.bind(py);
-                        if !ids.is_empty() {
-                            entry.append(ids.get_slice(0, ids.len()))?;
+                            consent.entry = Some(entry.unbind());
                         }
-                        entry
+                        consent
+                            .entry
+                            .as_ref()
+                            .map_or_else(|| PyList::empty(py), |entry| entry.bind(py).clone())
                     } else {
                         if candidate.plain_entry.is_none() {
                             let template: usize = run

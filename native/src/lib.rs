@@ -11,6 +11,7 @@ mod kernel;
 mod kernel_routes;
 mod partition;
 mod plan;
+mod produce;
 mod scan;
 mod sign;
 
@@ -173,6 +174,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<dedup::DedupWindow>()?;
     module.add_class::<plan::Plan>()?;
     module.add_class::<filter::RowFilter>()?;
+    module.add_class::<produce::Produce>()?;
     module.add_function(wrap_pyfunction!(event_signature, module)?)?;
     module.add_function(wrap_pyfunction!(kernel::govern_batch, module)?)?;
     module.add_function(wrap_pyfunction!(audit::audit_json, module)?)?;

@@ -7,6 +7,7 @@ use pyo3::types::{PyBytes, PyInt, PyList, PyString, PyTuple};
 
 use super::{Decided, Kernel};
 use crate::kernel_routes::Decision;
+use crate::produce::Produce;
 
 impl Kernel {
     /// The outputs, audit row, event id and counts of an admitted, decided event.
@@ -15,6 +16,7 @@ impl Kernel {
         run: &Bound<'_, PyAny>,
         decided: &Decided<'_>,
         partition_number: &Bound<'_, PyAny>,
+        offset_number: &Bound<'_, PyAny>,
         offset: i64,
     ) -> PyResult<()> {
         let py = run.py();
@@ -25,7 +27,7 @@ impl Kernel {
         let row = PyList::new(
             py,
             [
-                PyInt::new(py, offset).into_any(),
+                offset_number.clone(),
                 event_id.clone().into_any(),
                 publisher_id.clone().into_any(),
                 PyString::new(py, decided.location_id).into_any(),
@@ -83,14 +85,15 @@ impl Kernel {
                     route.candidates[*candidate].agreement_header.bind(py).clone(),
                 ],
             )?;
-            let produced = self.produce.bind(py).call1((
-                route.topic.bind(py),
-                partition_number,
-                record_key,
-                PyBytes::new(py, rendered),
-                record_headers,
-                partition.source.bind(py),
-            ))?;
+            let produced = Produce {
+                topic: route.topic.clone_ref(py),
+                partition: partition_number.clone().unbind(),
+                key: record_key.clone().into_any().unbind(),
+                value: PyBytes::new(py, rendered).unbind(),
+                headers: record_headers.unbind(),
+                source: partition.source.clone_ref(py),
+            };
+            let produced = Bound::new(py, produced)?;
             self.outputs.bind(py).append(produced)?;
         }
         partition.audit_events.bind(py).append(row)?;

@@ -30,7 +30,6 @@ from ecoshare.governance.admission import WriterSchema
 from ecoshare.governance.batch_run import BatchRun
 from ecoshare.governance.plan import DeliveryPlan
 from ecoshare.governance.progress import EVENT_ID_HEADER, SOURCE_OFFSETS_HEADER
-from ecoshare.governance.rendering import Produce
 from ecoshare.governance.routing import NO_CONSENT, Candidate, RouteRuntime, consented_fields
 
 
@@ -41,7 +40,6 @@ class KernelRun(BatchRun):
         """Fixed for the batch: where outputs go, how they are built, the limits."""
         return (
             self.outputs,
-            Produce,
             EVENT_ID_HEADER,
             SOURCE_OFFSETS_HEADER,
             PUBLISHER_HEADER,

@@ -24,6 +24,7 @@ from ecoshare.domain.agreements import Agreement
 from ecoshare.domain.classification import Classification
 from ecoshare.domain.projection import subscriber_hash_key
 from ecoshare.governance.admission import NativeLayouts, Refused, SchemaLookup, WriterSchema
+from ecoshare.governance.cores import native_core
 from ecoshare.governance.plan import DeliveryPlan, RowPredicate, compile_plan, row_filter_ops
 from ecoshare.governance.progress import EVENT_ID_HEADER, SOURCE_HEADER, SOURCE_OFFSETS_HEADER
 
@@ -47,7 +48,7 @@ IngressPartition = tuple[str, int]
 
 
 @dataclass(slots=True)
-class Produce:
+class PythonProduce:
     """One record to produce, to an explicit partition, for one ingress partition."""
 
     topic: str
@@ -56,6 +57,16 @@ class Produce:
     value: bytes
     headers: list[tuple[str, bytes]]
     source: IngressPartition
+
+
+if TYPE_CHECKING:
+    Produce = PythonProduce
+else:
+    # The compiled core's record of the same six fields, where it is built: the batch
+    # kernel makes ~2.4 per event without a call into Python. Every path of a process
+    # makes the same type, so outputs compare equal across paths and cores.
+    _native = native_core()
+    Produce = PythonProduce if _native is None else _native.Produce
 
 
 def source_header(source: IngressPartition) -> tuple[str, bytes]:
