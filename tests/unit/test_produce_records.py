@@ -71,12 +71,12 @@ def test_a_record_is_unequal_to_other_types_and_unhashable(record: Any) -> None:
     assert "Produce(topic='ecoshare.deliver.carrier" in repr(produce)
 
 
-def test_the_native_record_is_read_only() -> None:
-    native = native_core()
-    assert native is not None
-    produce = native.Produce(**VALUES)
+@pytest.mark.parametrize("record", _record_types(), ids=["python", "native"])
+def test_a_record_is_read_only(record: Any) -> None:
+    produce = record(**VALUES)
     with pytest.raises(AttributeError):
         produce.value = b"rewritten"
+    assert produce.value == VALUES["value"]
 
 
 def test_with_the_core_built_every_path_makes_the_native_record() -> None:

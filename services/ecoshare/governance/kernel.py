@@ -37,7 +37,7 @@ class KernelRun(BatchRun):
     """A batch governed by the compiled kernel: what the kernel asks of Python."""
 
     def kernel_settings(self) -> tuple[Any, ...]:
-        """Fixed for the batch: where outputs go, how they are built, the limits."""
+        """Fixed for the batch: where outputs go, their header names, the limits."""
         return (
             self.outputs,
             EVENT_ID_HEADER,

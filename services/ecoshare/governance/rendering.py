@@ -47,9 +47,12 @@ IngressPartition = tuple[str, int]
 """(ingress topic, partition): the source an output was written for."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class PythonProduce:
-    """One record to produce, to an explicit partition, for one ingress partition."""
+    """One record to produce, to an explicit partition, for one ingress partition.
+
+    Read-only and unhashable, as the compiled core's record it stands in for.
+    """
 
     topic: str
     partition: int
@@ -58,15 +61,17 @@ class PythonProduce:
     headers: list[tuple[str, bytes]]
     source: IngressPartition
 
+    __hash__ = None  # type: ignore[assignment]
+
 
 if TYPE_CHECKING:
     Produce = PythonProduce
 else:
     # The compiled core's record of the same six fields, where it is built: the batch
     # kernel makes ~2.4 per event without a call into Python. Every path of a process
-    # makes the same type, so outputs compare equal across paths and cores.
-    _native = native_core()
-    Produce = PythonProduce if _native is None else _native.Produce
+    # makes the same type (the Python core's too, when forced: the record holds data
+    # and decides nothing), so outputs compare equal across paths and cores.
+    Produce = getattr(native_core(), "Produce", PythonProduce)
 
 
 def source_header(source: IngressPartition) -> tuple[str, bytes]:
@@ -231,7 +236,7 @@ def quarantine_output(
     else:
         # Undecodable: no field can be located, so nothing can be redacted; the
         # original bytes are kept for the operator (quarantine is operator-only).
-        value = message_value or b""
+        value = bytes(message_value) if message_value else b""
         headers.append((REDACTION_HEADER, b"undecodable-kept-as-is"))
     return Produce(quarantine_topic, partition, message_key, value, headers, source)
 
