@@ -231,43 +231,20 @@ impl RouteProgram {
                 Decision::Delivered { candidate, .. } => {
                     let runtime = route.runtime.bind(py);
                     let candidate = &mut route.candidates[*candidate];
+                    let chosen = candidate.candidate.bind(py);
                     let entry = if candidate.personal {
                         let consent = candidate
                             .consents
                             .get_mut(subject)
                             .expect("decided with this subject's consent");
-                        if consent.entry.is_none() {
-                            let template: usize = run
-                                .call_method1(
-                                    intern!(py, "kernel_delivered"),
-                                    (runtime, candidate.candidate.bind(py), consent.missing.bind(py)),
-                                )?
-                                .extract()?;
-                            let entry = PyList::new(py, [template])?;
-                            let ids = consent.ids.bind(py);
-                            if !ids.is_empty() {
-                                entry.append(ids.get_slice(0, ids.len()))?;
-                            }
-                            consent.entry = Some(entry.unbind());
-                        }
-                        consent
-                            .entry
-                            .as_ref()
-                            .map_or_else(|| PyList::empty(py), |entry| entry.bind(py).clone())
+                        let (missing, ids) = (consent.missing.bind(py), consent.ids.bind(py));
+                        cached(py, &mut consent.entry, || {
+                            delivered_entry(run, runtime, chosen, missing, ids)
+                        })?
                     } else {
-                        if candidate.plain_entry.is_none() {
-                            let template: usize = run
-                                .call_method1(
-                                    intern!(py, "kernel_delivered"),
-                                    (runtime, candidate.candidate.bind(py), PyTuple::empty(py)),
-                                )?
-                                .extract()?;
-                            candidate.plain_entry = Some(PyList::new(py, [template])?.unbind());
-                        }
-                        candidate
-                            .plain_entry
-                            .as_ref()
-                            .map_or_else(|| PyList::empty(py), |entry| entry.bind(py).clone())
+                        cached(py, &mut candidate.plain_entry, || {
+                            delivered_entry(run, runtime, chosen, &PyTuple::empty(py), &PyList::empty(py))
+                        })?
                     };
                     row.append(entry)?;
                     route.delivered += 1;
@@ -322,6 +299,40 @@ impl RouteProgram {
         }
         Ok(())
     }
+}
+
+/// The list in `slot`, made by `make` the first time (the batch's rows share it).
+fn cached<'py>(
+    py: Python<'py>,
+    slot: &mut Option<Py<PyList>>,
+    make: impl FnOnce() -> PyResult<Bound<'py, PyList>>,
+) -> PyResult<Bound<'py, PyList>> {
+    if let Some(found) = slot {
+        return Ok(found.bind(py).clone());
+    }
+    let made = make()?;
+    *slot = Some(made.clone().unbind());
+    Ok(made)
+}
+
+/// The audit entry of a delivery: `[template]`, or `[template, consent ids]` when the
+/// delivery's personal fields were given under consents.
+fn delivered_entry<'py>(
+    run: &Bound<'py, PyAny>,
+    runtime: &Bound<'py, PyAny>,
+    candidate: &Bound<'py, PyAny>,
+    missing: &Bound<'py, PyAny>,
+    ids: &Bound<'py, PyList>,
+) -> PyResult<Bound<'py, PyList>> {
+    let py = run.py();
+    let template: usize = run
+        .call_method1(intern!(py, "kernel_delivered"), (runtime, candidate, missing))?
+        .extract()?;
+    let entry = PyList::new(py, [template])?;
+    if !ids.is_empty() {
+        entry.append(ids.get_slice(0, ids.len()))?;
+    }
+    Ok(entry)
 }
 
 /// The empty frozenset rendering takes as the consented fields of a plan without

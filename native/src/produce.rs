@@ -59,27 +59,17 @@ impl Produce {
     /// Equal field by field, as the dataclass it stands for (other types: not equal).
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
         let py = other.py();
-        let Ok(other) = other.cast::<Produce>() else {
+        let (Ok(other), CompareOp::Eq | CompareOp::Ne) = (other.cast::<Produce>(), op) else {
             return Ok(py.NotImplemented());
         };
-        let equal = match op {
-            CompareOp::Eq | CompareOp::Ne => {
-                let mut equal = true;
-                for (mine, theirs) in self.fields(py).iter().zip(other.get().fields(py).iter()) {
-                    if !mine.eq(theirs)? {
-                        equal = false;
-                        break;
-                    }
-                }
-                equal
+        let mut equal = true;
+        for (mine, theirs) in self.fields(py).iter().zip(other.get().fields(py).iter()) {
+            if !mine.eq(theirs)? {
+                equal = false;
+                break;
             }
-            _ => return Ok(py.NotImplemented()),
-        };
-        let answer = if matches!(op, CompareOp::Eq) {
-            equal
-        } else {
-            !equal
-        };
+        }
+        let answer = equal == matches!(op, CompareOp::Eq);
         Ok(answer.into_pyobject(py)?.to_owned().into_any().unbind())
     }
 
